@@ -1,0 +1,39 @@
+# eo_ingest: PGXS build, regression, pgTAP and Perl TAP suites
+
+EXTENSION = eo_ingest
+MODULE_big = eo_ingest
+DATA = $(wildcard eo_ingest--*.sql)
+OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
+
+PG_CONFIG ?= pg_config
+PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
+SHLIB_LINK = -lrdkafka
+
+REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
+REGRESS_OPTS = --temp-instance=tmp_check --temp-config=$(srcdir)/test/regress.conf --load-extension=eo_ingest
+
+EXTRA_CLEAN = test/producer/eo_producer tmp_check tmp_check_tap results regression.diffs regression.out
+
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+all: test/producer/eo_producer
+
+test/producer/eo_producer: test/producer/eo_producer.c
+	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lrdkafka
+
+PG_BINDIR := $(shell $(PG_CONFIG) --bindir)
+PROVE ?= prove
+
+# pgTAP: catalog shape and privileges, run against a throwaway cluster
+pgtapcheck:
+	PG_BINDIR=$(PG_BINDIR) $(PROVE) -v -I $(pgxsdir)/src/test/perl -I test/perl test/pgtap_runner.pl
+
+# Perl TAP end-to-end tests against a real Kafka broker
+tapcheck: test/producer/eo_producer
+	PG_BINDIR=$(PG_BINDIR) PATH="$(PG_BINDIR):$$PATH" PG_REGRESS=$(pgxsdir)/src/test/regress/pg_regress \
+	$(PROVE) $(PROVE_FLAGS) -I $(pgxsdir)/src/test/perl -I test/perl $(or $(TAP_TESTS_FILES),test/t/*.pl)
+
+check-all: installcheck pgtapcheck tapcheck
+
+.PHONY: pgtapcheck tapcheck check-all
