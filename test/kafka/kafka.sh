@@ -1,0 +1,373 @@
+#!/bin/bash
+# Single-node Apache Kafka (KRaft, broker+controller in one JVM) for the
+# eo_ingest tests and demo.  The jars come from Maven Central via pom.xml and
+# live in a shared, world-readable cache; each broker lives in a directory the
+# caller owns.
+#
+#   kafka.sh fetch
+#   kafka.sh start DIR PORT [EXTRA_PROPERTIES_FILE]
+#   kafka.sh stop DIR | kill DIR | status DIR
+#   kafka.sh restart DIR PORT [EXTRA_PROPERTIES_FILE]
+#   kafka.sh create-topic PORT NAME PARTITIONS [CONFIG=VALUE ...]
+#   kafka.sh add-partitions PORT NAME N
+#   kafka.sh delete-topic PORT NAME
+#   kafka.sh wait-ready PORT [SECONDS]
+#
+# The controller listens on PORT+1.  EXTRA_PROPERTIES_FILE (e.g. listeners for
+# TLS/SASL tests) is appended to server.properties on every start, so later
+# lines override the defaults written here.
+#
+# Environment: EO_KAFKA_CACHE (jar cache, default /var/cache/eo_ingest/kafka),
+# EO_KAFKA_HEAP (default 512m), EO_KAFKA_JVM_OPTS (extra JVM flags),
+# KCAT (default kcat).
+
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE="${EO_KAFKA_CACHE:-/var/cache/eo_ingest/kafka}"
+LIBS="$CACHE/libs"
+KCAT="${KCAT:-kcat}"
+JAVA="${JAVA:-java}"
+
+# Startup dominates test time on small machines: C1 only and the serial
+# collector cut broker start by a third and cost nothing a test can notice.
+JVM_FAST=(-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
+		  -Djava.awt.headless=true -Dfile.encoding=UTF-8)
+
+die() { echo "kafka.sh: $*" >&2; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+jars_present() {
+	compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null &&
+		compgen -G "$LIBS/kafka-tools-[0-9]*.jar" >/dev/null &&
+		compgen -G "$LIBS/log4j-core-*.jar" >/dev/null
+}
+
+cmd_fetch() {
+	mkdir -p "$CACHE" 2>/dev/null || true
+	if [ -w "$CACHE" ] && [ ! -s "$CACHE/tools-log4j2.properties" ]; then
+		write_tools_log4j "$CACHE/tools-log4j2.properties"
+		chmod a+r "$CACHE/tools-log4j2.properties"
+	fi
+	if jars_present; then
+		echo "kafka jars already in $LIBS"
+		return 0
+	fi
+	command -v mvn >/dev/null || die "mvn not found (run scripts/install-deps.sh)"
+	mkdir -p "$CACHE"
+	# Download into a scratch dir and rename, so a half-done fetch is never
+	# mistaken for a complete one.
+	local tmp="$CACHE/libs.tmp.$$"
+	rm -rf "$tmp"
+	mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$tmp"
+	rm -rf "$LIBS"
+	mv "$tmp" "$LIBS"
+	chmod -R a+rX "$CACHE"
+	echo "kafka jars fetched into $LIBS"
+}
+
+need_jars() {
+	jars_present || die "no Kafka jars in $LIBS; run: $0 fetch"
+}
+
+# log4j2 configuration for tool invocations: warnings only, to stderr.
+write_tools_log4j() {
+	cat >"$1" <<'EOF'
+status = error
+appender.err.type = Console
+appender.err.name = STDERR
+appender.err.target = SYSTEM_ERR
+appender.err.layout.type = PatternLayout
+appender.err.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.err.ref = STDERR
+EOF
+}
+
+tools_log4j() {
+	local f="$CACHE/tools-log4j2.properties"
+	if [ ! -r "$f" ]; then
+		f="${TMPDIR:-/tmp}/eo_kafka_tools_log4j2.$(id -u).properties"
+		[ -s "$f" ] || write_tools_log4j "$f"
+	fi
+	echo "$f"
+}
+
+run_tool() {
+	need_jars
+	"$JAVA" -Xmx256m "${JVM_FAST[@]}" \
+		-Dlog4j2.configurationFile="$(tools_log4j)" \
+		-cp "$LIBS/*" "$@"
+}
+
+pid_of() {
+	local dir="$1" pid
+	[ -r "$dir/kafka.pid" ] || return 1
+	pid="$(cat "$dir/kafka.pid")"
+	[ -n "$pid" ] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	# Guard against a recycled pid.
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
+	echo "$pid"
+}
+
+random_cluster_id() {
+	# Kafka's Uuid: 16 random bytes, URL-safe base64, no padding; Kafka
+	# rejects ids that start with '-'.
+	local id
+	while :; do
+		id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+		case "$id" in -*) continue ;; esac
+		echo "$id"
+		return
+	done
+}
+
+write_config() {
+	local dir="$1" port="$2" extra="${3:-}"
+	local cport=$((port + 1))
+	cat >"$dir/server.properties" <<EOF
+# written by test/kafka/kafka.sh; regenerated on every start
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:$cport
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
+inter.broker.listener.name=PLAINTEXT
+controller.listener.names=CONTROLLER
+log.dirs=$dir/data
+num.partitions=1
+default.replication.factor=1
+min.insync.replicas=1
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=4
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+transaction.state.log.num.partitions=4
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+group.initial.rebalance.delay.ms=0
+# a killed broker re-registers only once its old session expires (default 9 s)
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
+auto.create.topics.enable=false
+delete.topic.enable=true
+num.network.threads=2
+num.io.threads=4
+num.recovery.threads.per.data.dir=1
+log.retention.hours=-1
+log.retention.bytes=-1
+EOF
+	if [ -n "$extra" ]; then
+		[ -r "$extra" ] || die "cannot read $extra"
+		{ echo "# from $extra"; cat "$extra"; } >>"$dir/server.properties"
+	fi
+	cat >"$dir/log4j2.properties" <<EOF
+status = error
+appender.out.type = Console
+appender.out.name = STDOUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = info
+rootLogger.appenderRef.out.ref = STDOUT
+logger.clients.name = org.apache.kafka.clients
+logger.clients.level = warn
+logger.statechange.name = state.change.logger
+logger.statechange.level = warn
+logger.request.name = kafka.request.logger
+logger.request.level = warn
+logger.log.name = kafka.log
+logger.log.level = warn
+logger.storage.name = org.apache.kafka.storage
+logger.storage.level = warn
+EOF
+}
+
+port_busy() {
+	(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# Succeeds once the broker returns metadata listing itself.
+broker_answers() {
+	"$KCAT" -b "127.0.0.1:$1" -L -t __eo_probe -m 2 2>/dev/null | grep -q ' 1 brokers:'
+}
+
+cmd_wait_ready() {
+	local port="$1" secs="${2:-60}" pid="${3:-}"
+	local deadline=$(( $(date +%s) + secs ))
+	until broker_answers "$port"; do
+		if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
+			return 2
+		fi
+		[ "$(date +%s)" -lt "$deadline" ] || return 1
+		sleep 0.2
+	done
+}
+
+cmd_start() {
+	[ $# -ge 2 ] || die "usage: start DIR PORT [EXTRA_PROPERTIES_FILE]"
+	local dir="$1" port="$2" extra="${3:-}" t0 pid rc=0
+	need_jars
+	t0="$(now)"
+	mkdir -p "$dir"
+	dir="$(cd "$dir" && pwd)"
+	if pid="$(pid_of "$dir")"; then
+		die "broker in $dir already running (pid $pid)"
+	fi
+	local p
+	for p in "$port" $((port + 1)); do
+		port_busy "$p" && die "port $p on 127.0.0.1 is already in use"
+	done
+	write_config "$dir" "$port" "$extra"
+	if [ ! -f "$dir/data/meta.properties" ]; then
+		mkdir -p "$dir/data"
+		local cid
+		cid="$(random_cluster_id)"
+		echo "$cid" >"$dir/cluster.id"
+		run_tool kafka.tools.StorageTool format --ignore-formatted \
+			-t "$cid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+			{ cat "$dir/format.log" >&2; die "storage format failed in $dir"; }
+	fi
+	# setsid: the broker must not share the caller's terminal signals; it is
+	# stopped explicitly.
+	setsid "$JAVA" -Xms128m -Xmx"${EO_KAFKA_HEAP:-512m}" "${JVM_FAST[@]}" \
+		${EO_KAFKA_JVM_OPTS:-} \
+		-Dlog4j2.configurationFile="$dir/log4j2.properties" \
+		-Dkafka.logs.dir="$dir/logs" \
+		-cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
+		>>"$dir/kafka.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$dir/kafka.pid"
+	cmd_wait_ready "$port" "${EO_KAFKA_START_TIMEOUT:-60}" "$pid" || rc=$?
+	if [ "$rc" -ne 0 ]; then
+		tail -n 40 "$dir/kafka.log" >&2
+		[ "$rc" -eq 2 ] && die "broker in $dir exited during startup"
+		kill -KILL "$pid" 2>/dev/null || true
+		die "broker on port $port not ready after ${EO_KAFKA_START_TIMEOUT:-60}s"
+	fi
+	echo "kafka ready on 127.0.0.1:$port (pid $pid, $(elapsed "$t0")s)"
+}
+
+wait_exit() {
+	local pid="$1" secs="$2" i
+	for ((i = 0; i < secs * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+cmd_stop() {
+	[ $# -ge 1 ] || die "usage: stop DIR"
+	local dir="$1" pid
+	if ! pid="$(pid_of "$dir")"; then
+		rm -f "$dir/kafka.pid"
+		echo "kafka in $dir not running"
+		return 0
+	fi
+	kill -TERM "$pid" 2>/dev/null || true
+	if ! wait_exit "$pid" "${EO_KAFKA_STOP_TIMEOUT:-60}"; then
+		echo "kafka.sh: broker $pid ignored SIGTERM, killing" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_exit "$pid" 10 || die "broker $pid will not die"
+	fi
+	rm -f "$dir/kafka.pid"
+	echo "kafka in $dir stopped"
+}
+
+cmd_kill() {
+	[ $# -ge 1 ] || die "usage: kill DIR"
+	local dir="$1" pid
+	if ! pid="$(pid_of "$dir")"; then
+		rm -f "$dir/kafka.pid"
+		echo "kafka in $dir not running"
+		return 0
+	fi
+	kill -KILL "$pid" 2>/dev/null || true
+	wait_exit "$pid" 10 || die "broker $pid will not die"
+	rm -f "$dir/kafka.pid"
+	echo "kafka in $dir killed"
+}
+
+cmd_status() {
+	local pid
+	if pid="$(pid_of "$1")"; then
+		echo "running (pid $pid)"
+	else
+		echo "not running"
+		return 3
+	fi
+}
+
+# Prints the partition count of a topic as the broker reports it, or nothing.
+partition_count() {
+	"$KCAT" -b "127.0.0.1:$1" -L -t "$2" -m 5 2>/dev/null |
+		awk -v t="\"$2\"" '$1 == "topic" && $2 == t && $0 !~ /Broker:/ { print $4; exit }'
+}
+
+wait_partitions() {
+	local port="$1" topic="$2" want="$3" i
+	for ((i = 0; i < 150; i++)); do
+		[ "$(partition_count "$port" "$topic")" = "$want" ] && return 0
+		sleep 0.2
+	done
+	die "topic $topic does not show $want partitions"
+}
+
+cmd_create_topic() {
+	[ $# -ge 3 ] || die "usage: create-topic PORT NAME PARTITIONS [CONFIG=VALUE ...]"
+	local port="$1" name="$2" parts="$3" c
+	shift 3
+	local cfg=()
+	for c in "$@"; do cfg+=(--config "$c"); done
+	run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" \
+		--create --topic "$name" --partitions "$parts" --replication-factor 1 \
+		${cfg[@]+"${cfg[@]}"} >/dev/null
+	wait_partitions "$port" "$name" "$parts"
+	echo "created topic $name with $parts partitions"
+}
+
+cmd_add_partitions() {
+	[ $# -eq 3 ] || die "usage: add-partitions PORT NAME N"
+	local port="$1" name="$2" n="$3"
+	run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" \
+		--alter --topic "$name" --partitions "$n" >/dev/null
+	wait_partitions "$port" "$name" "$n"
+	echo "topic $name now has $n partitions"
+}
+
+cmd_delete_topic() {
+	[ $# -eq 2 ] || die "usage: delete-topic PORT NAME"
+	local port="$1" name="$2" i
+	run_tool org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$port" \
+		--delete --topic "$name" >/dev/null
+	for ((i = 0; i < 150; i++)); do
+		[ -z "$(partition_count "$port" "$name")" ] && { echo "deleted topic $name"; return 0; }
+		sleep 0.2
+	done
+	die "topic $name still listed after delete"
+}
+
+sub="${1:-}"
+[ -n "$sub" ] || die "usage: kafka.sh fetch|start|stop|kill|restart|status|create-topic|add-partitions|delete-topic|wait-ready ..."
+shift
+case "$sub" in
+	fetch) cmd_fetch ;;
+	start) cmd_start "$@" ;;
+	stop) cmd_stop "$@" ;;
+	kill) cmd_kill "$@" ;;
+	restart)
+		[ $# -ge 2 ] || die "usage: restart DIR PORT [EXTRA_PROPERTIES_FILE]"
+		cmd_stop "$1"
+		cmd_start "$@"
+		;;
+	status) cmd_status "$@" ;;
+	wait-ready) cmd_wait_ready "$@" ;;
+	create-topic) cmd_create_topic "$@" ;;
+	add-partitions) cmd_add_partitions "$@" ;;
+	delete-topic) cmd_delete_topic "$@" ;;
+	*) die "unknown subcommand $sub" ;;
+esac
