@@ -38,10 +38,15 @@ die() { echo "kafka.sh: $*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 
+pom_sum() {
+	sha256sum "$HERE/pom.xml" | cut -d' ' -f1
+}
+
+# The stamp records which pom.xml filled the cache, so changing the Kafka
+# version in the POM refetches.
 jars_present() {
-	compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null &&
-		compgen -G "$LIBS/kafka-tools-[0-9]*.jar" >/dev/null &&
-		compgen -G "$LIBS/log4j-core-*.jar" >/dev/null
+	[ -r "$LIBS/.pom.sha256" ] && [ "$(cat "$LIBS/.pom.sha256")" = "$(pom_sum)" ] &&
+		compgen -G "$LIBS/kafka_2.13-*.jar" >/dev/null
 }
 
 cmd_fetch() {
@@ -60,8 +65,9 @@ cmd_fetch() {
 	# mistaken for a complete one.
 	local tmp="$CACHE/libs.tmp.$$"
 	rm -rf "$tmp"
-	mvn -q -B -f "$HERE/pom.xml" dependency:copy-dependencies \
+	mvn -q -B -Dstyle.color=never -f "$HERE/pom.xml" dependency:copy-dependencies \
 		-DincludeScope=runtime -DoutputDirectory="$tmp"
+	pom_sum >"$tmp/.pom.sha256"
 	rm -rf "$LIBS"
 	mv "$tmp" "$LIBS"
 	chmod -R a+rX "$CACHE"
