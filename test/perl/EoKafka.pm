@@ -1,0 +1,391 @@
+
+# A throwaway single-node Apache Kafka broker for eo_ingest's Perl TAP tests,
+# in the spirit of PostgreSQL::Test::Cluster.  It drives test/kafka/kafka.sh
+# and the project's test producer, and reads topics back with kcat.
+#
+#   my $kafka = EoKafka->new;            # or EoKafka->new(port => 29092)
+#   $kafka->start;
+#   $kafka->create_topic('orders', 3);
+#   my $manifest = $kafka->produce(topic => 'orders', count => 300, headers => 1);
+#   my $msgs = $kafka->kcat_consume('orders');
+#   $kafka->restart; $kafka->kill9; $kafka->stop;
+#
+# Every broker started here is stopped when its object goes away or the test
+# ends, so a failing test never leaves a JVM behind.
+
+package EoKafka;
+
+use strict;
+use warnings;
+
+use Carp;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Temp ();
+use IO::Socket::INET;
+use IPC::Run ();
+use Scalar::Util qw(weaken);
+
+our $ROOT = abs_path(dirname(__FILE__) . '/../..');
+our $KAFKA_SH = "$ROOT/test/kafka/kafka.sh";
+our $PRODUCER = $ENV{EO_PRODUCER} // "$ROOT/test/producer/eo_producer";
+our $KCAT = $ENV{KCAT} // 'kcat';
+
+# Seconds allowed for one kafka.sh call, producer run or kcat read.
+our $TIMEOUT = $ENV{EO_KAFKA_TIMEOUT} // 180;
+
+my @live;	# weak references to every broker object, for END
+
+sub _log
+{
+	my $msg = join('', @_);
+	chomp $msg;
+	# Test::More may not be loaded (e.g. the demo script).
+	if (Test::More->can('note')) { Test::More::note($msg); }
+	else { print STDERR "$msg\n"; }
+}
+
+sub _base_dir
+{
+	no warnings 'once';
+	if (defined $PostgreSQL::Test::Utils::tmp_check
+		&& -d $PostgreSQL::Test::Utils::tmp_check)
+	{
+		return (abs_path($PostgreSQL::Test::Utils::tmp_check), 0);
+	}
+	return (File::Temp::tempdir('eo_kafka_XXXX', TMPDIR => 1, CLEANUP => 1), 1);
+}
+
+sub _port_free
+{
+	my $port = shift;
+	my $s = IO::Socket::INET->new(
+		LocalAddr => '127.0.0.1',
+		LocalPort => $port,
+		Proto => 'tcp',
+		Listen => 1,
+		ReuseAddr => 1);
+	return 0 unless $s;
+	close $s;
+	return 1;
+}
+
+# A port P with P and P+1 (the controller) both free.  Random, so that
+# concurrent test runs on one machine rarely collide; start() retries anyway.
+sub _pick_port
+{
+	for (1 .. 200)
+	{
+		my $p = 20000 + 2 * int(rand(10000));
+		return $p if _port_free($p) && _port_free($p + 1);
+	}
+	croak 'no free port pair found';
+}
+
+sub new
+{
+	my ($class, %args) = @_;
+	my ($base) = _base_dir();
+	my $name = $args{name} // 'kafka';
+	my $dir = $args{dir}
+	  // File::Temp::tempdir("${name}_XXXX", DIR => $base, CLEANUP => 0);
+	my $self = bless {
+		name => $name,
+		dir => $dir,
+		port => $args{port} // _pick_port(),
+		fixed_port => defined $args{port},
+		extra_config => $args{extra_config},
+		owner_pid => $$,
+		seq => 0,
+	}, $class;
+	push @live, $self;
+	weaken($live[-1]);
+	return $self;
+}
+
+sub port { return $_[0]->{port} }
+sub dir { return $_[0]->{dir} }
+sub brokers { return '127.0.0.1:' . $_[0]->{port} }
+
+sub pid
+{
+	my $self = shift;
+	open(my $fh, '<', "$self->{dir}/kafka.pid") or return undef;
+	my $pid = <$fh>;
+	close $fh;
+	chomp $pid if defined $pid;
+	return $pid;
+}
+
+sub is_running
+{
+	my $self = shift;
+	return _sh_ok('status', $self->{dir});
+}
+
+# Runs kafka.sh; returns (ok, combined output).
+sub _sh
+{
+	my @args = @_;
+	my $out = '';
+	my $ok = eval {
+		IPC::Run::run([ $KAFKA_SH, @args ], '<', \undef, '>&', \$out,
+			IPC::Run::timeout($TIMEOUT));
+	};
+	$out .= "\n$@" if $@;
+	return ($ok ? 1 : 0, $out);
+}
+
+sub _sh_ok
+{
+	my ($ok) = _sh(@_);
+	return $ok;
+}
+
+sub _sh_or_die
+{
+	my ($ok, $out) = _sh(@_);
+	croak "kafka.sh @_ failed:\n$out" unless $ok;
+	_log($out);
+	return $out;
+}
+
+sub _extra
+{
+	my $self = shift;
+	return defined $self->{extra_config} ? ($self->{extra_config}) : ();
+}
+
+sub start
+{
+	my $self = shift;
+	for my $try (1 .. 5)
+	{
+		my ($ok, $out) =
+		  _sh('start', $self->{dir}, $self->{port}, $self->_extra);
+		if ($ok)
+		{
+			_log($out);
+			$self->{running} = 1;
+			return 1;
+		}
+		# Someone took the port between the pick and the start: pick another
+		# unless the caller chose it.  Only before the broker was ever
+		# formatted is a new port harmless, so do it then only.
+		if ($out =~ /already in use/ && !$self->{fixed_port}
+			&& !-e "$self->{dir}/data/meta.properties")
+		{
+			$self->{port} = _pick_port();
+			next;
+		}
+		croak "kafka start failed:\n$out";
+	}
+	croak 'kafka start failed: no free port';
+}
+
+sub stop
+{
+	my $self = shift;
+	_sh_or_die('stop', $self->{dir});
+	$self->{running} = 0;
+	return 1;
+}
+
+sub kill9
+{
+	my $self = shift;
+	_sh_or_die('kill', $self->{dir});
+	$self->{running} = 0;
+	return 1;
+}
+
+sub restart
+{
+	my $self = shift;
+	$self->stop;
+	return $self->start;
+}
+
+sub create_topic
+{
+	my ($self, $topic, $partitions, %config) = @_;
+	$partitions //= 1;
+	_sh_or_die('create-topic', $self->{port}, $topic, $partitions,
+		map { "$_=$config{$_}" } sort keys %config);
+	return 1;
+}
+
+sub add_partitions
+{
+	my ($self, $topic, $n) = @_;
+	_sh_or_die('add-partitions', $self->{port}, $topic, $n);
+	return 1;
+}
+
+sub delete_topic
+{
+	my ($self, $topic) = @_;
+	_sh_or_die('delete-topic', $self->{port}, $topic);
+	return 1;
+}
+
+# Runs test/producer/eo_producer against this broker and returns its manifest
+# as an array ref of hashes {partition, offset, event_id, status, key, value
+# [, send_us]}, in manifest order.  Options map to the CLI flags:
+#   topic, count, start_id, salt, partition, dup_ratio, seed, format,
+#   bad_every, headers, timestamp_base, rate, idempotent, transactional,
+#   txn_size, abort_every, create_topic, properties => { prop => value },
+#   args => [ extra raw flags ].
+sub produce
+{
+	my ($self, %a) = @_;
+	croak 'produce: topic required' unless defined $a{topic};
+	croak "producer $PRODUCER not built (make test/producer/eo_producer)"
+	  unless -x $PRODUCER;
+
+	my $manifest = sprintf('%s/manifest_%d_%s.tsv',
+		$self->{dir}, ++$self->{seq}, $a{topic} =~ s/[^\w.-]/_/gr);
+	my @cmd = ($PRODUCER, '-b', $self->brokers, '-t', $a{topic},
+		'--manifest', $manifest);
+	push @cmd, '-n', $a{count} if defined $a{count};
+
+	my %valued = (
+		start_id => '--start-id',
+		salt => '--salt',
+		partition => '--partition',
+		dup_ratio => '--dup-ratio',
+		seed => '--seed',
+		format => '--format',
+		bad_every => '--bad-every',
+		timestamp_base => '--timestamp-base',
+		rate => '--rate',
+		transactional => '--transactional',
+		txn_size => '--txn-size',
+		abort_every => '--abort-every',
+		create_topic => '--create-topic');
+	for my $k (sort keys %valued)
+	{
+		push @cmd, $valued{$k}, $a{$k} if defined $a{$k};
+	}
+	push @cmd, '--headers' if $a{headers};
+	push @cmd, '--idempotent' if $a{idempotent};
+	for my $p (sort keys %{ $a{properties} // {} })
+	{
+		push @cmd, '-X', "$p=$a{properties}{$p}";
+	}
+	push @cmd, @{ $a{args} } if $a{args};
+
+	my ($out, $err) = ('', '');
+	my $ok = eval {
+		IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
+			IPC::Run::timeout($a{timeout} // $TIMEOUT));
+	};
+	croak "eo_producer failed (@cmd):\n$err$out" . ($@ // '') unless $ok;
+	_log($err) if $err ne '';
+	return read_manifest($manifest);
+}
+
+# The producer escapes tab, newline, carriage return and backslash in keys and
+# values.
+my %UNESCAPE = (t => "\t", n => "\n", r => "\r", '\\' => '\\');
+
+sub _unescape
+{
+	my $s = shift;
+	$s =~ s/\\([tnr\\])/$UNESCAPE{$1}/g;
+	return $s;
+}
+
+sub read_manifest
+{
+	my $file = shift;
+	my @rows;
+	open(my $fh, '<', $file) or croak "cannot open manifest $file: $!";
+	while (my $line = <$fh>)
+	{
+		chomp $line;
+		next if $line eq '';
+		my @f = split(/\t/, $line, -1);
+		croak "bad manifest line in $file: $line" if @f < 6;
+		my %r;
+		@r{qw(partition offset event_id status key value)} = @f[ 0 .. 5 ];
+		$r{$_} = _unescape($r{$_}) for qw(key value);
+		$r{send_us} = $f[6] if @f > 6;
+		push @rows, \%r;
+	}
+	close $fh;
+	return \@rows;
+}
+
+# Reads a topic back with kcat (read_committed, from the beginning, until the
+# end of the partitions).  $partition undef = all partitions; $count undef =
+# everything.  Returns an array ref of hashes {partition, offset, timestamp,
+# key, value, headers} in kcat's order (per partition ascending offsets);
+# key/value are undef for NULL, headers is kcat's "n=v,n=v" text.
+sub kcat_consume
+{
+	my ($self, $topic, $partition, $count, %opt) = @_;
+	my @cmd = ($KCAT, '-C', '-b', $self->brokers, '-t', $topic,
+		'-o', $opt{offset} // 'beginning', '-e', '-q',
+		'-X', 'isolation.level=' . ($opt{isolation} // 'read_committed'),
+		'-f', "%p %o %T %K %S\n%k%s\n%h\n");
+	push @cmd, '-p', $partition if defined $partition;
+	push @cmd, '-c', $count if defined $count;
+
+	my ($out, $err) = ('', '');
+	my $ok = eval {
+		IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
+			IPC::Run::timeout($opt{timeout} // $TIMEOUT));
+	};
+	croak "kcat failed (@cmd):\n$err" . ($@ // '') unless $ok;
+
+	my @msgs;
+	my $pos = 0;
+	while ($pos < length $out)
+	{
+		my $nl = index($out, "\n", $pos);
+		croak "kcat output truncated at $pos" if $nl < 0;
+		my ($p, $o, $ts, $kl, $vl) =
+		  split / /, substr($out, $pos, $nl - $pos);
+		croak 'kcat output unparsable: ' . substr($out, $pos, 80)
+		  unless defined $vl;
+		$pos = $nl + 1;
+		my %m = (partition => $p, offset => $o, timestamp => $ts);
+		if ($kl >= 0) { $m{key} = substr($out, $pos, $kl); $pos += $kl; }
+		if ($vl >= 0) { $m{value} = substr($out, $pos, $vl); $pos += $vl; }
+		croak "kcat output misaligned at $pos" if substr($out, $pos, 1) ne "\n";
+		$pos++;
+		$nl = index($out, "\n", $pos);
+		croak "kcat output truncated at $pos" if $nl < 0;
+		$m{headers} = substr($out, $pos, $nl - $pos);
+		$pos = $nl + 1;
+		push @msgs, \%m;
+	}
+	return \@msgs;
+}
+
+sub teardown
+{
+	my $self = shift;
+	return if !$self->{running} || $self->{owner_pid} != $$;
+	_sh('stop', $self->{dir});
+	$self->{running} = 0;
+}
+
+sub DESTROY
+{
+	my $self = shift;
+	local ($?, $@, $!);
+	$self->teardown;
+}
+
+END
+{
+	local ($?, $@, $!);
+	for my $k (@live)
+	{
+		$k->teardown if defined $k;
+	}
+}
+
+1;
