@@ -12,6 +12,7 @@
 #   kafka.sh add-partitions PORT NAME N
 #   kafka.sh delete-topic PORT NAME
 #   kafka.sh wait-ready PORT [SECONDS]
+#   kafka.sh wait-topic PORT NAME PARTITIONS   (until metadata shows them)
 #
 # The controller listens on PORT+1.  EXTRA_PROPERTIES_FILE (e.g. listeners for
 # TLS/SASL tests) is appended to server.properties on every start, so later
@@ -372,6 +373,10 @@ case "$sub" in
 		;;
 	status) cmd_status "$@" ;;
 	wait-ready) cmd_wait_ready "$@" ;;
+	wait-topic)
+		[ $# -eq 3 ] || die "usage: wait-topic PORT NAME PARTITIONS"
+		wait_partitions "$@"
+		;;
 	create-topic) cmd_create_topic "$@" ;;
 	add-partitions) cmd_add_partitions "$@" ;;
 	delete-topic) cmd_delete_topic "$@" ;;

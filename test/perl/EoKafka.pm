@@ -206,10 +206,32 @@ sub restart
 	return $self->start;
 }
 
+# Topic administration goes through the test producer's Admin API when it is
+# built (milliseconds), else through Kafka's TopicCommand (a JVM start).
+sub _producer_admin
+{
+	my ($self, @args) = @_;
+	return 0 unless -x $PRODUCER;
+	my ($out, $err) = ('', '');
+	my $ok = eval {
+		IPC::Run::run([ $PRODUCER, '-b', $self->brokers, @args ],
+			'<', \undef, '>', \$out, '2>', \$err,
+			IPC::Run::timeout($TIMEOUT));
+	};
+	croak "eo_producer @args failed:\n$err$out" . ($@ // '') unless $ok;
+	return 1;
+}
+
 sub create_topic
 {
 	my ($self, $topic, $partitions, %config) = @_;
 	$partitions //= 1;
+	if (!%config
+		&& $self->_producer_admin('-t', $topic, '--create-topic', $partitions))
+	{
+		_sh_or_die('wait-topic', $self->{port}, $topic, $partitions);
+		return 1;
+	}
 	_sh_or_die('create-topic', $self->{port}, $topic, $partitions,
 		map { "$_=$config{$_}" } sort keys %config);
 	return 1;
@@ -218,6 +240,11 @@ sub create_topic
 sub add_partitions
 {
 	my ($self, $topic, $n) = @_;
+	if ($self->_producer_admin('-t', $topic, '--add-partitions', $n))
+	{
+		_sh_or_die('wait-topic', $self->{port}, $topic, $n);
+		return 1;
+	}
 	_sh_or_die('add-partitions', $self->{port}, $topic, $n);
 	return 1;
 }
