@@ -11,12 +11,18 @@
 #   kafka.sh create-topic PORT NAME PARTITIONS [CONFIG=VALUE ...]
 #   kafka.sh add-partitions PORT NAME N
 #   kafka.sh delete-topic PORT NAME
+#   kafka.sh add-scram-user PORT NAME PASSWORD [SCRAM-SHA-256|SCRAM-SHA-512]
 #   kafka.sh wait-ready PORT [SECONDS]
 #   kafka.sh wait-topic PORT NAME PARTITIONS   (until metadata shows them)
 #
-# The controller listens on PORT+1.  EXTRA_PROPERTIES_FILE (e.g. listeners for
-# TLS/SASL tests) is appended to server.properties on every start, so later
-# lines override the defaults written here.
+# The controller listens on PORT+1.  PLAINTEXT on PORT always stays (the
+# harness and inter-broker traffic use it); TLS/SASL tests add listeners with
+# EO_KAFKA_EXTRA_LISTENERS="SASL_PLAINTEXT://127.0.0.1:N,SSL://127.0.0.1:M" and
+# put their settings (JAAS, keystores, sasl.enabled.mechanisms, ...) in
+# EXTRA_PROPERTIES_FILE, which is appended to server.properties on every start
+# (later lines override the defaults written here).  DIR/format-args, if
+# present, holds extra arguments for the storage format on first start, one a
+# line (e.g. --add-scram and SCRAM-SHA-256=[name=alice,password=secret]).
 #
 # Environment: EO_KAFKA_CACHE (jar cache, default /var/cache/eo_ingest/kafka),
 # EO_KAFKA_HEAP (default 512m), EO_KAFKA_JVM_OPTS (extra JVM flags),
@@ -52,9 +58,9 @@ jars_present() {
 
 cmd_fetch() {
 	mkdir -p "$CACHE" 2>/dev/null || true
-	if [ -w "$CACHE" ] && [ ! -s "$CACHE/tools-log4j2.properties" ]; then
+	if [ -w "$CACHE" ] && [ ! -s "$CACHE/tools-log4j2-log4j1.properties" ]; then
 		write_tools_log4j "$CACHE/tools-log4j2.properties"
-		chmod a+r "$CACHE/tools-log4j2.properties"
+		chmod a+r "$CACHE"/tools-log4j2*.properties
 	fi
 	if jars_present; then
 		echo "kafka jars already in $LIBS"
@@ -91,21 +97,32 @@ appender.err.layout.pattern = [%d] %p %m (%c)%n
 rootLogger.level = warn
 rootLogger.appenderRef.err.ref = STDERR
 EOF
+	cat >"${1%.properties}-log4j1.properties" <<'EOF'
+log4j.rootLogger=WARN, stderr
+log4j.appender.stderr=org.apache.log4j.ConsoleAppender
+log4j.appender.stderr.Target=System.err
+log4j.appender.stderr.layout=org.apache.log4j.PatternLayout
+log4j.appender.stderr.layout.ConversionPattern=[%d] %p %m (%c)%n
+EOF
 }
 
 tools_log4j() {
 	local f="$CACHE/tools-log4j2.properties"
-	if [ ! -r "$f" ]; then
+	if [ ! -r "${f%.properties}-log4j1.properties" ]; then
 		f="${TMPDIR:-/tmp}/eo_kafka_tools_log4j2.$(id -u).properties"
-		[ -s "$f" ] || write_tools_log4j "$f"
+		[ -s "${f%.properties}-log4j1.properties" ] || write_tools_log4j "$f"
 	fi
 	echo "$f"
 }
 
 run_tool() {
 	need_jars
+	local l2
+	l2="$(tools_log4j)"
+	# Kafka 3.x logs through log4j 1 (reload4j), 4.x through log4j2.
 	"$JAVA" -Xmx256m "${JVM_FAST[@]}" \
-		-Dlog4j2.configurationFile="$(tools_log4j)" \
+		-Dlog4j2.configurationFile="$l2" \
+		-Dlog4j.configuration="file:${l2%.properties}-log4j1.properties" \
 		-cp "$LIBS/*" "$@"
 }
 
@@ -140,8 +157,8 @@ write_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$cport
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$cport${EO_KAFKA_EXTRA_LISTENERS:+,$EO_KAFKA_EXTRA_LISTENERS}
+advertised.listeners=PLAINTEXT://127.0.0.1:$port${EO_KAFKA_EXTRA_LISTENERS:+,$EO_KAFKA_EXTRA_LISTENERS}
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SSL:SSL,SASL_PLAINTEXT:SASL_PLAINTEXT,SASL_SSL:SASL_SSL
 inter.broker.listener.name=PLAINTEXT
 controller.listener.names=CONTROLLER
@@ -154,8 +171,6 @@ offsets.topic.num.partitions=4
 transaction.state.log.replication.factor=1
 transaction.state.log.min.isr=1
 transaction.state.log.num.partitions=4
-share.coordinator.state.topic.replication.factor=1
-share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 # a killed broker re-registers only once its old session expires (default 9 s)
 broker.session.timeout.ms=3000
@@ -190,6 +205,18 @@ logger.log.name = kafka.log
 logger.log.level = warn
 logger.storage.name = org.apache.kafka.storage
 logger.storage.level = warn
+EOF
+	cat >"$dir/log4j.properties" <<EOF
+log4j.rootLogger=INFO, stdout
+log4j.appender.stdout=org.apache.log4j.ConsoleAppender
+log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
+log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.org.apache.kafka.clients=WARN
+log4j.logger.state.change.logger=WARN
+log4j.logger.kafka.request.logger=WARN
+log4j.logger.kafka.log=WARN
+log4j.logger.org.apache.kafka.storage=WARN
+log4j.logger.org.apache.zookeeper=WARN
 EOF
 }
 
@@ -234,8 +261,13 @@ cmd_start() {
 		local cid
 		cid="$(random_cluster_id)"
 		echo "$cid" >"$dir/cluster.id"
+		local fargs=()
+		if [ -r "$dir/format-args" ]; then
+			mapfile -t fargs <"$dir/format-args"
+		fi
 		run_tool kafka.tools.StorageTool format --ignore-formatted \
-			-t "$cid" -c "$dir/server.properties" >"$dir/format.log" 2>&1 ||
+			-t "$cid" -c "$dir/server.properties" ${fargs[@]+"${fargs[@]}"} \
+			>"$dir/format.log" 2>&1 ||
 			{ cat "$dir/format.log" >&2; die "storage format failed in $dir"; }
 	fi
 	# setsid: the broker must not share the caller's terminal signals; it is
@@ -243,6 +275,7 @@ cmd_start() {
 	setsid "$JAVA" -Xms128m -Xmx"${EO_KAFKA_HEAP:-512m}" "${JVM_FAST[@]}" \
 		${EO_KAFKA_JVM_OPTS:-} \
 		-Dlog4j2.configurationFile="$dir/log4j2.properties" \
+		-Dlog4j.configuration="file:$dir/log4j.properties" \
 		-Dkafka.logs.dir="$dir/logs" \
 		-cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
 		>>"$dir/kafka.log" 2>&1 </dev/null &
@@ -358,6 +391,15 @@ cmd_delete_topic() {
 	die "topic $name still listed after delete"
 }
 
+cmd_add_scram_user() {
+	[ $# -ge 3 ] || die "usage: add-scram-user PORT NAME PASSWORD [SCRAM-SHA-256|SCRAM-SHA-512]"
+	local port="$1" name="$2" password="$3" mech="${4:-SCRAM-SHA-256}"
+	run_tool kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$port" \
+		--alter --entity-type users --entity-name "$name" \
+		--add-config "$mech=[iterations=4096,password=$password]" >/dev/null
+	echo "added $mech user $name"
+}
+
 sub="${1:-}"
 [ -n "$sub" ] || die "usage: kafka.sh fetch|start|stop|kill|restart|status|create-topic|add-partitions|delete-topic|wait-ready ..."
 shift
@@ -380,5 +422,6 @@ case "$sub" in
 	create-topic) cmd_create_topic "$@" ;;
 	add-partitions) cmd_add_partitions "$@" ;;
 	delete-topic) cmd_delete_topic "$@" ;;
+	add-scram-user) cmd_add_scram_user "$@" ;;
 	*) die "unknown subcommand $sub" ;;
 esac

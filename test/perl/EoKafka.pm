@@ -10,6 +10,11 @@
 #   my $msgs = $kafka->kcat_consume('orders');
 #   $kafka->restart; $kafka->kill9; $kafka->stop;
 #
+# new() also takes: port, name, dir, extra_listeners (e.g.
+# 'SASL_PLAINTEXT://127.0.0.1:29094'), extra_config (a properties file or a
+# hash of broker properties appended to server.properties) and format_args
+# (array ref of extra storage-format arguments, e.g. for --add-scram).
+#
 # Every broker started here is stopped when its object goes away or the test
 # ends, so a failing test never leaves a JVM behind.
 
@@ -95,11 +100,28 @@ sub new
 		port => $args{port} // _pick_port(),
 		fixed_port => defined $args{port},
 		extra_config => $args{extra_config},
+		extra_listeners => $args{extra_listeners},
 		owner_pid => $$,
 		seq => 0,
 	}, $class;
 	push @live, $self;
 	weaken($live[-1]);
+
+	if (ref $self->{extra_config} eq 'HASH')
+	{
+		my $file = "$dir/extra.properties";
+		open(my $fh, '>', $file) or croak "cannot write $file: $!";
+		print $fh "$_=$self->{extra_config}{$_}\n"
+		  for sort keys %{ $self->{extra_config} };
+		close $fh;
+		$self->{extra_config} = $file;
+	}
+	if ($args{format_args})
+	{
+		open(my $fh, '>', "$dir/format-args") or croak "cannot write format-args: $!";
+		print $fh "$_\n" for @{ $args{format_args} };
+		close $fh;
+	}
 	return $self;
 }
 
@@ -159,6 +181,8 @@ sub _extra
 sub start
 {
 	my $self = shift;
+	local $ENV{EO_KAFKA_EXTRA_LISTENERS} = $self->{extra_listeners}
+	  if defined $self->{extra_listeners};
 	for my $try (1 .. 5)
 	{
 		my ($ok, $out) =
@@ -247,6 +271,25 @@ sub add_partitions
 	}
 	_sh_or_die('add-partitions', $self->{port}, $topic, $n);
 	return 1;
+}
+
+sub add_scram_user
+{
+	my ($self, $name, $password, $mechanism) = @_;
+	_sh_or_die('add-scram-user', $self->{port}, $name, $password,
+		$mechanism // 'SCRAM-SHA-256');
+	return 1;
+}
+
+# A free TCP port on 127.0.0.1, e.g. for an extra SASL or TLS listener.
+sub free_port
+{
+	for (1 .. 200)
+	{
+		my $p = 20000 + int(rand(20000));
+		return $p if _port_free($p);
+	}
+	croak 'no free port found';
 }
 
 sub delete_topic
@@ -358,6 +401,12 @@ sub kcat_consume
 		'-f', "%p %o %T %K %S\n%k%s\n%h\n");
 	push @cmd, '-p', $partition if defined $partition;
 	push @cmd, '-c', $count if defined $count;
+	# -X prop=value pairs, e.g. for SASL: brokers => '127.0.0.1:N' overrides.
+	$cmd[3] = $opt{brokers} if defined $opt{brokers};
+	for my $p (sort keys %{ $opt{properties} // {} })
+	{
+		push @cmd, '-X', "$p=$opt{properties}{$p}";
+	}
 
 	my ($out, $err) = ('', '');
 	my $ok = eval {
