@@ -21,6 +21,12 @@ SUITES=(${EO_SUITES:-installcheck pgtapcheck tapcheck})
 T_START=$(date +%s)
 
 step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - T_START )); }
+build_failed() {
+	step "summary"
+	echo "FAIL  build; no suite ran"
+	echo "suites: 0 passed, ${#SUITES[@]} failed"
+	exit 1
+}
 
 if [ "$(id -u)" -eq 0 ]; then
 	step "installing dependencies"
@@ -56,16 +62,16 @@ if [ "$(id -u)" -eq 0 ]; then
 	}
 
 	step "building as $TEST_USER"
-	as_user make -C "$DIR" -j2 PG_CONFIG="$PG_CONFIG"
+	as_user make -C "$DIR" -j2 PG_CONFIG="$PG_CONFIG" || build_failed
 
 	step "installing as root"
-	make -C "$DIR" PG_CONFIG="$PG_CONFIG" install
+	make -C "$DIR" PG_CONFIG="$PG_CONFIG" install || build_failed
 else
 	DIR="$SRC"
 	as_user() { env PATH="/usr/lib/postgresql/15/bin:$PATH" "$@"; }
 
 	step "building in place (not root: dependencies assumed installed)"
-	make -C "$DIR" -j2 PG_CONFIG="$PG_CONFIG"
+	make -C "$DIR" -j2 PG_CONFIG="$PG_CONFIG" || build_failed
 	if [ -w "$("$PG_CONFIG" --pkglibdir)" ] && [ -w "$("$PG_CONFIG" --sharedir)/extension" ]; then
 		make -C "$DIR" PG_CONFIG="$PG_CONFIG" install
 	else
