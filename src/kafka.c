@@ -1,0 +1,366 @@
+/*
+ * kafka.c
+ *		librdkafka configuration, metadata and offset look-ups, and the SQL
+ *		functions that check options and query offsets.
+ *
+ * Nothing here raises an error while a librdkafka handle is alive without
+ * destroying it first; the worker gets error strings, not ereports, so that
+ * it can report "retrying" and keep its handle.
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/timestamp.h"
+
+#include "eo_ingest.h"
+#include "kafka.h"
+
+PG_FUNCTION_INFO_V1(eo_ingest_check_kafka_options);
+PG_FUNCTION_INFO_V1(eo_ingest_query_offsets);
+
+bool
+eo_kafka_secret_key(const char *key)
+{
+	size_t		len = strlen(key);
+
+	if (len >= 8 && pg_strcasecmp(key + len - 8, "password") == 0)
+		return true;
+	if (len >= 6 && pg_strcasecmp(key + len - 6, "secret") == 0)
+		return true;
+	return pg_strcasecmp(key, "sasl.oauthbearer.config") == 0 ||
+		pg_strcasecmp(key, "ssl.key.pem") == 0;
+}
+
+static char *
+eo_jsonb_scalar_text(JsonbValue *v)
+{
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		default:
+			return NULL;
+	}
+}
+
+static bool
+eo_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+			char *err, size_t errlen)
+{
+	char		rkerr[512];
+
+	if (rd_kafka_conf_set(conf, key, value, rkerr, sizeof(rkerr)) != RD_KAFKA_CONF_OK)
+	{
+		if (eo_kafka_secret_key(key))
+			snprintf(err, errlen, "invalid value for Kafka property \"%s\"", key);
+		else
+			snprintf(err, errlen, "%s", rkerr);
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Build a consumer configuration: the user's options first, then the
+ * settings exactly-once depends on, which the user may not override.
+ * Returns NULL and fills err on failure.
+ */
+rd_kafka_conf_t *
+eo_kafka_conf(const char *brokers, Jsonb *options, const char *group_id,
+			  char *err, size_t errlen)
+{
+	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	char		queue_kb[32];
+	bool		queue_set = false;
+
+	if (options != NULL && JB_ROOT_IS_OBJECT(options))
+	{
+		JsonbIterator *it = JsonbIteratorInit(&options->root);
+		JsonbValue	v;
+		JsonbIteratorToken tok;
+		char	   *key = NULL;
+
+		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+		{
+			if (tok == WJB_KEY)
+				key = pnstrdup(v.val.string.val, v.val.string.len);
+			else if (tok == WJB_VALUE && key != NULL)
+			{
+				char	   *value = eo_jsonb_scalar_text(&v);
+
+				if (value == NULL)
+				{
+					snprintf(err, errlen, "Kafka property \"%s\" must be a string, number or boolean", key);
+					rd_kafka_conf_destroy(conf);
+					return NULL;
+				}
+				if (!eo_conf_set(conf, key, value, err, errlen))
+				{
+					rd_kafka_conf_destroy(conf);
+					return NULL;
+				}
+				if (strcmp(key, "queued.max.messages.kbytes") == 0)
+					queue_set = true;
+			}
+		}
+	}
+
+	snprintf(queue_kb, sizeof(queue_kb), "%d", eo_queue_kbytes);
+	if ((brokers != NULL && !eo_conf_set(conf, "bootstrap.servers", brokers, err, errlen)) ||
+		!eo_conf_set(conf, "group.id", group_id, err, errlen) ||
+		!eo_conf_set(conf, "enable.auto.commit", "false", err, errlen) ||
+		!eo_conf_set(conf, "enable.auto.offset.store", "false", err, errlen) ||
+		!eo_conf_set(conf, "isolation.level", "read_committed", err, errlen) ||
+		!eo_conf_set(conf, "auto.offset.reset", "error", err, errlen) ||
+		!eo_conf_set(conf, "enable.partition.eof", "false", err, errlen) ||
+		(!queue_set && !eo_conf_set(conf, "queued.max.messages.kbytes", queue_kb, err, errlen)))
+	{
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	return conf;
+}
+
+/* Consumes conf in every case. */
+rd_kafka_t *
+eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen)
+{
+	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+
+	if (rk == NULL)
+	{
+		rd_kafka_conf_destroy(conf);
+		return NULL;
+	}
+	rd_kafka_poll_set_consumer(rk);
+	return rk;
+}
+
+/* The topic's partitions, sorted; -1 and err on failure. */
+int
+eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
+					char *err, size_t errlen)
+{
+	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
+	const struct rd_kafka_metadata *md = NULL;
+	rd_kafka_resp_err_t rc;
+	int			n = -1;
+
+	if (rkt == NULL)
+	{
+		snprintf(err, errlen, "could not create topic handle: %s",
+				 rd_kafka_err2str(rd_kafka_last_error()));
+		return -1;
+	}
+	rc = rd_kafka_metadata(rk, 0, rkt, &md, EO_KAFKA_TIMEOUT_MS);
+	if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+		snprintf(err, errlen, "could not read metadata of topic \"%s\": %s",
+				 topic, rd_kafka_err2str(rc));
+	else if (md->topic_cnt != 1 || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR)
+		snprintf(err, errlen, "topic \"%s\" is not available: %s", topic,
+				 md->topic_cnt == 1 ? rd_kafka_err2str(md->topics[0].err) : "no metadata");
+	else
+	{
+		const rd_kafka_metadata_topic_t *t = &md->topics[0];
+
+		n = t->partition_cnt;
+		*partitions = palloc(sizeof(int32) * Max(n, 1));
+		for (int i = 0; i < n; i++)
+			(*partitions)[i] = t->partitions[i].id;
+		/* metadata order is not guaranteed */
+		for (int i = 1; i < n; i++)
+			for (int j = i; j > 0 && (*partitions)[j - 1] > (*partitions)[j]; j--)
+			{
+				int32		tmp = (*partitions)[j];
+
+				(*partitions)[j] = (*partitions)[j - 1];
+				(*partitions)[j - 1] = tmp;
+			}
+		if (n == 0)
+		{
+			snprintf(err, errlen, "topic \"%s\" has no partitions", topic);
+			n = -1;
+		}
+	}
+	if (md != NULL)
+		rd_kafka_metadata_destroy(md);
+	rd_kafka_topic_destroy(rkt);
+	return n;
+}
+
+/*
+ * Concrete offsets for 'earliest', 'latest' or a timestamp: the offset
+ * ingestion starts from.  'latest' is the high watermark; a timestamp with no
+ * later record also resolves to the high watermark.
+ */
+bool
+eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitions,
+				 const char *position, int64 *offsets, char *err, size_t errlen)
+{
+	bool		earliest = strcmp(position, "earliest") == 0;
+	bool		latest = strcmp(position, "latest") == 0;
+
+	if (earliest || latest)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			int64_t		lo,
+						hi;
+			rd_kafka_resp_err_t rc;
+
+			rc = rd_kafka_query_watermark_offsets(rk, topic, partitions[i], &lo, &hi,
+												  EO_KAFKA_TIMEOUT_MS);
+			if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				snprintf(err, errlen, "could not read offsets of topic \"%s\" partition %d: %s",
+						 topic, partitions[i], rd_kafka_err2str(rc));
+				return false;
+			}
+			offsets[i] = earliest ? lo : hi;
+		}
+		return true;
+	}
+	else
+	{
+		TimestampTz ts = DatumGetTimestampTz(DirectFunctionCall3(timestamptz_in,
+																 CStringGetDatum(position),
+																 ObjectIdGetDatum(InvalidOid),
+																 Int32GetDatum(-1)));
+		int64		ms = (ts / 1000) + ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
+		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+		rd_kafka_resp_err_t rc;
+		bool		ok = true;
+
+		for (int i = 0; i < n; i++)
+			rd_kafka_topic_partition_list_add(list, topic, partitions[i])->offset = ms;
+		rc = rd_kafka_offsets_for_times(rk, list, EO_KAFKA_TIMEOUT_MS);
+		if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+		{
+			snprintf(err, errlen, "could not look up offsets for time in topic \"%s\": %s",
+					 topic, rd_kafka_err2str(rc));
+			ok = false;
+		}
+		for (int i = 0; ok && i < n; i++)
+		{
+			rd_kafka_topic_partition_t *p = &list->elems[i];
+
+			if (p->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			{
+				snprintf(err, errlen, "could not look up offsets for time in topic \"%s\" partition %d: %s",
+						 topic, p->partition, rd_kafka_err2str(p->err));
+				ok = false;
+			}
+			else if (p->offset >= 0)
+				offsets[i] = p->offset;
+			else
+			{
+				int64_t		lo,
+							hi;
+
+				rc = rd_kafka_query_watermark_offsets(rk, topic, p->partition, &lo, &hi,
+													  EO_KAFKA_TIMEOUT_MS);
+				if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+				{
+					snprintf(err, errlen, "could not read offsets of topic \"%s\" partition %d: %s",
+							 topic, p->partition, rd_kafka_err2str(rc));
+					ok = false;
+				}
+				offsets[i] = hi;
+			}
+		}
+		rd_kafka_topic_partition_list_destroy(list);
+		return ok;
+	}
+}
+
+Datum
+eo_ingest_check_kafka_options(PG_FUNCTION_ARGS)
+{
+	Jsonb	   *options = PG_GETARG_JSONB_P(0);
+	char		err[512];
+	rd_kafka_conf_t *conf;
+
+	conf = eo_kafka_conf(NULL, options, "eo_ingest.check", err, sizeof(err));
+	if (conf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid kafka_options"),
+				 errdetail("%s", err),
+				 errhint("kafka_options takes librdkafka configuration properties, see librdkafka's CONFIGURATION.md.")));
+	rd_kafka_conf_destroy(conf);
+	PG_RETURN_VOID();
+}
+
+Datum
+eo_ingest_query_offsets(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	char	   *brokers = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *topic = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	Jsonb	   *options = PG_GETARG_JSONB_P(2);
+	char	   *position = text_to_cstring(PG_GETARG_TEXT_PP(3));
+	char		err[512];
+	rd_kafka_conf_t *conf;
+	rd_kafka_t *rk;
+	int32	   *volatile partitions = NULL;
+	int64	   *volatile offsets = NULL;
+	volatile int n = 0;
+	volatile bool ok = false;
+
+	InitMaterializedSRF(fcinfo, 0);
+	conf = eo_kafka_conf(brokers, options, "eo_ingest.reset", err, sizeof(err));
+	if (conf == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid kafka_options"), errdetail("%s", err)));
+	rk = eo_kafka_consumer(conf, err, sizeof(err));
+	if (rk == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not create Kafka client"), errdetail("%s", err)));
+
+	PG_TRY();
+	{
+		int32	   *found = NULL;
+
+		n = eo_kafka_partitions(rk, topic, &found, err, sizeof(err));
+		partitions = found;
+		if (n > 0)
+		{
+			offsets = palloc(sizeof(int64) * n);
+			ok = eo_kafka_resolve(rk, topic, n, partitions, position, offsets, err, sizeof(err));
+		}
+	}
+	PG_FINALLY();
+	{
+		rd_kafka_destroy(rk);
+	}
+	PG_END_TRY();
+
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not look up offsets of topic \"%s\"", topic),
+				 errdetail("%s", err),
+				 errhint("Check that the brokers are reachable and the topic exists.")));
+
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[2];
+		bool		nulls[2] = {0};
+
+		values[0] = Int32GetDatum(partitions[i]);
+		values[1] = Int64GetDatum(offsets[i]);
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	PG_RETURN_VOID();
+}

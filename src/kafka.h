@@ -1,0 +1,23 @@
+/*
+ * kafka.h
+ *		Thin wrapper over librdkafka for the worker and the SQL functions.
+ */
+#ifndef EO_KAFKA_H
+#define EO_KAFKA_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "utils/jsonb.h"
+
+#define EO_KAFKA_TIMEOUT_MS 10000
+
+extern bool eo_kafka_secret_key(const char *key);
+extern rd_kafka_conf_t *eo_kafka_conf(const char *brokers, Jsonb *options,
+									  const char *group_id, char *err, size_t errlen);
+extern rd_kafka_t *eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen);
+extern int	eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
+								char *err, size_t errlen);
+extern bool eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitions,
+							 const char *position, int64 *offsets, char *err, size_t errlen);
+
+#endif							/* EO_KAFKA_H */
