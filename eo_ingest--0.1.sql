@@ -116,7 +116,7 @@ CREATE FUNCTION eo_ingest._check_kafka_options(options jsonb)
 RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_check_kafka_options';
 
 CREATE FUNCTION eo_ingest._query_offsets(brokers text, topic text, options jsonb,
-										 position text,
+										 at_position text,
 										 OUT partition integer, OUT "offset" bigint)
 RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_query_offsets';
 
@@ -159,7 +159,7 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION eo_ingest._check_position(arg text, position text, allow_offsets boolean)
+CREATE FUNCTION eo_ingest._check_position(arg text, pos text, allow_offsets boolean)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -168,17 +168,17 @@ DECLARE
 	k text;
 	v jsonb;
 BEGIN
-	IF position IS NULL OR position = '' THEN
+	IF pos IS NULL OR pos = '' THEN
 		RAISE EXCEPTION '% must not be empty', arg
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use ''earliest'', ''latest'' or a timestamp with time zone.';
 	END IF;
-	IF position IN ('earliest', 'latest') THEN
+	IF pos IN ('earliest', 'latest') THEN
 		RETURN;
 	END IF;
-	IF allow_offsets AND left(position, 1) = '{' THEN
+	IF allow_offsets AND left(pos, 1) = '{' THEN
 		BEGIN
-			j := position::jsonb;
+			j := pos::jsonb;
 		EXCEPTION WHEN invalid_text_representation THEN
 			RAISE EXCEPTION '% is not a valid JSON object', arg
 				USING ERRCODE = 'invalid_parameter_value',
@@ -194,9 +194,9 @@ BEGIN
 		RETURN;
 	END IF;
 	BEGIN
-		PERFORM position::timestamptz;
+		PERFORM pos::timestamptz;
 	EXCEPTION WHEN OTHERS THEN
-		RAISE EXCEPTION 'invalid % "%"', arg, position
+		RAISE EXCEPTION 'invalid % "%"', arg, pos
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = CASE WHEN allow_offsets
 						 THEN 'Use ''earliest'', ''latest'', a timestamp with time zone or a JSON object of per-partition offsets.'
