@@ -52,6 +52,7 @@ CREATE TABLE eo_ingest.counters (
 	duplicates_skipped bigint NOT NULL DEFAULT 0,
 	dead_letters	bigint NOT NULL DEFAULT 0,
 	batches			bigint NOT NULL DEFAULT 0,
+	subtransactions	bigint NOT NULL DEFAULT 0,
 	last_batch_at	timestamptz,
 	PRIMARY KEY (pipeline_id, worker)
 );
@@ -591,13 +592,17 @@ SELECT p.name,
 	   p.batch_size,
 	   p.workers,
 	   p.synchronous_commit,
-	   p.created_at
+	   p.created_at,
+	   coalesce(c.batches, 0) AS batches,
+	   coalesce(c.subtransactions, 0) AS subtransactions
   FROM eo_ingest.pipelines p
   LEFT JOIN (SELECT pipeline_id, sum(rows_inserted)::bigint AS rows_inserted,
 					sum(rows_updated)::bigint AS rows_updated,
 					sum(duplicates_skipped)::bigint AS duplicates_skipped,
 					sum(dead_letters)::bigint AS dead_letters,
-					max(last_batch_at) AS last_batch_at
+					max(last_batch_at) AS last_batch_at,
+					sum(batches)::bigint AS batches,
+					sum(subtransactions)::bigint AS subtransactions
 			   FROM eo_ingest.counters GROUP BY pipeline_id) c ON c.pipeline_id = p.id
   LEFT JOIN (SELECT s.pipeline_id,
 					CASE WHEN bool_or(s.state = 'failed') THEN 'failed'

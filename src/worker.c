@@ -672,9 +672,10 @@ eo_store_progress(const int64 *next, const EoCounts *counts, int nrows)
 								   3, (Oid[]) {INT4OID, INT4ARRAYOID, INT8ARRAYOID});
 		counters_plan = SPI_prepare("UPDATE eo_ingest.counters SET rows_inserted = rows_inserted + $3, "
 									"rows_updated = rows_updated + $4, duplicates_skipped = duplicates_skipped + $5, "
-									"dead_letters = dead_letters + $6, batches = batches + 1, last_batch_at = now() "
+									"dead_letters = dead_letters + $6, batches = batches + 1, "
+									"subtransactions = subtransactions + $7, last_batch_at = now() "
 									"WHERE pipeline_id = $1 AND worker = $2",
-									6, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID});
+									7, (Oid[]) {INT4OID, INT4OID, INT8OID, INT8OID, INT8OID, INT8OID, INT8OID});
 		if (offsets_plan == NULL || counters_plan == NULL ||
 			SPI_keepplan(offsets_plan) != 0 || SPI_keepplan(counters_plan) != 0)
 			elog(ERROR, "could not prepare the progress statements");
@@ -701,7 +702,7 @@ eo_store_progress(const int64 *next, const EoCounts *counts, int nrows)
 	}
 	if (nrows > 0)
 	{
-		Datum		argv[6];
+		Datum		argv[7];
 
 		argv[0] = Int32GetDatum(args.pipeline_id);
 		argv[1] = Int32GetDatum(args.worker);
@@ -709,6 +710,7 @@ eo_store_progress(const int64 *next, const EoCounts *counts, int nrows)
 		argv[3] = Int64GetDatum(counts->updated);
 		argv[4] = Int64GetDatum(counts->skipped);
 		argv[5] = Int64GetDatum(counts->dead);
+		argv[6] = Int64GetDatum(writer->subtransactions);
 		ret = SPI_execute_plan(counters_plan, argv, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 			elog(ERROR, "updating counters failed");
@@ -731,6 +733,7 @@ eo_worker_batch_xact(const int64 *next, ErrorData **error)
 		EoCounts	counts = {0};
 
 		eo_begin_xact("eo_ingest: writing a batch");
+		writer->subtransactions = 0;
 		if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "SET CONSTRAINTS failed");
 		eo_fence();
