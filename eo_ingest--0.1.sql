@@ -195,7 +195,9 @@ BEGIN
 		RETURN;
 	END IF;
 	BEGIN
-		PERFORM pos::timestamptz;
+		IF NOT isfinite(pos::timestamptz) THEN
+			RAISE EXCEPTION 'infinite';
+		END IF;
 	EXCEPTION WHEN OTHERS THEN
 		RAISE EXCEPTION 'invalid % "%"', arg, pos
 			USING ERRCODE = 'invalid_parameter_value',
@@ -263,17 +265,17 @@ $$;
 
 /*
  * The target's column for the event id: the column whose source, after the
- * columns mapping, is the event_id key.
+ * columns mapping, is the event_id key.  When several are, the first in
+ * column order, as the worker's mapping (mapping.c) picks it.
  */
 CREATE FUNCTION eo_ingest._event_id_column(target regclass, event_id text, columns jsonb)
 RETURNS name LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-	SELECT coalesce(
-		(SELECT k::name FROM jsonb_each_text(coalesce(columns, '{}')) AS m(k, v) WHERE v = event_id LIMIT 1),
-		(SELECT attname FROM pg_attribute
-		  WHERE attrelid = target AND attname = event_id::name AND attnum > 0 AND NOT attisdropped
-			AND NOT (coalesce(columns, '{}') ? event_id)))
+	SELECT attname FROM pg_attribute
+	 WHERE attrelid = target AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+	   AND coalesce(coalesce(columns, '{}') ->> attname::text, attname::text) = event_id
+	 ORDER BY attnum LIMIT 1
 $$;
 
 CREATE FUNCTION eo_ingest.create_pipeline(
@@ -353,7 +355,11 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'The pipeline writes as its owner, who needs INSERT on the target.';
 	END IF;
-	IF on_duplicate IS NULL OR on_duplicate NOT IN ('skip', 'update') THEN
+	IF on_duplicate IS NULL THEN
+		RAISE EXCEPTION 'on_duplicate must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
+	END IF;
+	IF on_duplicate NOT IN ('skip', 'update') THEN
 		RAISE EXCEPTION 'invalid on_duplicate "%"', on_duplicate
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
 	END IF;
@@ -362,7 +368,11 @@ BEGIN
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'on_duplicate => ''update'' needs UPDATE on the target.';
 	END IF;
-	IF format IS NULL OR format NOT IN ('json', 'text', 'bytea') THEN
+	IF format IS NULL THEN
+		RAISE EXCEPTION 'format must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use ''json'', ''text'' or ''bytea''.';
+	END IF;
+	IF format NOT IN ('json', 'text', 'bytea') THEN
 		RAISE EXCEPTION 'invalid format "%"', format
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''json'', ''text'' or ''bytea''.';
 	END IF;
@@ -383,11 +393,22 @@ BEGIN
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers.';
 			END IF;
+			IF left(src, 1) <> '$' AND format <> 'json' THEN
+				RAISE EXCEPTION 'columns entry "%" is a JSON path but the format is %', k, format
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'With text or bytea values, map columns from $key, $value, $topic, $partition, $offset, $timestamp or $headers.';
+			END IF;
 			IF src = '$value' THEN has_value := true; END IF;
 			IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = target AND a.attname = k::name
 							AND a.attnum > 0 AND NOT a.attisdropped) THEN
 				RAISE EXCEPTION 'columns entry "%": target % has no such column', k, target
 					USING ERRCODE = 'undefined_column';
+			END IF;
+			IF EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = target AND a.attname = k::name
+						AND a.attgenerated <> '') THEN
+				RAISE EXCEPTION 'columns entry "%": column % of target % is generated', k, quote_ident(k), target
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'Generated columns are computed by PostgreSQL; leave them out of columns.';
 			END IF;
 		END LOOP;
 	END IF;
@@ -426,6 +447,10 @@ BEGIN
 		END IF;
 	END IF;
 	PERFORM eo_ingest._check_position('start_from', start_from, false);
+	IF start_from NOT IN ('earliest', 'latest') THEN
+		-- the worker parses this with its own TimeZone: store the instant, in ISO 8601
+		start_from := to_json(start_from::timestamptz) #>> '{}';
+	END IF;
 	PERFORM eo_ingest._check_batch_size(batch_size);
 	IF workers IS NULL OR workers < 1 OR workers > 64 THEN
 		RAISE EXCEPTION 'workers must be between 1 and 64' USING ERRCODE = 'invalid_parameter_value';
@@ -433,8 +458,11 @@ BEGIN
 	IF batch_timeout IS NULL OR batch_timeout < 1 OR batch_timeout > 3600000 THEN
 		RAISE EXCEPTION 'batch_timeout must be between 1 and 3600000 milliseconds' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
-	IF start IS NULL OR synchronous_commit IS NULL THEN
-		RAISE EXCEPTION 'start and synchronous_commit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	IF start IS NULL THEN
+		RAISE EXCEPTION 'start must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF synchronous_commit IS NULL THEN
+		RAISE EXCEPTION 'synchronous_commit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
 	PERFORM eo_ingest._check_kafka_options_shape(kafka_options);
 
@@ -519,7 +547,12 @@ BEGIN
 		RAISE EXCEPTION 'batch_timeout must be between 1 and 3600000 milliseconds' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF brokers IS NOT NULL AND btrim(brokers) = '' THEN
-		RAISE EXCEPTION 'brokers must not be empty' USING ERRCODE = 'invalid_parameter_value';
+		RAISE EXCEPTION 'brokers must not be empty' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
+	END IF;
+	IF brokers !~ '^\s*[^,\s]+(\s*,\s*[^,\s]+)*\s*$' THEN
+		RAISE EXCEPTION 'invalid brokers "%"', brokers USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
 	END IF;
 	UPDATE eo_ingest.pipelines q
 	   SET batch_size = coalesce(alter_pipeline.batch_size, q.batch_size),
@@ -552,8 +585,8 @@ BEGIN
 	PERFORM eo_ingest._check_position('to_position', to_position, true);
 	IF left(to_position, 1) = '{' THEN
 		FOR k, v IN SELECT * FROM jsonb_each_text(to_position::jsonb) LOOP
-			INSERT INTO eo_ingest.offsets AS o (pipeline_id, partition, next_offset)
-			VALUES (p.id, k::integer, v::bigint)
+			INSERT INTO eo_ingest.offsets AS o (pipeline_id, partition, next_offset, committed_at)
+			VALUES (p.id, k::integer, v::bigint, now())
 			ON CONFLICT (pipeline_id, partition)
 			DO UPDATE SET next_offset = excluded.next_offset, generation = o.generation, committed_at = now();
 		END LOOP;
