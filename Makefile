@@ -30,7 +30,9 @@ PROVE ?= prove
 
 # pgTAP: catalog shape and privileges, run against a throwaway cluster
 pgtapcheck:
-	PG_BINDIR=$(PG_BINDIR) $(PROVE) -v -I $(pgxsdir)/src/test/perl -I test/perl test/pgtap_runner.pl
+	rm -rf '$(CURDIR)'/tmp_check/t_pgtap_runner_pgtap_data
+	TESTDIR='$(CURDIR)' PG_BINDIR=$(PG_BINDIR) PATH="$(PG_BINDIR):$$PATH" PG_REGRESS=$(pgxsdir)/src/test/regress/pg_regress \
+	$(PROVE) $(or $(PROVE_FLAGS),-v) -I $(pgxsdir)/src/test/perl -I test/perl test/pgtap_runner.pl
 
 # Perl TAP end-to-end tests against a real Kafka broker
 tapcheck: test/producer/eo_producer
