@@ -1,0 +1,590 @@
+#!/bin/bash
+# eo_ingest benchmark: throughput against PostgreSQL's own COPY, worker CPU
+# and memory, and freshness (produce-to-visible latency), all in one run on a
+# throwaway Kafka broker and a throwaway PostgreSQL 15 cluster.
+#
+#   bench/run.sh [options]            as root (installs dependencies, builds
+#                                     and installs the extension first)
+#
+# Options:
+#   --events N          events preloaded into the topic (default 1000000)
+#   --dup-ratio F       fraction of duplicate event ids (default 0.05)
+#   --rate R            freshness phase: events/s (default 10000)
+#   --fresh-seconds S   freshness phase: seconds of steady production (60; 0 = skip)
+#   --workers LIST      extra runs with workers => N, comma separated (default 2,4)
+#   --no-perf           skip the profiling run (perf record on the worker)
+#   --perf-seconds S    length of the perf recording (default 20)
+#   --backlog N         memory check only: N events backlog, sample the worker's
+#                       memory while it drains (see bench/memory.sh)
+#   --memory-seconds S  memory check: stop sampling after S seconds (default 120)
+#   --out DIR           where results go (default /var/tmp/eo_bench-results.<time>)
+#   --keep              leave the servers running and the work dir in place
+#   --no-build          use the installed extension (skip install-deps and build)
+#   --worktree          build the working tree as it is (default: the committed HEAD)
+#   --system-install    also `make install` into the system PostgreSQL (the
+#                       servers always run from a private copy, see below)
+#
+# Environment: EO_TEST_USER (eo_test), EO_BENCH_TIMEOUT (seconds per drain, 1800).
+#
+# Every measurement uses the same server settings (see write_pg_conf).  Output:
+# a table and one machine-readable line starting with "BENCH {".
+
+set -euo pipefail
+
+SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PGBIN=/usr/lib/postgresql/15/bin
+PG_CONFIG="${PG_CONFIG:-$PGBIN/pg_config}"
+BUSER="${EO_TEST_USER:-eo_test}"
+DRAIN_TIMEOUT="${EO_BENCH_TIMEOUT:-1800}"
+
+EVENTS=1000000
+DUP=0.05
+RATE=10000
+FRESH_SECS=60
+WORKERS_LIST=2,4
+PERF=1
+PERF_SECS=20
+BACKLOG=0
+MEM_SECS=120
+OUT=""
+KEEP=0
+BUILD=1
+WORKTREE=0
+SYSTEM_INSTALL=0
+
+die() { echo "bench: $*" >&2; exit 1; }
+usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while [ $# -gt 0 ]; do
+	case "$1" in
+		--events) EVENTS="$2"; shift 2 ;;
+		--dup-ratio) DUP="$2"; shift 2 ;;
+		--rate) RATE="$2"; shift 2 ;;
+		--fresh-seconds) FRESH_SECS="$2"; shift 2 ;;
+		--workers) WORKERS_LIST="$2"; shift 2 ;;
+		--no-perf) PERF=0; shift ;;
+		--perf-seconds) PERF_SECS="$2"; shift 2 ;;
+		--backlog) BACKLOG="$2"; shift 2 ;;
+		--memory-seconds) MEM_SECS="$2"; shift 2 ;;
+		--out) OUT="$2"; shift 2 ;;
+		--keep) KEEP=1; shift ;;
+		--no-build) BUILD=0; shift ;;
+		--worktree) WORKTREE=1; shift ;;
+		--system-install) SYSTEM_INSTALL=1; shift ;;
+		-h|--help) usage 0 ;;
+		*) echo "bench: unknown option $1" >&2; usage 1 ;;
+	esac
+done
+[ "$(id -u)" -eq 0 ] || die "run as root (servers run as $BUSER)"
+[[ "$EVENTS" =~ ^[0-9]+$ && "$EVENTS" -gt 0 ]] || die "--events must be a positive integer"
+[[ "$BACKLOG" =~ ^[0-9]+$ ]] || die "--backlog must be an integer"
+
+T_START=$(date +%s)
+OUT="${OUT:-/var/tmp/eo_bench-results.$(date +%Y%m%d-%H%M%S)}"
+mkdir -p "$OUT"
+step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - T_START )) | tee -a "$OUT/log"; }
+note() { echo "$*" | tee -a "$OUT/log"; }
+now() { date +%s.%N; }
+calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
+
+as_user() {
+	runuser -u "$BUSER" -- env \
+		HOME="$(getent passwd "$BUSER" | cut -d: -f6)" USER="$BUSER" \
+		PATH="$PGBIN:/usr/local/bin:/usr/bin:/bin" LANG=C.UTF-8 \
+		${EO_KAFKA_CACHE:+EO_KAFKA_CACHE="$EO_KAFKA_CACHE"} "$@"
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+# A free port (and the next one, for Kafka's controller) from a random start.
+free_port() {
+	local p i
+	for ((i = 0; i < 200; i++)); do
+		p=$(( 20000 + (RANDOM % 20000) ))
+		if ! port_busy "$p" && ! port_busy $((p + 1)); then
+			echo "$p"
+			return
+		fi
+	done
+	die "no free port found"
+}
+
+# ---------------------------------------------------------------- setup
+if ! id -u "$BUSER" >/dev/null 2>&1; then
+	useradd --create-home --shell /bin/bash "$BUSER"
+fi
+if [ "$BUILD" = 1 ]; then
+	step "installing dependencies"
+	"$SRC/scripts/install-deps.sh" 2>&1 | tee -a "$OUT/log"
+fi
+
+WORK="$(mktemp -d /var/tmp/eo_bench.XXXXXX)"
+chmod 755 "$WORK"
+KDIR="$WORK/kafka"
+PGI="$WORK/pg"
+PGDATA="$WORK/pgdata"
+KAFKA_STARTED=0
+PG_STARTED=0
+PERF_PID=""
+
+cleanup() {
+	local rc=$?
+	if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID" 2>/dev/null || true; fi
+	cp "$WORK/postgres.log" "$OUT/" 2>/dev/null || true
+	cp "$KDIR/kafka.log" "$OUT/" 2>/dev/null || true
+	if [ "$KEEP" = 1 ]; then
+		echo "bench: --keep: servers left running in $WORK (PG socket $WORK, port ${PGPORT:-?}; Kafka ${KPORT:-?})"
+		exit "$rc"
+	fi
+	if [ "$PG_STARTED" = 1 ]; then
+		as_user "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
+	fi
+	if [ "$KAFKA_STARTED" = 1 ]; then
+		as_user "$TREE/test/kafka/kafka.sh" stop "$KDIR" >/dev/null 2>&1 ||
+			as_user "$TREE/test/kafka/kafka.sh" kill "$KDIR" >/dev/null 2>&1 || true
+	fi
+	rm -rf "$WORK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+TREE="$SRC"
+if [ "$BUILD" = 1 ]; then
+	step "building (copy in $WORK/build, as $BUSER) and installing"
+	mkdir -p "$WORK/build"
+	if [ "$WORKTREE" = 1 ] || ! git -C "$SRC" rev-parse --verify -q HEAD >/dev/null 2>&1; then
+		tar -C "$SRC" -cf - \
+			--exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+			--exclude='tmp_check*' --exclude=./results --exclude=./log \
+			--exclude=./test/producer/eo_producer . |
+			tar -C "$WORK/build" -xf -
+		note "source: working tree of $SRC"
+	else
+		git -C "$SRC" archive HEAD | tar -C "$WORK/build" -xf -
+		note "source: $(git -C "$SRC" log -1 --format='%h %s' HEAD)"
+	fi
+	chown -R "$BUSER": "$WORK"
+	as_user make -C "$WORK/build" -j2 PG_CONFIG="$PG_CONFIG" >"$OUT/build.log" 2>&1 ||
+		{ tail -n 40 "$OUT/build.log"; die "build failed (see $OUT/build.log)"; }
+	# The servers run from a private copy of the PostgreSQL installation
+	# (PostgreSQL finds its lib and share directories relative to its binary)
+	# with the extension installed into it, so nobody's `make install` into
+	# the shared tree can swap the library under a running benchmark.
+	mkdir -p "$PGI/usr/lib/postgresql" "$PGI/usr/share/postgresql"
+	tar -C /usr/lib/postgresql -cf - --exclude=./15/lib/bitcode ./15 | tar -C "$PGI/usr/lib/postgresql" -xf -
+	cp -a /usr/share/postgresql/15 "$PGI/usr/share/postgresql/"
+	make -C "$WORK/build" PG_CONFIG="$PG_CONFIG" DESTDIR="$PGI" install >>"$OUT/build.log" 2>&1 ||
+		{ tail -n 40 "$OUT/build.log"; die "make install (private copy) failed"; }
+	if [ "$SYSTEM_INSTALL" = 1 ]; then
+		make -C "$WORK/build" PG_CONFIG="$PG_CONFIG" install >>"$OUT/build.log" 2>&1 ||
+			{ tail -n 40 "$OUT/build.log"; die "make install failed"; }
+	fi
+	chown -R "$BUSER": "$WORK"
+	PGBIN="$PGI/usr/lib/postgresql/15/bin"
+	TREE="$WORK/build"
+else
+	chown -R "$BUSER": "$WORK"
+	[ -x "$TREE/test/producer/eo_producer" ] || die "no $TREE/test/producer/eo_producer (drop --no-build)"
+fi
+PRODUCER="$TREE/test/producer/eo_producer"
+
+KPORT="$(free_port)"
+BROKERS="127.0.0.1:$KPORT"
+step "starting Kafka on $BROKERS"
+as_user "$TREE/test/kafka/kafka.sh" start "$KDIR" "$KPORT" | tee -a "$OUT/log"
+KAFKA_STARTED=1
+KAFKA_PID="$(cat "$KDIR/kafka.pid")"
+
+PGPORT=$(free_port)
+step "starting PostgreSQL 15 on port $PGPORT"
+as_user "$PGBIN/initdb" -D "$PGDATA" --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
+	-U "$BUSER" >"$OUT/initdb.log" 2>&1 || { cat "$OUT/initdb.log"; die "initdb failed"; }
+write_pg_conf() {
+	cat <<EOF
+
+# eo_ingest benchmark: the same settings for every measurement
+listen_addresses = ''
+port = $PGPORT
+unix_socket_directories = '$WORK'
+shared_preload_libraries = 'eo_ingest'
+shared_buffers = 1GB
+max_wal_size = 4GB
+checkpoint_timeout = 30min
+max_worker_processes = 32
+# commit timestamps: "visible at" for the freshness measurement
+track_commit_timestamp = on
+EOF
+}
+write_pg_conf >>"$PGDATA/postgresql.conf"
+write_pg_conf >"$OUT/postgresql.bench.conf"
+as_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/postgres.log" -w start >/dev/null ||
+	{ tail -n 30 "$WORK/postgres.log"; die "PostgreSQL did not start"; }
+PG_STARTED=1
+PM_PID="$(head -n 1 "$PGDATA/postmaster.pid")"
+LIBSO="$(awk '$6 ~ /eo_ingest\.so$/ { print $6; exit }' "/proc/$PM_PID/maps")"
+note "postmaster $PM_PID runs $PGBIN/postgres with ${LIBSO:-no eo_ingest.so loaded}"
+[ -n "$LIBSO" ] || die "eo_ingest.so is not loaded by the postmaster"
+
+pq() {
+	as_user "$PGBIN/psql" -X -q -At -F ' ' -v ON_ERROR_STOP=1 -h "$WORK" -p "$PGPORT" -d postgres "$@"
+}
+pq -c "CREATE EXTENSION eo_ingest"
+
+TABLE_COLS="event_id uuid PRIMARY KEY, seq int, customer_id int, amount numeric, note text, created_at timestamptz"
+
+# ---------------------------------------------------------------- /proc helpers
+TCK=$(getconf CLK_TCK)
+# utime+stime in ticks of the given pids (0 for gone ones)
+cpu_ticks() {
+	local t=0 p s
+	for p in "$@"; do
+		s="$(cat "/proc/$p/stat" 2>/dev/null)" || continue
+		s="${s##*) }"
+		# after "pid (comm) ": state is field 1, utime field 12, stime field 13
+		t=$(( t + $(echo "$s" | awk '{ print $12 + $13 }') ))
+	done
+	echo "$t"
+}
+status_kb() { awk -v k="$2:" '$1 == k { print $2; exit }' "/proc/$1/status" 2>/dev/null || echo 0; }
+# every postgres process except the given worker pids
+pg_other_pids() {
+	local p
+	echo "$PM_PID"
+	for p in $(pgrep -P "$PM_PID"); do
+		case " $* " in *" $p "*) ;; *) echo "$p" ;; esac
+	done
+}
+
+# pids of the pipeline's workers
+worker_pids() {
+	pq -c "SELECT s.pid FROM eo_ingest._worker_status() s JOIN eo_ingest.pipelines p ON p.id = s.pipeline_id
+	        WHERE p.name = '$1' AND s.pid IS NOT NULL AND s.database = (SELECT oid FROM pg_database WHERE datname = current_database())" |
+		tr '\n' ' '
+}
+
+# ---------------------------------------------------------------- drain one pipeline
+# drain NAME TOPIC EXPECTED_RECORDS EXPECTED_ROWS [create_pipeline extra args]
+# Creates table public.NAME and the pipeline, polls until lag = 0 and the
+# counters account for every record, checks count(*), and sets R_* results.
+drain() {
+	local name="$1" topic="$2" want_recs="$3" want_rows="$4" extra="${5:-}"
+	local t0 t1 tw="" pids row state lag done_recs p k0 o0 k1 o1 c v allpids=""
+	local peak_anon=0 peak_hwm=0 perf_started=0
+	local -A wcpu=()
+
+	pq -c "CREATE TABLE public.$name ($TABLE_COLS)"
+	pq -c "CHECKPOINT"
+	k0=$(cpu_ticks "$KAFKA_PID")
+	o0=$(cpu_ticks $(pg_other_pids))
+	R_LOAD0=$(cut -d' ' -f1 /proc/loadavg)
+	t0=$(now)
+	pq -c "SELECT eo_ingest.create_pipeline(name => '$name', brokers => '$BROKERS', topic => '$topic',
+	        target => 'public.$name'$extra)" >/dev/null
+	while :; do
+		row="$(pq -c "SELECT state, coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters,
+		                     (SELECT string_agg(s.pid::text, ',') FROM eo_ingest._worker_status() s
+		                       WHERE s.pipeline_id = (SELECT id FROM eo_ingest.pipelines WHERE name = '$name')
+		                         AND s.pid IS NOT NULL
+		                         AND s.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+		              FROM eo_ingest.pipeline_status WHERE name = '$name'")"
+		t1=$(now)
+		read -r state lag done_recs pids <<<"$row"
+		pids="${pids//,/ }"
+		[ -n "$pids" ] && [ -z "$tw" ] && tw=$t1
+		# Workers may restart (retries, fencing): keep the last CPU reading and
+		# the peak memory of every worker process seen.
+		for p in $pids; do
+			c=$(cpu_ticks "$p")
+			[ "$c" -gt "${wcpu[$p]:-0}" ] && wcpu[$p]=$c
+			v=$(status_kb "$p" RssAnon); [ "${v:-0}" -gt "$peak_anon" ] && peak_anon=$v
+			v=$(status_kb "$p" VmHWM); [ "${v:-0}" -gt "$peak_hwm" ] && peak_hwm=$v
+			case " $allpids " in *" $p "*) ;; *) allpids="$allpids $p" ;; esac
+		done
+		if [ -n "${PROFILE_OUT:-}" ] && [ "$perf_started" = 0 ] && [ -n "$pids" ]; then
+			perf_started=1
+			set -- $pids
+			perf record -F 250 --call-graph dwarf,8192 -p "$1" -o "$PROFILE_OUT/perf.data" -- sleep "$PERF_SECS" \
+				>"$PROFILE_OUT/perf-record.log" 2>&1 &
+			PERF_PID=$!
+		fi
+		[ "$state" = failed ] && die "pipeline $name failed: $(pq -c "SELECT last_error FROM eo_ingest.pipeline_status WHERE name = '$name'")"
+		if [ "$lag" = 0 ] && [ "$done_recs" -ge "$want_recs" ]; then
+			break
+		fi
+		if awk -v a="$t0" -v b="$t1" -v m="$DRAIN_TIMEOUT" 'BEGIN { exit !(b - a > m) }'; then
+			die "pipeline $name did not drain within ${DRAIN_TIMEOUT}s (state $state, lag $lag, $done_recs/$want_recs records)"
+		fi
+		sleep 0.2
+	done
+	k1=$(cpu_ticks "$KAFKA_PID")
+	o1=$(cpu_ticks $(pg_other_pids $allpids))
+	c=0
+	for p in $allpids; do c=$((c + wcpu[$p])); done
+	R_LOAD1=$(cut -d' ' -f1 /proc/loadavg)
+	R_SECS=$(calc "$t1 - $t0")
+	R_START=$(calc "${tw:-$t1} - $t0")
+	R_WCPU=$(calc "$c / $TCK" 2)
+	R_KCPU=$(calc "($k1 - $k0) / $TCK" 2)
+	R_OCPU=$(calc "($o1 - $o0) / $TCK" 2)
+	R_HWM=$peak_hwm
+	R_ANON=$peak_anon
+	R_PIDS="$allpids"
+	R_NPIDS=$(echo $allpids | wc -w)
+	R_ROWS="$(pq -c "SELECT count(*) FROM public.$name")"
+	[ "$R_ROWS" = "$want_rows" ] || die "pipeline $name: count(*) = $R_ROWS, expected $want_rows"
+	R_STATUS="$(pq -c "SELECT rows_inserted, duplicates_skipped, dead_letters, batches FROM eo_ingest.pipeline_status WHERE name = '$name'")"
+}
+
+finish_drain() {
+	pq -c "SELECT eo_ingest.drop_pipeline('$1')" >/dev/null
+	pq -c "DROP TABLE public.$1"
+}
+
+# ---------------------------------------------------------------- memory mode
+if [ "$BACKLOG" -gt 0 ]; then
+	step "producing a backlog of $BACKLOG events (4 partitions, dup ratio $DUP)"
+	as_user "$PRODUCER" -b "$BROKERS" -t backlog --create-topic 4 | tee -a "$OUT/log"
+	as_user "$PRODUCER" -b "$BROKERS" -t backlog -n "$BACKLOG" --dup-ratio "$DUP" \
+		--manifest /dev/null 2>&1 | tee -a "$OUT/log"
+	step "draining with default settings; sampling the worker's memory every 0.5 s for up to ${MEM_SECS}s"
+	pq -c "CREATE TABLE public.backlog ($TABLE_COLS)"
+	t0=$(now)
+	pq -c "SELECT eo_ingest.create_pipeline(name => 'backlog', brokers => '$BROKERS', topic => 'backlog', target => 'public.backlog')" >/dev/null
+	pids=""
+	peak_anon=0; peak_rss=0; hwm=0; samples=0; lag=-1; done_recs=0
+	echo "elapsed_s rss_kb rss_anon_kb rss_shmem_kb records_done lag" >"$OUT/memory.samples"
+	while :; do
+		t1=$(now)
+		el=$(calc "$t1 - $t0" 1)
+		awk -v e="$el" -v m="$MEM_SECS" 'BEGIN { exit !(e > m) }' && break
+		[ -z "$pids" ] && pids="$(worker_pids backlog)"
+		row="$(pq -c "SELECT coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters FROM eo_ingest.pipeline_status WHERE name = 'backlog'")"
+		read -r lag done_recs <<<"$row"
+		for p in $pids; do
+			anon=$(status_kb "$p" RssAnon); rss=$(status_kb "$p" VmRSS); shm=$(status_kb "$p" RssShmem)
+			h=$(status_kb "$p" VmHWM)
+			[ "${anon:-0}" -gt "$peak_anon" ] && peak_anon=$anon
+			[ "${rss:-0}" -gt "$peak_rss" ] && peak_rss=$rss
+			[ "${h:-0}" -gt "$hwm" ] && hwm=$h
+			echo "$el $rss $anon $shm $done_recs $lag" >>"$OUT/memory.samples"
+			samples=$((samples + 1))
+		done
+		[ "$lag" = 0 ] && [ "$done_recs" -ge "$BACKLOG" ] && break
+		sleep 0.5
+	done
+	rate=$(calc "$done_recs / ($(now) - $t0)" 0)
+	anon_mb=$(calc "$peak_anon / 1024" 1)
+	hwm_mb=$(calc "$hwm / 1024" 1)
+	verdict=$(awk -v a="$peak_anon" 'BEGIN { print (a < 200 * 1024) ? "PASS" : "FAIL" }')
+	step "memory check result"
+	{
+		echo "backlog ${BACKLOG} events; drained $done_recs records in $el s ($rate records/s), lag at end $lag"
+		echo "worker pid $pids, $samples samples (every 0.5 s): $OUT/memory.samples"
+		echo "peak RssAnon (private memory) ${anon_mb} MB  -> $verdict (target < 200 MB)"
+		echo "peak VmHWM ${hwm_mb} MB (includes the shared buffers the worker touched)"
+		printf 'BENCH {"mode":"memory","backlog":%s,"records_done":%s,"seconds":%s,"records_per_s":%s,"peak_rss_anon_kb":%s,"peak_vmhwm_kb":%s,"peak_rss_kb":%s,"target_kb":204800,"pass":%s}\n' \
+			"$BACKLOG" "$done_recs" "$el" "$rate" "$peak_anon" "$hwm" "$peak_rss" \
+			"$([ "$verdict" = PASS ] && echo true || echo false)"
+	} | tee -a "$OUT/log" "$OUT/result.txt"
+	exit 0
+fi
+
+# ---------------------------------------------------------------- preload
+step "producing $EVENTS events to topic bench (4 partitions, dup ratio $DUP)"
+as_user "$PRODUCER" -b "$BROKERS" -t bench --create-topic 4 | tee -a "$OUT/log"
+as_user "$PRODUCER" -b "$BROKERS" -t bench -n "$EVENTS" --dup-ratio "$DUP" \
+	--manifest "$WORK/bench.manifest" 2>&1 | tee -a "$OUT/log"
+
+# The CSV for COPY: the distinct committed records, first occurrence per id.
+awk -F '\t' -f "$SRC/bench/manifest2csv.awk" "$WORK/bench.manifest" >"$WORK/bench.csv"
+chown "$BUSER": "$WORK/bench.csv"
+RECORDS=$(awk -F '\t' '$4 == "committed"' "$WORK/bench.manifest" | wc -l)
+DISTINCT=$(wc -l <"$WORK/bench.csv")
+AVG_BYTES=$(awk -F '\t' '$4 == "committed" { n++; b += length($6) } END { printf "%d", b / n }' "$WORK/bench.manifest")
+note "records $RECORDS committed, $DISTINCT distinct event ids, average value $AVG_BYTES bytes"
+
+# ---------------------------------------------------------------- 1. COPY
+step "reference: COPY of the $DISTINCT distinct rows from $WORK/bench.csv"
+pq -c "CREATE TABLE public.copy_ref ($TABLE_COLS)"
+pq -c "CHECKPOINT"
+COPY_SECS="$(pq <<EOF
+SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
+COPY public.copy_ref (event_id, seq, customer_id, amount, note, created_at) FROM '$WORK/bench.csv' (FORMAT csv);
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
+EOF
+)"
+COPY_ROWS=$(pq -c "SELECT count(*) FROM public.copy_ref")
+[ "$COPY_ROWS" = "$DISTINCT" ] || die "COPY loaded $COPY_ROWS rows, expected $DISTINCT"
+COPY_RPS=$(calc "$DISTINCT / $COPY_SECS" 0)
+note "COPY: $COPY_SECS s, $COPY_RPS rows/s"
+
+# ---------------------------------------------------------------- 2./3. drains
+declare -a RUN_NAMES=() RUN_LABELS=()
+declare -A RES=()
+run_case() {
+	local name="$1" label="$2" extra="$3" mism
+	step "eo_ingest drain: $label"
+	drain "$name" bench "$RECORDS" "$DISTINCT" "$extra"
+	# row-by-row against the COPY reference (same distinct ids; a duplicate
+	# carries the same event number, so customer_id, amount and note agree,
+	# but its seq and created_at are its own and either copy may win)
+	mism="$(pq -c "SELECT count(*) FROM public.$name a FULL JOIN public.copy_ref b USING (event_id)
+	                WHERE a.event_id IS NULL OR b.event_id IS NULL
+	                   OR (a.customer_id, a.amount, a.note) IS DISTINCT FROM (b.customer_id, b.amount, b.note)")"
+	local rps cpu_m
+	rps=$(calc "$DISTINCT / $R_SECS" 0)
+	cpu_m=$(calc "$R_WCPU / ($RECORDS / 1000000)" 2)
+	RUN_NAMES+=("$name"); RUN_LABELS+=("$label")
+	RES[$name.secs]=$R_SECS; RES[$name.rps]=$rps; RES[$name.ratio]=$(calc "$rps / $COPY_RPS" 3)
+	RES[$name.recps]=$(calc "$RECORDS / $R_SECS" 0)
+	RES[$name.wcpu]=$R_WCPU; RES[$name.cpum]=$cpu_m; RES[$name.kcpu]=$R_KCPU; RES[$name.ocpu]=$R_OCPU
+	RES[$name.hwm]=$R_HWM; RES[$name.anon]=$R_ANON; RES[$name.start]=$R_START; RES[$name.mism]=$mism
+	note "  $R_SECS s (worker up after $R_START s), $rps rows/s, ratio to COPY ${RES[$name.ratio]}"
+	note "  CPU s: worker(s) $R_WCPU, Kafka $R_KCPU, other postgres $R_OCPU; peak VmHWM $R_HWM kB, peak RssAnon $R_ANON kB"
+	note "  status (inserted skipped dead batches): $R_STATUS; rows differing from COPY: $mism"
+	note "  worker processes seen: $R_NPIDS; load average before/after: $R_LOAD0 / $R_LOAD1"
+	RES[$name.nproc]=$R_NPIDS; RES[$name.load]="$R_LOAD0/$R_LOAD1"
+	[ "$mism" = 0 ] || die "pipeline $name: $mism rows differ from the COPY reference"
+	finish_drain "$name"
+}
+
+NWORK=1 run_case drain_default "eo_ingest, defaults" ""
+NWORK=1 run_case drain_async "synchronous_commit => false" ", synchronous_commit => false"
+IFS=',' read -r -a WLIST <<<"$WORKERS_LIST"
+for w in "${WLIST[@]}"; do
+	[ -n "$w" ] || continue
+	NWORK=$w run_case "drain_w$w" "workers => $w" ", workers => $w"
+done
+
+# ---------------------------------------------------------------- profile
+PROFILE_TXT=""
+if [ "$PERF" = 1 ]; then
+	if command -v perf >/dev/null; then
+		step "profiling: perf record -p <worker> for ${PERF_SECS}s during a default drain"
+		mkdir -p "$OUT/profile"
+		PROFILE_OUT="$OUT/profile" NWORK=1 drain drain_perf bench "$RECORDS" "$DISTINCT" ""
+		wait "$PERF_PID" 2>/dev/null || true
+		PERF_PID=""
+		note "  (with perf attached) $R_SECS s; worker CPU $R_WCPU s, Kafka $R_KCPU s, other postgres $R_OCPU s"
+		finish_drain drain_perf
+		if [ -s "$OUT/profile/perf.data" ]; then
+			perf report -i "$OUT/profile/perf.data" --stdio --no-children -g none \
+				--sort dso,symbol --percent-limit 0.5 2>/dev/null |
+				grep -v '^$' >"$OUT/profile/flat.txt" || true
+			perf report -i "$OUT/profile/perf.data" --stdio --children -g none \
+				--sort symbol --percent-limit 2 2>/dev/null |
+				grep -v '^$' >"$OUT/profile/children.txt" || true
+			perf report -i "$OUT/profile/perf.data" --stdio --no-children \
+				-g caller,0.5,callee,function,percent --percent-limit 3 2>/dev/null \
+				>"$OUT/profile/callgraph.txt" || true
+			PROFILE_TXT="$OUT/profile/flat.txt"
+		else
+			note "  perf recorded nothing; see $OUT/profile/perf-record.log"
+		fi
+	else
+		note "perf not installed (apt-get install linux-perf); no profile"
+	fi
+fi
+
+# ---------------------------------------------------------------- 4. freshness
+FRESH_JSON=""
+if [ "$FRESH_SECS" -gt 0 ]; then
+	FN=$(( RATE * FRESH_SECS ))
+	step "freshness: $RATE events/s for ${FRESH_SECS}s into topic fresh, pipeline running (defaults)"
+	as_user "$PRODUCER" -b "$BROKERS" -t fresh --create-topic 4 | tee -a "$OUT/log"
+	pq -c "CREATE TABLE public.fresh ($TABLE_COLS, ingested_at timestamptz DEFAULT clock_timestamp())"
+	pq -c "SELECT eo_ingest.create_pipeline(name => 'fresh', brokers => '$BROKERS', topic => 'fresh', target => 'public.fresh')" >/dev/null
+	for ((i = 0; i < 300; i++)); do
+		[ "$(pq -c "SELECT state = 'running' AND lag = 0 FROM eo_ingest.pipeline_status WHERE name = 'fresh'")" = t ] && break
+		sleep 0.1
+	done
+	fpids="$(worker_pids fresh)"
+	fw0=$(cpu_ticks $fpids); fk0=$(cpu_ticks "$KAFKA_PID")
+	as_user "$PRODUCER" -b "$BROKERS" -t fresh -n "$FN" -s $((EVENTS + 1)) --rate "$RATE" \
+		--manifest "$WORK/fresh.manifest" 2>&1 | tee -a "$OUT/log"
+	FREC=$(awk -F '\t' '$4 == "committed"' "$WORK/fresh.manifest" | wc -l)
+	t0=$(now)
+	while :; do
+		row="$(pq -c "SELECT coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters FROM eo_ingest.pipeline_status WHERE name = 'fresh'")"
+		read -r lag done_recs <<<"$row"
+		[ "$lag" = 0 ] && [ "$done_recs" -ge "$FREC" ] && break
+		awk -v a="$t0" -v b="$(now)" 'BEGIN { exit !(b - a > 120) }' &&
+			die "freshness pipeline did not catch up (lag $lag, $done_recs/$FREC)"
+		sleep 0.2
+	done
+	fw1=$(cpu_ticks $fpids); fk1=$(cpu_ticks "$KAFKA_PID")
+	FHWM=0
+	for p in $fpids; do h=$(status_kb "$p" VmHWM); [ "${h:-0}" -gt "$FHWM" ] && FHWM=$h; done
+	read -r FROWS FP50 FP99 FMAX CP50 CP99 CMAX <<<"$(pq -c "
+		SELECT count(*),
+		       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY i)::numeric, 1),
+		       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY i)::numeric, 1),
+		       round(max(i)::numeric, 1),
+		       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c)::numeric, 1),
+		       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY c)::numeric, 1),
+		       round(max(c)::numeric, 1)
+		  FROM (SELECT extract(epoch FROM ingested_at - created_at) * 1000 AS i,
+		               extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at) * 1000 AS c
+		          FROM public.fresh) s")"
+	FDIST=$(awk -F '\t' '$4 == "committed" && !seen[$3]++' "$WORK/fresh.manifest" | wc -l)
+	[ "$FROWS" = "$FDIST" ] || die "freshness: $FROWS rows, expected $FDIST"
+	FWCPU=$(calc "($fw1 - $fw0) / $TCK" 2)
+	FKCPU=$(calc "($fk1 - $fk0) / $TCK" 2)
+	FCPUM=$(calc "$FWCPU / ($FREC / 1000000)" 2)
+	note "  $FROWS rows; latency insert-time p50 $FP50 ms p99 $FP99 ms max $FMAX ms; commit-time p50 $CP50 ms p99 $CP99 ms max $CMAX ms"
+	note "  worker CPU $FWCPU s ($FCPUM s per million records), Kafka CPU $FKCPU s"
+	FRESH_JSON=$(printf '"fresh":{"rate":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"peak_vmhwm_kb":%s}' \
+		"$RATE" "$FRESH_SECS" "$FROWS" "$FP50" "$FP99" "$FMAX" "$CP50" "$CP99" "$CMAX" "$FCPUM" "$FHWM")
+	finish_drain fresh
+fi
+
+# ---------------------------------------------------------------- report
+step "results"
+{
+	echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo); $(uname -r)"
+	echo "events: $RECORDS records ($DISTINCT distinct ids, dup ratio $DUP, 4 partitions, avg value $AVG_BYTES bytes)"
+	echo
+	printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' run seconds rows/s vs_COPY "wCPU s/Mrec" "kafka s" "pg oth s" "VmHWM MB" "Anon MB" procs load
+	printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "PostgreSQL COPY (reference)" "$COPY_SECS" "$COPY_RPS" 1.000 - - - - - - -
+	for i in "${!RUN_NAMES[@]}"; do
+		n=${RUN_NAMES[$i]}
+		printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "${RUN_LABELS[$i]}" "${RES[$n.secs]}" "${RES[$n.rps]}" \
+			"${RES[$n.ratio]}" "${RES[$n.cpum]}" "${RES[$n.kcpu]}" "${RES[$n.ocpu]}" \
+			"$(calc "${RES[$n.hwm]} / 1024" 1)" "$(calc "${RES[$n.anon]} / 1024" 1)" "${RES[$n.nproc]}" "${RES[$n.load]}"
+	done
+	if [ -n "$FRESH_JSON" ]; then
+		echo
+		echo "freshness ($RATE events/s for ${FRESH_SECS}s, $FROWS rows): produce -> row inserted p50 $FP50 ms, p99 $FP99 ms (max $FMAX);"
+		echo "                                          produce -> commit (visible) p50 $CP50 ms, p99 $CP99 ms (max $CMAX);"
+		echo "                                          worker CPU $FCPUM s per million records"
+	fi
+	echo
+	echo "seconds: create_pipeline until lag = 0 and every record accounted for (worker start-up included);"
+	echo "rows/s: distinct rows landed per second; wCPU: worker utime+stime per million Kafka records;"
+	echo "kafka s / pg oth s: CPU seconds of the broker / of the other postgres processes during the drain;"
+	echo "VmHWM: worker peak RSS, including shared buffers it touched; Anon: peak private memory (RssAnon, sampled);"
+	echo "procs: worker processes seen (more than 'workers' = restarts); load: 1-min load average before/after."
+	if [ -n "$PROFILE_TXT" ] && [ -s "$PROFILE_TXT" ]; then
+		echo
+		echo "worker profile (perf, ${PERF_SECS}s, flat by dso/symbol; more in $OUT/profile):"
+		grep -v '^#' "$PROFILE_TXT" | awk '{ printf "  %7s  %-18s %s\n", $1, $2, $4 }' | head -n 40
+		if [ -s "$OUT/profile/children.txt" ]; then
+			echo
+			echo "inclusive (children) by symbol, >= 2%:"
+			grep -v '^#' "$OUT/profile/children.txt" | awk '{ printf "  %7s %7s  %s\n", $1, $2, $4 }' | head -n 40
+		fi
+	fi
+	json="{\"events\":$RECORDS,\"distinct\":$DISTINCT,\"dup_ratio\":$DUP,\"partitions\":4,\"cores\":$(nproc),"
+	json+="\"copy\":{\"seconds\":$COPY_SECS,\"rows_per_s\":$COPY_RPS}"
+	for n in "${RUN_NAMES[@]}"; do
+		json+=",\"${n#drain_}\":{\"seconds\":${RES[$n.secs]},\"rows_per_s\":${RES[$n.rps]},\"records_per_s\":${RES[$n.recps]},\"ratio_to_copy\":${RES[$n.ratio]},"
+		json+="\"worker_cpu_s\":${RES[$n.wcpu]},\"worker_cpu_s_per_mrow\":${RES[$n.cpum]},\"kafka_cpu_s\":${RES[$n.kcpu]},\"pg_other_cpu_s\":${RES[$n.ocpu]},"
+		json+="\"peak_vmhwm_kb\":${RES[$n.hwm]},\"peak_rss_anon_kb\":${RES[$n.anon]},\"worker_start_s\":${RES[$n.start]},"
+		json+="\"worker_processes\":${RES[$n.nproc]},\"loadavg\":\"${RES[$n.load]}\"}"
+	done
+	[ -n "$FRESH_JSON" ] && json+=",$FRESH_JSON"
+	json+="}"
+	echo
+	echo "BENCH $json"
+} | tee -a "$OUT/log" "$OUT/result.txt"
+echo "results in $OUT"
