@@ -1029,7 +1029,8 @@ eo_worker_main(Datum main_arg)
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "eo_ingest worker", ALLOCSET_DEFAULT_SIZES);
 	config_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest config", ALLOCSET_DEFAULT_SIZES);
 	batch_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest batch", ALLOCSET_DEFAULT_SIZES);
-	attempt_cxt = AllocSetContextCreate(batch_cxt, "eo_ingest attempt", ALLOCSET_DEFAULT_SIZES);
+	/* not under batch_cxt: eo_poll resets that, which would delete this one */
+	attempt_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest attempt", ALLOCSET_DEFAULT_SIZES);
 	MemoryContextSwitchTo(worker_cxt);
 
 	slot = eo_slot_acquire(&args);
