@@ -474,9 +474,14 @@ if [ "$PERF" = 1 ]; then
 			perf report -i "$OUT/profile/perf.data" --stdio --children -g none \
 				--sort symbol --percent-limit 2 2>/dev/null |
 				grep -v '^$' >"$OUT/profile/children.txt" || true
-			perf report -i "$OUT/profile/perf.data" --stdio --no-children \
-				-g caller,0.5,callee,function,percent --percent-limit 3 2>/dev/null \
-				>"$OUT/profile/callgraph.txt" || true
+			# bottom-up: who calls the hottest functions
+			perf report -i "$OUT/profile/perf.data" --stdio --no-children --sort symbol \
+				-g callee,1,callee,function,percent --percent-limit 2 2>/dev/null \
+				>"$OUT/profile/callers.txt" || true
+			# top-down from the batch transaction
+			perf report -i "$OUT/profile/perf.data" --stdio --children --sort symbol \
+				-g caller,2,caller,function,percent --percent-limit 40 2>/dev/null \
+				>"$OUT/profile/topdown.txt" || true
 			PROFILE_TXT="$OUT/profile/flat.txt"
 		else
 			note "  perf recorded nothing; see $OUT/profile/perf-record.log"
