@@ -572,11 +572,11 @@ step "results"
 	if [ -n "$PROFILE_TXT" ] && [ -s "$PROFILE_TXT" ]; then
 		echo
 		echo "worker profile (perf, ${PERF_SECS}s, flat by dso/symbol; more in $OUT/profile):"
-		grep -v '^#' "$PROFILE_TXT" | awk '{ printf "  %7s  %-18s %s\n", $1, $2, $4 }' | head -n 40
+		grep -v '^#' "$PROFILE_TXT" | awk '{ printf "  %7s  %-18s %s\n", $1, $2, $4 }' | head -n 40 || true
 		if [ -s "$OUT/profile/children.txt" ]; then
 			echo
 			echo "inclusive (children) by symbol, >= 2%:"
-			grep -v '^#' "$OUT/profile/children.txt" | awk '{ printf "  %7s %7s  %s\n", $1, $2, $4 }' | head -n 40
+			grep -v '^#' "$OUT/profile/children.txt" | awk '{ printf "  %7s %7s  %s\n", $1, $2, $4 }' | head -n 40 || true
 		fi
 	fi
 	json="{\"events\":$RECORDS,\"distinct\":$DISTINCT,\"dup_ratio\":$DUP,\"partitions\":4,\"cores\":$(nproc),"
