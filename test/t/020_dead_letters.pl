@@ -1,0 +1,201 @@
+
+# Record-level errors: every poison record of a batch lands in
+# eo_ingest.dead_letters exactly once, with its partition, offset, key, the
+# exact bytes of its value, the error and its SQLSTATE, while every good
+# record of the same batch lands in the target.  And the bisection that finds
+# a bad record costs about 2 log2(n) subtransactions, not n.
+
+use strict;
+use warnings;
+
+use IPC::Run ();
+use PostgreSQL::Test::Utils;
+use Test::More;
+use EoKafka;
+use EoTest;
+
+my $kafka = EoKafka->new;
+$kafka->start;
+my $node = EoTest::new_node('dead_letters',
+	conf => "eo_ingest.retry_max_delay = '2s'");
+
+# Raw records through kcat: the test producer writes only well-formed values.
+# Multi-character delimiters that no payload contains keep every byte as is.
+my $KD = '<<<KEY>>>';
+my $MD = '<<<EOM>>>';
+
+sub kcat_produce
+{
+	my ($topic, $msgs, %opt) = @_;
+	my $in = join('', map { "$_->{key}$KD$_->{value}$MD" } @$msgs);
+	my @cmd = ($EoKafka::KCAT, '-P', '-b', $kafka->brokers, '-t', $topic,
+		'-p', '0', '-K', $KD, '-D', $MD);
+	push @cmd, '-Z' if $opt{empty_is_null};
+	my ($out, $err) = ('', '');
+	IPC::Run::run(\@cmd, '<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout(60))
+	  or die "kcat -P failed (@cmd):\n$err";
+	return;
+}
+
+sub poison_id { return sprintf('0000dead-0000-4000-8000-%012x', shift) }
+
+sub good_json
+{
+	my ($n, %over) = @_;
+	my %v = (
+		event_id => '"' . poison_id($n) . '"',
+		seq => $n,
+		customer_id => $n % 1000,
+		amount => '"1.00"',
+		note => "\"poison $n\"",
+		created_at => '"2024-01-01T00:00:00.000Z"',
+		%over);
+	return '{' . join(',', map { "\"$_\":$v{$_}" } grep { defined $v{$_} }
+		  qw(event_id seq customer_id amount note created_at)) . '}';
+}
+
+# Random letters and digits: pglz cannot shrink them below the btree limit.
+my $big = join('', map { ('a' .. 'z', 'A' .. 'Z', 0 .. 9)[ int(rand(62)) ] } 1 .. 4000);
+
+# key => [value, expected SQLSTATE, error pattern]
+my @poison = (
+	[ 'malformed', '{"event_id":"' . poison_id(1) . '","seq":1,"customer_id":', '22P02', qr/invalid JSON/ ],
+	[ 'not-an-object', '[1,2,3]', '22P02', qr/not a JSON object/ ],
+	[ 'failed-cast', good_json(2, seq => '"abc"'), '22P02', qr/invalid input syntax for type integer/ ],
+	[ 'out-of-range', good_json(3, seq => '99999999999'), '22003', qr/out of range/ ],
+	[ 'bad-uuid', good_json(4, event_id => '"not-a-uuid"'), '22P02', qr/uuid/ ],
+	[ 'bad-timestamp', good_json(5, created_at => '"2024-13-45T00:00:00Z"'), '22008', qr/out of range|date\/time/ ],
+	[ 'not-null', good_json(6, seq => 'null'), '23502', qr/null value in column "seq"/ ],
+	[ 'check', good_json(7, amount => '"-1.00"'), '23514', qr/check constraint/ ],
+	[ 'foreign-key', good_json(8, customer_id => 5000), '23503', qr/foreign key/ ],
+	[ 'oversized', good_json(9, note => "\"$big\""), '54000', qr/index row/ ],
+	[ 'empty', '', '22P02', qr/empty/ ],
+	[ 'invalid-utf8', good_json(10, note => "\"caf\xc3\x28\""), '22021', qr/encoding/ ],
+	[ 'no-event-id', good_json(11, event_id => undef), '23502', qr/event id/ ],
+);
+my @tombstone = ([ 'tombstone', undef, '22004', qr/tombstone/ ]);
+
+# --- the target: constraints that good records satisfy and poison breaks
+
+$node->safe_psql('postgres', <<'EOS');
+CREATE TABLE public.customers (id integer PRIMARY KEY);
+INSERT INTO public.customers SELECT generate_series(0, 999);
+CREATE TABLE public.dl_orders (
+	event_id	uuid PRIMARY KEY,
+	seq			integer NOT NULL,
+	customer_id	integer REFERENCES public.customers,
+	amount		numeric CHECK (amount >= 0),
+	note		text,
+	created_at	timestamptz
+);
+CREATE INDEX ON public.dl_orders (note);
+EOS
+EoTest::create_orders_table($node, 'public.bisect');
+
+# --- one batch of good and poison records, all written before the pipeline
+
+$kafka->create_topic('dl', 1);
+my @good;
+my $run = 0;
+sub good_run
+{
+	my $m = $kafka->produce(topic => 'dl', count => 300, partition => 0,
+		start_id => 1 + 1000 * $run, timestamp_base => EoTest::ts_base($run));
+	$run++;
+	push @good, @$m;
+}
+good_run();
+kcat_produce('dl', [ map { { key => $_->[0], value => $_->[1] } } @poison ]);
+good_run();
+kcat_produce('dl', [ { key => 'tombstone', value => '' } ], empty_is_null => 1);
+good_run();
+
+my %sent = map { $_->[0] => $_ } @poison, @tombstone;
+my $msgs = $kafka->kcat_consume('dl');
+my %at;		# poison key => the record as read back
+for my $m (@$msgs)
+{
+	$at{ $m->{key} } = $m if defined $m->{key} && $sent{ $m->{key} };
+}
+is(scalar @$msgs, scalar(@good) + keys %sent, 'topic holds every good and poison record');
+is_deeply([ map { $at{ $_->[0] } ? $at{ $_->[0] }{value} : 'missing' } @poison, @tombstone ],
+	[ map { $_->[1] } @poison, @tombstone ],
+	'poison records read back byte for byte (empty value empty, tombstone NULL)');
+
+EoTest::create_pipeline($node, name => 'dl', brokers => $kafka->brokers,
+	topic => 'dl', target => 'public.dl_orders', batch_size => \'10000',
+	batch_timeout => \'2000');
+my $total = scalar(@good) + keys %sent;
+EoTest::wait_caught_up($node, 'dl', $total);
+
+EoTest::check_rows($node, 'public.dl_orders', \@good, 'skip',
+	label => 'every good record landed, row by row');
+EoTest::check_counters($node, 'dl', 'public.dl_orders', $total);
+EoTest::check_offsets($node, 'dl', $kafka, 'dl', 1);
+note('batches: '
+	  . $node->safe_psql('postgres', "SELECT batches FROM eo_ingest.pipeline_status WHERE name = 'dl'"));
+
+# Each poison record: exactly one dead letter at its offset, same key and
+# bytes, an error saying why and a data-error SQLSTATE.
+my %dl;
+for my $line (split /\n/, $node->safe_psql('postgres', <<'EOS'))
+SELECT pipeline, partition, "offset", encode(key, 'hex'),
+	   coalesce(encode(payload, 'hex'), '<NULL>'), sqlstate,
+	   replace(error, E'\n', ' ')
+  FROM eo_ingest.dead_letters ORDER BY "offset"
+EOS
+{
+	my ($pipe, $part, $off, $key, $payload, $state, $error) = split /\|/, $line, 7;
+	$key = pack('H*', $key);
+	$dl{$key}{n}++;
+	$dl{$key}{row} = { pipeline => $pipe, partition => $part, offset => $off,
+		payload => $payload, sqlstate => $state, error => $error };
+}
+is_deeply([ sort keys %dl ], [ sort keys %sent ], 'dead letters are exactly the poison records');
+for my $p (@poison, @tombstone)
+{
+	my ($key, $value, $state, $pattern) = @$p;
+	my $d = $dl{$key} or next;
+	my $r = $d->{row};
+	is($d->{n}, 1, "$key: one dead letter");
+	is_deeply([ $r->{pipeline}, $r->{partition}, $r->{offset} ],
+		[ 'dl', 0, $at{$key}{offset} ], "$key: pipeline, partition and offset");
+	is($r->{payload}, defined $value ? unpack('H*', $value) : '<NULL>',
+		"$key: payload is the bytes sent");
+	is($r->{sqlstate}, $state, "$key: SQLSTATE $state");
+	like($r->{error}, $pattern, "$key: error says why ($r->{error})");
+	ok($r->{sqlstate} =~ /^(22|23)...$|^54000$/, "$key: a data-error class");
+}
+is($node->safe_psql('postgres', "SELECT dead_letters FROM eo_ingest.pipeline_status WHERE name = 'dl'"),
+	scalar keys %sent, 'pipeline_status counts the dead letters');
+
+# --- bisection cost: 10,000 records, one failed cast in the middle
+
+$kafka->create_topic('bisect', 1);
+my @bgood = @{ $kafka->produce(topic => 'bisect', count => 5000, partition => 0,
+		start_id => 100_001, timestamp_base => EoTest::ts_base(10)) };
+kcat_produce('bisect', [ { key => 'bisect-bad', value => good_json(20, seq => '"abc"') } ]);
+push @bgood, @{ $kafka->produce(topic => 'bisect', count => 4999, partition => 0,
+		start_id => 105_001, timestamp_base => EoTest::ts_base(11)) };
+
+EoTest::create_pipeline($node, name => 'bisect', brokers => $kafka->brokers,
+	topic => 'bisect', target => 'public.bisect', batch_size => \'10000',
+	batch_timeout => \'2000');
+EoTest::wait_caught_up($node, 'bisect', 10_000);
+EoTest::check_rows($node, 'public.bisect', \@bgood, 'skip',
+	label => 'bisect: the 9,999 good records landed');
+EoTest::check_counters($node, 'bisect', 'public.bisect', 10_000);
+is($node->safe_psql('postgres',
+		"SELECT partition || ':' || \"offset\" || ':' || convert_from(key, 'UTF8') || ':' || sqlstate "
+		  . "FROM eo_ingest.dead_letters WHERE pipeline = 'bisect'"),
+	'0:5000:bisect-bad:22P02', 'bisect: the one dead letter is the bad record at offset 5000');
+my ($batches, $subx) = split /\|/, $node->safe_psql('postgres',
+	"SELECT batches, subtransactions FROM eo_ingest.pipeline_status WHERE name = 'bisect'");
+# One try per batch, then two per halving down to one record: 2 * ceil(log2 10000) = 28.
+ok($subx >= 3 && $subx <= 28 + $batches,
+	"bisect: $subx subtransactions in $batches batch(es), at most " . (28 + $batches));
+
+$node->stop;
+$kafka->stop;
+done_testing();
