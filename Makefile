@@ -14,11 +14,11 @@ REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/re
 
 EXTRA_CLEAN = test/producer/eo_producer tmp_check tmp_check_regress results regression.diffs regression.out
 
+# no JIT bitcode: it would need clang on every build machine
+override with_llvm = no
+
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
-
-# no JIT bitcode: it would need clang on every build machine
-with_llvm = no
 
 all: test/producer/eo_producer
 

@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "utils/hsearch.h"
 
 typedef enum EoSource
@@ -38,8 +39,16 @@ typedef struct EoColumn
 	EoSource	source;
 	int			npath;
 	char	  **path;
-	bool		binary;			/* passed as bytea, not text */
+	bool		binary;			/* raw bytes into a bytea column */
 	bool		json_raw;		/* json/jsonb column: keep the JSON text */
+	/* values are converted in C and passed as an array of the column type */
+	Oid			arraytype;
+	FmgrInfo	infunc;
+	Oid			ioparam;
+	int32		typmod;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 } EoColumn;
 
 typedef struct EoMapping

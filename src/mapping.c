@@ -176,6 +176,19 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 		col->binary = col->typid == BYTEAOID &&
 			(col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE);
 		col->json_raw = col->typid == JSONOID || col->typid == JSONBOID;
+		col->typmod = att->atttypmod;
+		col->arraytype = get_array_type(col->typid);
+		if (!OidIsValid(col->arraytype))
+			ereport(ERROR,
+					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+					 errmsg("column \"%s\" has type %s, which has no array type", attname, col->type)));
+		{
+			Oid			infunc;
+
+			getTypeInputInfo(col->typid, &infunc, &col->ioparam);
+			fmgr_info(infunc, &col->infunc);
+		}
+		get_typlenbyvalalign(col->typid, &col->typlen, &col->typbyval, &col->typalign);
 		if (col->source == EO_SRC_JSON)
 			map->max_depth = Max(map->max_depth, col->npath);
 		if (col->source == EO_SRC_TIMESTAMP && map->ts_column < 0)

@@ -157,22 +157,14 @@ eo_writer_plan(EoWriter *w, const char *shape)
 		appendStringInfo(&sql, "%s%s", first ? "" : ", ", map->columns[c].name);
 		first = false;
 	}
-	appendStringInfoString(&sql, ") SELECT ");
-	first = true;
-	for (int c = 0; c < map->ncolumns; c++)
-	{
-		if (shape[c] != '1')
-			continue;
-		appendStringInfo(&sql, "%su.c%d::%s", first ? "" : ", ", c, map->columns[c].type);
-		first = false;
-	}
+	appendStringInfoString(&sql, ") SELECT * ");
 	appendStringInfoString(&sql, " FROM unnest(");
 	first = true;
 	for (int c = 0; c < map->ncolumns; c++)
 	{
 		if (shape[c] != '1')
 			continue;
-		argtypes[nargs] = map->columns[c].binary ? BYTEAARRAYOID : TEXTARRAYOID;
+		argtypes[nargs] = map->columns[c].arraytype;
 		appendStringInfo(&sql, "%s$%d", first ? "" : ", ", nargs + 1);
 		nargs++;
 		first = false;
@@ -255,22 +247,39 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 
 	for (int c = 0; c < map->ncolumns; c++)
 	{
+		EoColumn   *col = &map->columns[c];
 		int			dims[1] = {nrows};
 		int			lbs[1] = {1};
-		Oid			elemtype = map->columns[c].binary ? BYTEAOID : TEXTOID;
 
 		if (first->present_shape[c] != '1')
 			continue;
 		for (int r = 0; r < nrows; r++)
 		{
 			EoRecord   *rec = &recs[idx[lo + r]];
+			char	   *v = rec->values[c];
 
-			enulls[r] = rec->nulls[c] || rec->values[c] == NULL;
-			elems[r] = enulls[r] ? (Datum) 0 :
-				PointerGetDatum(cstring_to_text_with_len(rec->values[c], rec->lengths[c]));
+			enulls[r] = rec->nulls[c] || v == NULL;
+			if (enulls[r])
+				elems[r] = (Datum) 0;
+			else if (col->binary)
+			{
+				bytea	   *b = palloc(VARHDRSZ + rec->lengths[c]);
+
+				SET_VARSIZE(b, VARHDRSZ + rec->lengths[c]);
+				memcpy(VARDATA(b), v, rec->lengths[c]);
+				elems[r] = PointerGetDatum(b);
+			}
+			else
+			{
+				/* input functions want a terminated string; Kafka's bytes are not */
+				if (col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE)
+					v = pnstrdup(v, rec->lengths[c]);
+				elems[r] = InputFunctionCall(&col->infunc, v, col->ioparam, col->typmod);
+			}
 		}
 		args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
-														   elemtype, -1, false, TYPALIGN_INT));
+														   col->typid, col->typlen,
+														   col->typbyval, col->typalign));
 	}
 
 	ret = SPI_execute_plan(plan, args, NULL, false, 0);
