@@ -11,6 +11,8 @@
  */
 #include "postgres.h"
 
+#include <malloc.h>
+
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -978,7 +980,13 @@ eo_run(void)
 
 			last_metadata = now;
 			n = eo_kafka_partitions(rk, cfg->topic, &all, err, sizeof(err));
-			if (n > topic_partitions)
+			if (n < 0)
+			{
+				/* connection errors never reach consumer_poll: an outage shows here */
+				kafka_trouble = true;
+				eo_report(EO_STATE_RETRYING, "%s", err);
+			}
+			else if (n > topic_partitions)
 			{
 				ereport(LOG,
 						(errmsg("eo_ingest pipeline \"%s\": topic \"%s\" grew from %d to %d partitions",
@@ -1019,6 +1027,14 @@ eo_worker_main(Datum main_arg)
 
 	memcpy(&args, MyBgworkerEntry->bgw_extra, sizeof(EoWorkerArgs));
 
+	/*
+	 * Batches allocate and free the same large arrays over and over: keep
+	 * them in the heap instead of mapping and faulting in fresh pages each
+	 * time.  Memory stays bounded by the batch size and the Kafka queue.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
+	mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -1028,9 +1044,12 @@ eo_worker_main(Datum main_arg)
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "eo_ingest worker", ALLOCSET_DEFAULT_SIZES);
 	config_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest config", ALLOCSET_DEFAULT_SIZES);
-	batch_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest batch", ALLOCSET_DEFAULT_SIZES);
+	/* large kept blocks: a batch's memory is reused, not returned to the kernel */
+	batch_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest batch",
+									  1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
 	/* not under batch_cxt: eo_poll resets that, which would delete this one */
-	attempt_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest attempt", ALLOCSET_DEFAULT_SIZES);
+	attempt_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest attempt",
+										8 * 1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
 	MemoryContextSwitchTo(worker_cxt);
 
 	slot = eo_slot_acquire(&args);

@@ -413,7 +413,15 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 		idx[m++] = i;
 	}
 	shape_recs = recs;
-	qsort(idx, m, sizeof(int), eo_cmp_shape);
+	for (int i = 1; i < m; i++)
+	{
+		/* records almost always share one shape: sort only when they do not */
+		if (strcmp(recs[idx[i]].present_shape, recs[idx[0]].present_shape) != 0)
+		{
+			qsort(idx, m, sizeof(int), eo_cmp_shape);
+			break;
+		}
+	}
 	if (m > 0)
 		eo_writer_try(w, recs, idx, 0, m, counts);
 	for (int i = 0; i < n; i++)
