@@ -22,6 +22,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -844,6 +845,9 @@ eo_poll(void)
 			break;
 		msg = rd_kafka_consumer_poll(rk, Min(left, 100));
 		CHECK_FOR_INTERRUPTS();
+		/* no latch wait here: watch the postmaster, never outlive it */
+		if (!PostmasterIsAlive())
+			proc_exit(1);
 		if (msg == NULL)
 			continue;
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
