@@ -391,6 +391,365 @@ eo_timestamp_text(EoColumn *col, int64 ms)
 	return psprintf(INT64_FORMAT, ms);
 }
 
+/*
+ * The fast path for JSON values: one validating pass that captures the
+ * mapped fields without copying anything else.  It gives up (returns false)
+ * on anything unusual: invalid JSON, escaped field names, deep nesting.  The
+ * caller then runs PostgreSQL's own parser, which produces the same values
+ * or the error message for the dead letter.
+ */
+#define EO_FAST_MAX_NESTING 64
+
+typedef struct EoScan
+{
+	const char *p;
+	const char *end;
+	EoMapping  *map;
+	EoRecord   *rec;
+	const char *name[EO_MAX_DEPTH + 1];
+	int			namelen[EO_MAX_DEPTH + 1];
+} EoScan;
+
+static inline void
+eo_scan_ws(EoScan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* At an opening quote; on success p is past the closing quote. */
+static bool
+eo_scan_string(EoScan *s, bool *escaped)
+{
+	const char *p = s->p + 1;
+
+	*escaped = false;
+	while (p < s->end)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c == '"')
+		{
+			s->p = p + 1;
+			return true;
+		}
+		if (c < 0x20)
+			return false;
+		if (c == '\\')
+		{
+			*escaped = true;
+			if (++p >= s->end)
+				return false;
+			switch (*p)
+			{
+				case '"':
+				case '\\':
+				case '/':
+				case 'b':
+				case 'f':
+				case 'n':
+				case 'r':
+				case 't':
+					break;
+				case 'u':
+					for (int i = 0; i < 4; i++)
+						if (++p >= s->end || !isxdigit((unsigned char) *p))
+							return false;
+					break;
+				default:
+					return false;
+			}
+		}
+		p++;
+	}
+	return false;
+}
+
+static bool
+eo_scan_number(EoScan *s)
+{
+	const char *p = s->p;
+	const char *e = s->end;
+
+	if (p < e && *p == '-')
+		p++;
+	if (p >= e || !isdigit((unsigned char) *p))
+		return false;
+	if (*p == '0')
+		p++;
+	else
+		while (p < e && isdigit((unsigned char) *p))
+			p++;
+	if (p < e && *p == '.')
+	{
+		p++;
+		if (p >= e || !isdigit((unsigned char) *p))
+			return false;
+		while (p < e && isdigit((unsigned char) *p))
+			p++;
+	}
+	if (p < e && (*p == 'e' || *p == 'E'))
+	{
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= e || !isdigit((unsigned char) *p))
+			return false;
+		while (p < e && isdigit((unsigned char) *p))
+			p++;
+	}
+	/* a number runs into the next structural character or whitespace */
+	if (p < e && (isalnum((unsigned char) *p) || *p == '.' || *p == '"'))
+		return false;
+	s->p = p;
+	return true;
+}
+
+static bool
+eo_scan_literal(EoScan *s, const char *word, int len)
+{
+	if (s->end - s->p < len || memcmp(s->p, word, len) != 0)
+		return false;
+	if (s->end - s->p > len && isalnum((unsigned char) s->p[len]))
+		return false;
+	s->p += len;
+	return true;
+}
+
+/* De-escape one JSON string token with PostgreSQL's lexer. */
+static char *
+eo_unescape(const char *start, int len)
+{
+	JsonLexContext *lex = makeJsonLexContextCstringLen((char *) start, len,
+													   GetDatabaseEncoding(), true);
+
+	if (json_lex(lex) != JSON_SUCCESS || lex->strval == NULL)
+		return NULL;
+	return lex->strval->data;
+}
+
+static bool eo_scan_value(EoScan *s, int level, int nesting, bool capture);
+
+/* Store a captured field value into every column mapped from this path. */
+static bool
+eo_scan_capture(EoScan *s, int level, const char *start, char kind, bool escaped)
+{
+	EoMapping  *map = s->map;
+	EoRecord   *rec = s->rec;
+
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		EoColumn   *col = &map->columns[c];
+		bool		match;
+		int			len = s->p - start;
+
+		if (col->source != EO_SRC_JSON || col->npath != level)
+			continue;
+		match = true;
+		for (int k = 0; match && k < level; k++)
+			match = (int) strlen(col->path[k]) == s->namelen[k + 1] &&
+				memcmp(col->path[k], s->name[k + 1], s->namelen[k + 1]) == 0;
+		if (!match)
+			continue;
+
+		rec->present[c] = 1;
+		rec->nulls[c] = kind == 'n';
+		rec->values[c] = NULL;
+		if (kind == 'n')
+			continue;
+		if (kind == 's' && !col->json_raw)
+		{
+			if (escaped)
+			{
+				rec->values[c] = eo_unescape(start, len);
+				if (rec->values[c] == NULL)
+					return false;
+			}
+			else
+				rec->values[c] = pnstrdup(start + 1, len - 2);
+		}
+		else
+			rec->values[c] = pnstrdup(start, len);
+		rec->lengths[c] = strlen(rec->values[c]);
+	}
+	return true;
+}
+
+/* Does any column's path continue below this field? */
+static bool
+eo_scan_descend(EoScan *s, int level)
+{
+	EoMapping  *map = s->map;
+
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		EoColumn   *col = &map->columns[c];
+		bool		match;
+
+		if (col->source != EO_SRC_JSON || col->npath <= level)
+			continue;
+		match = true;
+		for (int k = 0; match && k < level; k++)
+			match = (int) strlen(col->path[k]) == s->namelen[k + 1] &&
+				memcmp(col->path[k], s->name[k + 1], s->namelen[k + 1]) == 0;
+		if (match)
+			return true;
+	}
+	return false;
+}
+
+/* At '{'; level is the depth of this object's fields (1 for the top). */
+static bool
+eo_scan_object(EoScan *s, int level, int nesting, bool capture)
+{
+	s->p++;
+	eo_scan_ws(s);
+	if (s->p < s->end && *s->p == '}')
+	{
+		s->p++;
+		return true;
+	}
+	for (;;)
+	{
+		const char *name;
+		bool		escaped;
+		bool		here = capture && level <= s->map->max_depth;
+
+		eo_scan_ws(s);
+		if (s->p >= s->end || *s->p != '"')
+			return false;
+		name = s->p;
+		if (!eo_scan_string(s, &escaped))
+			return false;
+		if (here)
+		{
+			if (escaped)
+				return false;
+			s->name[level] = name + 1;
+			s->namelen[level] = s->p - name - 2;
+		}
+		eo_scan_ws(s);
+		if (s->p >= s->end || *s->p != ':')
+			return false;
+		s->p++;
+		eo_scan_ws(s);
+		if (!eo_scan_value(s, here ? level : 0, nesting, here))
+			return false;
+		eo_scan_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == '}')
+		{
+			s->p++;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+	}
+}
+
+static bool
+eo_scan_array(EoScan *s, int nesting)
+{
+	s->p++;
+	eo_scan_ws(s);
+	if (s->p < s->end && *s->p == ']')
+	{
+		s->p++;
+		return true;
+	}
+	for (;;)
+	{
+		eo_scan_ws(s);
+		if (!eo_scan_value(s, 0, nesting, false))
+			return false;
+		eo_scan_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == ']')
+		{
+			s->p++;
+			return true;
+		}
+		if (*s->p != ',')
+			return false;
+		s->p++;
+	}
+}
+
+/*
+ * A value; when capture is set it is the value of the field named
+ * s->name[level], whose path may be mapped.
+ */
+static bool
+eo_scan_value(EoScan *s, int level, int nesting, bool capture)
+{
+	const char *start = s->p;
+	char		kind;
+	bool		escaped = false;
+
+	if (s->p >= s->end || nesting > EO_FAST_MAX_NESTING)
+		return false;
+	switch (*s->p)
+	{
+		case '{':
+			kind = 'o';
+			if (!eo_scan_object(s, level + 1, nesting + 1,
+								capture && eo_scan_descend(s, level)))
+				return false;
+			break;
+		case '[':
+			kind = 'a';
+			if (!eo_scan_array(s, nesting + 1))
+				return false;
+			break;
+		case '"':
+			kind = 's';
+			if (!eo_scan_string(s, &escaped))
+				return false;
+			break;
+		case 't':
+			kind = 'b';
+			if (!eo_scan_literal(s, "true", 4))
+				return false;
+			break;
+		case 'f':
+			kind = 'b';
+			if (!eo_scan_literal(s, "false", 5))
+				return false;
+			break;
+		case 'n':
+			kind = 'n';
+			if (!eo_scan_literal(s, "null", 4))
+				return false;
+			break;
+		default:
+			kind = 'd';
+			if (!eo_scan_number(s))
+				return false;
+			break;
+	}
+	if (capture && level > 0)
+		return eo_scan_capture(s, level, start, kind, escaped);
+	return true;
+}
+
+static bool
+eo_json_fast(EoMapping *map, EoRecord *rec, const char *p, const char *end)
+{
+	EoScan		s;
+
+	s.p = p;
+	s.end = end;
+	s.map = map;
+	s.rec = rec;
+	if (!eo_scan_object(&s, 1, 1, true))
+		return false;
+	eo_scan_ws(&s);
+	return s.p == end;
+}
+
 /* Fill rec's column values from its Kafka message; a bad record is marked dead. */
 void
 eo_record_parse(EoMapping *map, EoRecord *rec)
@@ -488,6 +847,16 @@ eo_record_parse(EoMapping *map, EoRecord *rec)
 			return;
 		}
 
+		if (eo_json_fast(map, rec, p, end))
+			goto done;
+		for (int c = 0; c < n; c++)
+			if (map->columns[c].source == EO_SRC_JSON)
+			{
+				rec->present[c] = 0;
+				rec->nulls[c] = false;
+				rec->values[c] = NULL;
+			}
+
 		memset(&state, 0, sizeof(state));
 		memset(&sem, 0, sizeof(sem));
 		state.map = map;
@@ -508,6 +877,7 @@ eo_record_parse(EoMapping *map, EoRecord *rec)
 		}
 	}
 
+done:
 	if (map->id_column >= 0)
 	{
 		int			c = map->id_column;
