@@ -843,11 +843,15 @@ eo_poll(void)
 
 		if (left <= 0)
 			break;
-		msg = rd_kafka_consumer_poll(rk, Min(left, 100));
+		/*
+		 * No latch wait here: watch the postmaster, never outlive it.  Both
+		 * checks come before the poll, as a message held by no one would
+		 * make rd_kafka_destroy wait forever when the worker exits.
+		 */
 		CHECK_FOR_INTERRUPTS();
-		/* no latch wait here: watch the postmaster, never outlive it */
 		if (!PostmasterIsAlive())
 			proc_exit(1);
+		msg = rd_kafka_consumer_poll(rk, Min(left, 100));
 		if (msg == NULL)
 			continue;
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
