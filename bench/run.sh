@@ -407,16 +407,23 @@ note "records $RECORDS committed, $DISTINCT distinct event ids, average value $A
 step "reference: COPY of the $DISTINCT distinct rows from $WORK/bench.csv"
 pq -c "CREATE TABLE public.copy_ref ($TABLE_COLS)"
 pq -c "CHECKPOINT"
-COPY_SECS="$(pq <<EOF
+# the backend's CPU is read from /proc around the COPY, like the worker's
+read -r COPY_SECS COPY_C0 COPY_C1 <<<"$(pq <<EOF
+SELECT pg_backend_pid() AS pid \gset
+\\set c0 \`cut -d' ' -f14,15 /proc/:pid/stat | tr ' ' +\`
 SELECT extract(epoch FROM clock_timestamp()) AS t0 \gset
 COPY public.copy_ref (event_id, seq, customer_id, amount, note, created_at) FROM '$WORK/bench.csv' (FORMAT csv);
-SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3);
+SELECT round((extract(epoch FROM clock_timestamp()) - :t0)::numeric, 3) AS secs \gset
+\\set c1 \`cut -d' ' -f14,15 /proc/:pid/stat | tr ' ' +\`
+SELECT :secs, :c0, :c1;
 EOF
 )"
+COPY_CPU=$(calc "($COPY_C1 - $COPY_C0) / $TCK" 2)
+COPY_CPUM=$(calc "$COPY_CPU / ($DISTINCT / 1000000)" 2)
 COPY_ROWS=$(pq -c "SELECT count(*) FROM public.copy_ref")
 [ "$COPY_ROWS" = "$DISTINCT" ] || die "COPY loaded $COPY_ROWS rows, expected $DISTINCT"
 COPY_RPS=$(calc "$DISTINCT / $COPY_SECS" 0)
-note "COPY: $COPY_SECS s, $COPY_RPS rows/s"
+note "COPY: $COPY_SECS s, $COPY_RPS rows/s; backend CPU $COPY_CPU s ($COPY_CPUM s per million rows)"
 
 # ---------------------------------------------------------------- 2./3. drains
 declare -a RUN_NAMES=() RUN_LABELS=()
@@ -472,7 +479,7 @@ if [ "$PERF" = 1 ]; then
 				--sort dso,symbol --percent-limit 0.5 2>/dev/null |
 				grep -v '^$' >"$OUT/profile/flat.txt" || true
 			perf report -i "$OUT/profile/perf.data" --stdio --children -g none \
-				--sort symbol --percent-limit 2 2>/dev/null |
+				--sort symbol --percent-limit 0.7 2>/dev/null |
 				grep -v '^$' >"$OUT/profile/children.txt" || true
 			# bottom-up: who calls the hottest functions
 			perf report -i "$OUT/profile/perf.data" --stdio --no-children --sort symbol \
@@ -550,7 +557,7 @@ step "results"
 	echo "events: $RECORDS records ($DISTINCT distinct ids, dup ratio $DUP, 4 partitions, avg value $AVG_BYTES bytes)"
 	echo
 	printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' run seconds rows/s vs_COPY "wCPU s/Mrec" "kafka s" "pg oth s" "VmHWM MB" "Anon MB" procs load
-	printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "PostgreSQL COPY (reference)" "$COPY_SECS" "$COPY_RPS" 1.000 - - - - - - -
+	printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "PostgreSQL COPY (reference)" "$COPY_SECS" "$COPY_RPS" 1.000 "$COPY_CPUM" - - - - - -
 	for i in "${!RUN_NAMES[@]}"; do
 		n=${RUN_NAMES[$i]}
 		printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "${RUN_LABELS[$i]}" "${RES[$n.secs]}" "${RES[$n.rps]}" \
@@ -565,7 +572,8 @@ step "results"
 	fi
 	echo
 	echo "seconds: create_pipeline until lag = 0 and every record accounted for (worker start-up included);"
-	echo "rows/s: distinct rows landed per second; wCPU: worker utime+stime per million Kafka records;"
+	echo "rows/s: distinct rows landed per second; wCPU: worker utime+stime per million Kafka records"
+	echo "        (for COPY: the backend's CPU per million rows; this ratio holds even on a busy machine);"
 	echo "kafka s / pg oth s: CPU seconds of the broker / of the other postgres processes during the drain;"
 	echo "VmHWM: worker peak RSS, including shared buffers it touched; Anon: peak private memory (RssAnon, sampled);"
 	echo "procs: worker processes seen (more than 'workers' = restarts); load: 1-min load average before/after."
@@ -575,12 +583,12 @@ step "results"
 		grep -v '^#' "$PROFILE_TXT" | awk '{ printf "  %7s  %-18s %s\n", $1, $2, $4 }' | head -n 40 || true
 		if [ -s "$OUT/profile/children.txt" ]; then
 			echo
-			echo "inclusive (children) by symbol, >= 2%:"
-			grep -v '^#' "$OUT/profile/children.txt" | awk '{ printf "  %7s %7s  %s\n", $1, $2, $4 }' | head -n 40 || true
+			echo "inclusive (children) by symbol, >= 1% (unnamed addresses, i.e. static functions of the stripped postgres, left out):"
+			grep -v '^#' "$OUT/profile/children.txt" | awk '$1 + 0 >= 1 && $4 !~ /^0x/ { printf "  %7s %7s  %s\n", $1, $2, $4 }' | head -n 60 || true
 		fi
 	fi
 	json="{\"events\":$RECORDS,\"distinct\":$DISTINCT,\"dup_ratio\":$DUP,\"partitions\":4,\"cores\":$(nproc),"
-	json+="\"copy\":{\"seconds\":$COPY_SECS,\"rows_per_s\":$COPY_RPS}"
+	json+="\"copy\":{\"seconds\":$COPY_SECS,\"rows_per_s\":$COPY_RPS,\"backend_cpu_s\":$COPY_CPU,\"cpu_s_per_mrow\":$COPY_CPUM}"
 	for n in "${RUN_NAMES[@]}"; do
 		json+=",\"${n#drain_}\":{\"seconds\":${RES[$n.secs]},\"rows_per_s\":${RES[$n.rps]},\"records_per_s\":${RES[$n.recps]},\"ratio_to_copy\":${RES[$n.ratio]},"
 		json+="\"worker_cpu_s\":${RES[$n.wcpu]},\"worker_cpu_s_per_mrow\":${RES[$n.cpum]},\"kafka_cpu_s\":${RES[$n.kcpu]},\"pg_other_cpu_s\":${RES[$n.ocpu]},"
