@@ -77,6 +77,7 @@ static EoWorkerArgs args;
 static EoWorkerSlot *slot;
 static MemoryContext worker_cxt;
 static MemoryContext config_cxt;
+static MemoryContext setup_cxt;	/* partitions; outlives config reloads between retries */
 static MemoryContext batch_cxt;
 static MemoryContext attempt_cxt;
 
@@ -500,6 +501,9 @@ eo_setup(void)
 
 	eo_kafka_close();
 	MemoryContextReset(batch_cxt);
+	MemoryContextReset(setup_cxt);
+	parts = NULL;
+	nparts = 0;
 	if (!eo_load_config_xact())
 		return EO_RESTART_SETUP;
 
@@ -525,7 +529,7 @@ eo_setup(void)
 	}
 	topic_partitions = n;
 
-	MemoryContextSwitchTo(config_cxt);
+	MemoryContextSwitchTo(setup_cxt);
 	mine = palloc(sizeof(int32) * n);
 	stored = palloc(sizeof(int64) * n);
 	start = palloc(sizeof(int64) * n);
@@ -933,18 +937,21 @@ eo_commit_batch(void)
 	{
 		ErrorData  *edata = NULL;
 
-		if (eo_worker_batch_xact(next, &edata))
-			break;
-		eo_report(EO_STATE_RETRYING, "%s (SQLSTATE %s); retrying the batch in %ld ms",
-				  edata->message, unpack_sql_state(edata->sqlerrcode), delay);
-		FreeErrorData(edata);
+		/* no writer: the last reload failed, and reported why */
+		if (writer != NULL)
+		{
+			if (eo_worker_batch_xact(next, &edata))
+				break;
+			eo_report(EO_STATE_RETRYING, "%s (SQLSTATE %s); retrying the batch in %ld ms",
+					  edata->message, unpack_sql_state(edata->sqlerrcode), delay);
+			FreeErrorData(edata);
+		}
 		if (eo_backoff(delay))
 			return EO_RESTART_SETUP;
 		delay = Min(delay * 2, (long) eo_retry_max_delay);
 
 		/* the target may have changed: rebuild the mapping before trying again */
-		if (!eo_load_config_xact())
-			continue;
+		(void) eo_load_config_xact();
 	}
 
 	for (int i = 0; i < nparts; i++)
@@ -1052,6 +1059,7 @@ eo_worker_main(Datum main_arg)
 
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "eo_ingest worker", ALLOCSET_DEFAULT_SIZES);
 	config_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest config", ALLOCSET_DEFAULT_SIZES);
+	setup_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest setup", ALLOCSET_SMALL_SIZES);
 	/* large kept blocks: a batch's memory is reused, not returned to the kernel */
 	batch_cxt = AllocSetContextCreate(worker_cxt, "eo_ingest batch",
 									  1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
