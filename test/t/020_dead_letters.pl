@@ -196,6 +196,13 @@ my ($batches, $subx) = split /\|/, $node->safe_psql('postgres',
 ok($subx >= 3 && $subx <= 28 + $batches,
 	"bisect: $subx subtransactions in $batches batch(es), at most " . (28 + $batches));
 
+# A crash would restart every backend and hide behind the recovery; a worker
+# fenced off here (one worker, no reset_offsets) would mean it lost track of
+# its own offsets.
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal|was fenced off/,
+	'server log: no crashed process, no fenced worker');
+
 $node->stop;
 $kafka->stop;
 done_testing();
