@@ -145,7 +145,12 @@ eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen)
 	return rk;
 }
 
-/* The topic's partitions, sorted; -1 and err on failure. */
+rd_kafka_resp_err_t eo_kafka_metadata_error = RD_KAFKA_RESP_ERR_NO_ERROR;
+
+/*
+ * The topic's partitions, sorted; -1 and err on failure, with the reason in
+ * eo_kafka_metadata_error.
+ */
 int
 eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
 					char *err, size_t errlen)
@@ -162,6 +167,8 @@ eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
 		return -1;
 	}
 	rc = rd_kafka_metadata(rk, 0, rkt, &md, EO_KAFKA_TIMEOUT_MS);
+	eo_kafka_metadata_error = rc != RD_KAFKA_RESP_ERR_NO_ERROR ? rc :
+		(md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN);
 	if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
 		snprintf(err, errlen, "could not read metadata of topic \"%s\": %s",
 				 topic, rd_kafka_err2str(rc));

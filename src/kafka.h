@@ -11,6 +11,8 @@
 
 #define EO_KAFKA_TIMEOUT_MS 10000
 
+extern rd_kafka_resp_err_t eo_kafka_metadata_error;
+
 extern bool eo_kafka_secret_key(const char *key);
 extern rd_kafka_conf_t *eo_kafka_conf(const char *brokers, Jsonb *options,
 									  const char *group_id, char *err, size_t errlen);

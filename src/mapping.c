@@ -118,7 +118,7 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("target table with OID %u does not exist", target),
-				 errhint("Re-create the table, or drop the pipeline.")));
+				 errhint("Pipelines follow their target by OID: drop the pipeline and create it again on the new table.")));
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,

@@ -95,6 +95,9 @@ static EoRecord *recs;
 static int	nrecs;
 
 static bool fenced;
+static TimestampTz topic_missing_since;
+
+#define EO_TOPIC_GRACE_MS 60000
 static bool kafka_trouble;
 
 static SPIPlanPtr fence_plan;
@@ -522,11 +525,28 @@ eo_setup(void)
 	}
 
 	n = eo_kafka_partitions(rk, cfg->topic, &all, err, sizeof(err));
+	if (n < 0 && eo_kafka_metadata_error == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+	{
+		/* a topic that stays missing is a configuration error, not an outage */
+		TimestampTz now = GetCurrentTimestamp();
+
+		if (topic_missing_since == 0)
+			topic_missing_since = now;
+		if (TimestampDifferenceExceeds(topic_missing_since, now, EO_TOPIC_GRACE_MS))
+		{
+			topic_missing_since = 0;
+			eo_report(EO_STATE_FAILED,
+					  "topic \"%s\" does not exist (waited %d s); create it, then call eo_ingest.resume_pipeline",
+					  cfg->topic, EO_TOPIC_GRACE_MS / 1000);
+			return EO_RESTART_FAILED;
+		}
+	}
 	if (n < 0)
 	{
 		eo_report(EO_STATE_RETRYING, "%s", err);
 		return EO_RESTART_SETUP;
 	}
+	topic_missing_since = 0;
 	topic_partitions = n;
 
 	MemoryContextSwitchTo(setup_cxt);

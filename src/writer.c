@@ -389,10 +389,21 @@ eo_cmp_shape(const void *a, const void *b)
 {
 	int			ia = *(const int *) a;
 	int			ib = *(const int *) b;
-	int			c = strcmp(shape_recs[ia].present_shape, shape_recs[ib].present_shape);
+	EoRecord   *ra = &shape_recs[ia];
+	EoRecord   *rb = &shape_recs[ib];
+	int			c = strcmp(ra->present_shape, rb->present_shape);
 
 	if (c != 0)
 		return c;
+	/* event id order: workers sharing a target lock keys in one order, no deadlocks */
+	if (ra->event_id != NULL && rb->event_id != NULL)
+	{
+		c = memcmp(ra->event_id, rb->event_id, Min(ra->event_id_len, rb->event_id_len));
+		if (c != 0)
+			return c;
+		if (ra->event_id_len != rb->event_id_len)
+			return ra->event_id_len < rb->event_id_len ? -1 : 1;
+	}
 	return ia - ib;
 }
 
@@ -413,15 +424,7 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 		idx[m++] = i;
 	}
 	shape_recs = recs;
-	for (int i = 1; i < m; i++)
-	{
-		/* records almost always share one shape: sort only when they do not */
-		if (strcmp(recs[idx[i]].present_shape, recs[idx[0]].present_shape) != 0)
-		{
-			qsort(idx, m, sizeof(int), eo_cmp_shape);
-			break;
-		}
-	}
+	qsort(idx, m, sizeof(int), eo_cmp_shape);
 	if (m > 0)
 		eo_writer_try(w, recs, idx, 0, m, counts);
 	for (int i = 0; i < n; i++)

@@ -178,11 +178,7 @@ like($notopic->{state}, qr/^(retrying|failed)$/, 'a pipeline on a missing topic 
 like($notopic->{last_error}, qr/no_such_topic/, 'its last_error names the missing topic');
 like($notopic->{last_error}, qr/unknown topic|not available|does not exist/i,
 	'its last_error says the topic is unknown');
-TODO:
-{
-	local $TODO = 'a missing topic keeps the pipeline retrying; it never turns failed';
-	is($notopic->{state}, 'failed', 'design: a missing topic ends failed after a grace period');
-}
+is($notopic->{state}, 'failed', 'a missing topic ends failed after the grace period');
 
 
 # ---- 4. the missing topic appears -----------------------------------------
