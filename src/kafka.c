@@ -81,6 +81,7 @@ eo_kafka_conf(const char *brokers, Jsonb *options, const char *group_id,
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char		queue_kb[32];
 	bool		queue_set = false;
+	bool		wait_set = false;
 
 	if (options != NULL && JB_ROOT_IS_OBJECT(options))
 	{
@@ -110,6 +111,8 @@ eo_kafka_conf(const char *brokers, Jsonb *options, const char *group_id,
 				}
 				if (strcmp(key, "queued.max.messages.kbytes") == 0)
 					queue_set = true;
+				if (strcmp(key, "fetch.wait.max.ms") == 0)
+					wait_set = true;
 			}
 		}
 	}
@@ -122,7 +125,9 @@ eo_kafka_conf(const char *brokers, Jsonb *options, const char *group_id,
 		!eo_conf_set(conf, "isolation.level", "read_committed", err, errlen) ||
 		!eo_conf_set(conf, "auto.offset.reset", "error", err, errlen) ||
 		!eo_conf_set(conf, "enable.partition.eof", "false", err, errlen) ||
-		(!queue_set && !eo_conf_set(conf, "queued.max.messages.kbytes", queue_kb, err, errlen)))
+		(!queue_set && !eo_conf_set(conf, "queued.max.messages.kbytes", queue_kb, err, errlen)) ||
+		/* a trickle of records must not wait for librdkafka's default 500 ms fetch wait */
+		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "50", err, errlen)))
 	{
 		rd_kafka_conf_destroy(conf);
 		return NULL;
