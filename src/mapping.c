@@ -530,6 +530,17 @@ eo_unescape(const char *start, int len)
 
 static bool eo_scan_value(EoScan *s, int level, int nesting, bool capture);
 
+/* Do the field names down to this level spell the start of col's path? */
+static bool
+eo_scan_path_matches(EoScan *s, EoColumn *col, int level)
+{
+	for (int k = 0; k < level; k++)
+		if ((int) strlen(col->path[k]) != s->namelen[k + 1] ||
+			memcmp(col->path[k], s->name[k + 1], s->namelen[k + 1]) != 0)
+			return false;
+	return true;
+}
+
 /* Store a captured field value into every column mapped from this path. */
 static bool
 eo_scan_capture(EoScan *s, int level, const char *start, char kind, bool escaped)
@@ -540,16 +551,10 @@ eo_scan_capture(EoScan *s, int level, const char *start, char kind, bool escaped
 	for (int c = 0; c < map->ncolumns; c++)
 	{
 		EoColumn   *col = &map->columns[c];
-		bool		match;
 		int			len = s->p - start;
 
-		if (col->source != EO_SRC_JSON || col->npath != level)
-			continue;
-		match = true;
-		for (int k = 0; match && k < level; k++)
-			match = (int) strlen(col->path[k]) == s->namelen[k + 1] &&
-				memcmp(col->path[k], s->name[k + 1], s->namelen[k + 1]) == 0;
-		if (!match)
+		if (col->source != EO_SRC_JSON || col->npath != level ||
+			!eo_scan_path_matches(s, col, level))
 			continue;
 
 		rec->present[c] = 1;
@@ -584,15 +589,9 @@ eo_scan_descend(EoScan *s, int level)
 	for (int c = 0; c < map->ncolumns; c++)
 	{
 		EoColumn   *col = &map->columns[c];
-		bool		match;
 
-		if (col->source != EO_SRC_JSON || col->npath <= level)
-			continue;
-		match = true;
-		for (int k = 0; match && k < level; k++)
-			match = (int) strlen(col->path[k]) == s->namelen[k + 1] &&
-				memcmp(col->path[k], s->name[k + 1], s->namelen[k + 1]) == 0;
-		if (match)
+		if (col->source == EO_SRC_JSON && col->npath > level &&
+			eo_scan_path_matches(s, col, level))
 			return true;
 	}
 	return false;
