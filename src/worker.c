@@ -275,23 +275,19 @@ eo_load_config(void)
 	return true;
 }
 
-/* In a transaction of its own: load the configuration, exiting if paused. */
+/*
+ * Run step in a transaction of its own.  On error: abort, report the
+ * pipeline as retrying with the error, and return false.
+ */
 static bool
-eo_load_config_xact(void)
+eo_try_xact(const char *activity, void (*step) (void *arg), void *arg)
 {
 	volatile bool ok = true;
 
 	PG_TRY();
 	{
-		eo_begin_xact("eo_ingest: loading pipeline");
-		if (!eo_load_config())
-		{
-			eo_commit_xact();
-			ereport(LOG,
-					(errmsg("eo_ingest pipeline %d is paused or dropped; worker exiting",
-							args.pipeline_id)));
-			proc_exit(0);
-		}
+		eo_begin_xact(activity);
+		step(arg);
 		eo_commit_xact();
 	}
 	PG_CATCH();
@@ -304,6 +300,30 @@ eo_load_config_xact(void)
 	}
 	PG_END_TRY();
 	return ok;
+}
+
+static void
+eo_load_config_step(void *arg)
+{
+	*(bool *) arg = eo_load_config();
+}
+
+/* In a transaction of its own: load the configuration, exiting if paused. */
+static bool
+eo_load_config_xact(void)
+{
+	bool		enabled = true;
+
+	if (!eo_try_xact("eo_ingest: loading pipeline", eo_load_config_step, &enabled))
+		return false;
+	if (!enabled)
+	{
+		ereport(LOG,
+				(errmsg("eo_ingest pipeline %d is paused or dropped; worker exiting",
+						args.pipeline_id)));
+		proc_exit(0);
+	}
+	return true;
 }
 
 /* Has the pipeline's row changed since we loaded it?  Exits if paused. */
@@ -481,6 +501,30 @@ eo_read_offsets(int n, const int32 *mine, int64 *stored)
 	}
 }
 
+/* Arguments of the partition steps eo_setup runs in transactions */
+typedef struct EoPartStep
+{
+	int			n;
+	int32	   *partitions;
+	int64	   *offsets;
+} EoPartStep;
+
+static void
+eo_read_offsets_step(void *arg)
+{
+	EoPartStep *step = (EoPartStep *) arg;
+
+	eo_read_offsets(step->n, step->partitions, step->offsets);
+}
+
+static void
+eo_claim_step(void *arg)
+{
+	EoPartStep *step = (EoPartStep *) arg;
+
+	eo_claim(step->n, step->partitions, step->offsets);
+}
+
 /*
  * Connect to Kafka, find this worker's partitions, store start offsets for
  * the new ones, claim them and assign them to the consumer.
@@ -499,7 +543,7 @@ eo_setup(void)
 	int			nmine = 0;
 	int			nmissing = 0;
 	int32	   *missing;
-	volatile bool ok = true;
+	EoPartStep	step;
 	rd_kafka_resp_err_t rc;
 
 	eo_kafka_close();
@@ -573,21 +617,10 @@ eo_setup(void)
 		return EO_RESTART_NONE;
 	}
 
-	PG_TRY();
-	{
-		eo_begin_xact("eo_ingest: reading offsets");
-		eo_read_offsets(nmine, mine, stored);
-		eo_commit_xact();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata = eo_abort_xact();
-
-		eo_report(EO_STATE_RETRYING, "%s", edata->message);
-		ok = false;
-	}
-	PG_END_TRY();
-	if (!ok)
+	step.n = nmine;
+	step.partitions = mine;
+	step.offsets = stored;
+	if (!eo_try_xact("eo_ingest: reading offsets", eo_read_offsets_step, &step))
 		return EO_RESTART_SETUP;
 
 	for (int i = 0; i < nmine; i++)
@@ -611,21 +644,8 @@ eo_setup(void)
 	else
 		memcpy(start, stored, sizeof(int64) * nmine);
 
-	PG_TRY();
-	{
-		eo_begin_xact("eo_ingest: claiming partitions");
-		eo_claim(nmine, mine, start);
-		eo_commit_xact();
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata = eo_abort_xact();
-
-		eo_report(EO_STATE_RETRYING, "%s", edata->message);
-		ok = false;
-	}
-	PG_END_TRY();
-	if (!ok)
+	step.offsets = start;
+	if (!eo_try_xact("eo_ingest: claiming partitions", eo_claim_step, &step))
 		return EO_RESTART_SETUP;
 
 	assignment = rd_kafka_topic_partition_list_new(nmine);
