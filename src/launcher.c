@@ -55,19 +55,27 @@ typedef struct EoWorkerEntry
 	int			quick_exits;
 } EoWorkerEntry;
 
+/* The fields every eo_ingest background worker shares. */
+static void
+eo_bgw_init(BackgroundWorker *worker, const char *function, const char *type)
+{
+	memset(worker, 0, sizeof(BackgroundWorker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, EO_LIBRARY_NAME);
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", type);
+}
+
 void
 eo_register_launcher(void)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	eo_bgw_init(&worker, "eo_launcher_main", "eo_ingest launcher");
 	worker.bgw_restart_time = 5;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, EO_LIBRARY_NAME);
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "eo_launcher_main");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "eo_ingest launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "eo_ingest launcher");
 	RegisterBackgroundWorker(&worker);
 }
 
@@ -137,15 +145,9 @@ eo_start_supervisor(EoChild *child)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, EO_LIBRARY_NAME);
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "eo_supervisor_main");
+	eo_bgw_init(&worker, "eo_supervisor_main", "eo_ingest supervisor");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "eo_ingest supervisor for database %u",
 			 child->database);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "eo_ingest supervisor");
 	worker.bgw_main_arg = ObjectIdGetDatum(child->database);
 	worker.bgw_notify_pid = MyProcPid;
 
@@ -271,15 +273,9 @@ eo_start_worker(EoWorkerEntry *e)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, EO_LIBRARY_NAME);
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "eo_worker_main");
+	eo_bgw_init(&worker, "eo_worker_main", "eo_ingest worker");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "eo_ingest worker for pipeline %d/%d",
 			 e->args.pipeline_id, e->args.worker);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "eo_ingest worker");
 	worker.bgw_main_arg = Int32GetDatum(e->args.pipeline_id);
 	worker.bgw_notify_pid = MyProcPid;
 	memcpy(worker.bgw_extra, &e->args, sizeof(EoWorkerArgs));
