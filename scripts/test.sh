@@ -9,13 +9,15 @@
 # installs as root and runs the suites as eo_test.
 # As any other user: assumes the dependencies are installed and runs in place.
 #
-# Environment: EO_TEST_DIR, EO_TEST_USER (default eo_test), EO_SUITES (default
+# Environment: PG_CONFIG (a private copy made by scripts/private-pg.sh lets
+# several runs share a machine), EO_TEST_DIR, EO_TEST_USER (default eo_test), EO_SUITES (default
 # "installcheck pgtapcheck tapcheck"), PROVE_FLAGS, TAP_TESTS_FILES.
 
 set -euo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
+PG_BINDIR="$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)"
 TEST_USER="${EO_TEST_USER:-eo_test}"
 SUITES=(${EO_SUITES:-installcheck pgtapcheck tapcheck})
 T_START=$(date +%s)
@@ -52,7 +54,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	as_user() {
 		runuser -u "$TEST_USER" -- env -i \
 			HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" USER="$TEST_USER" \
-			PATH="/usr/lib/postgresql/15/bin:/usr/local/bin:/usr/bin:/bin" \
+			PATH="$PG_BINDIR:/usr/local/bin:/usr/bin:/bin" \
 			LANG=C.UTF-8 \
 			${CI:+CI="$CI"} \
 			${EO_KAFKA_CACHE:+EO_KAFKA_CACHE="$EO_KAFKA_CACHE"} \
@@ -68,7 +70,7 @@ if [ "$(id -u)" -eq 0 ]; then
 	make -C "$DIR" PG_CONFIG="$PG_CONFIG" install || build_failed
 else
 	DIR="$SRC"
-	as_user() { env PATH="/usr/lib/postgresql/15/bin:$PATH" "$@"; }
+	as_user() { env PATH="$PG_BINDIR:$PATH" "$@"; }
 
 	step "building in place (not root: dependencies assumed installed)"
 	make -C "$DIR" -j2 PG_CONFIG="$PG_CONFIG" || build_failed
