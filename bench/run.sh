@@ -13,6 +13,8 @@
 #   --fresh-seconds S   freshness phase: seconds of steady production (60; 0 = skip)
 #   --workers LIST      extra runs with workers => N, comma separated (default 2,4)
 #   --no-perf           skip the profiling run (perf record on the worker)
+#   --sql-path          also drain with eo_ingest.direct_insert = off (the
+#                       INSERT ... ON CONFLICT path), for comparison
 #   --perf-seconds S    length of the perf recording (default 20)
 #   --backlog N         memory check only: N events backlog, sample the worker's
 #                       memory while it drains (see bench/memory.sh)
@@ -53,7 +55,7 @@ WORKTREE=0
 SYSTEM_INSTALL=0
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,30p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -63,6 +65,7 @@ while [ $# -gt 0 ]; do
 		--fresh-seconds) FRESH_SECS="$2"; shift 2 ;;
 		--workers) WORKERS_LIST="$2"; shift 2 ;;
 		--no-perf) PERF=0; shift ;;
+		--sql-path) SQLPATH=1; shift ;;
 		--perf-seconds) PERF_SECS="$2"; shift 2 ;;
 		--backlog) BACKLOG="$2"; shift 2 ;;
 		--memory-seconds) MEM_SECS="$2"; shift 2 ;;
@@ -456,6 +459,11 @@ run_case() {
 }
 
 NWORK=1 run_case drain_default "eo_ingest, defaults" ""
+if [ "${SQLPATH:-0}" = 1 ]; then
+	pq -c "ALTER SYSTEM SET eo_ingest.direct_insert = off" -c "SELECT pg_reload_conf()" >/dev/null
+	NWORK=1 run_case drain_sql "direct_insert = off (INSERT ... ON CONFLICT)" ""
+	pq -c "ALTER SYSTEM RESET eo_ingest.direct_insert" -c "SELECT pg_reload_conf()" >/dev/null
+fi
 NWORK=1 run_case drain_async "synchronous_commit => false" ", synchronous_commit => false"
 IFS=',' read -r -a WLIST <<<"$WORKERS_LIST"
 for w in "${WLIST[@]}"; do

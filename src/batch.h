@@ -34,6 +34,7 @@ typedef enum EoFormat
 typedef struct EoColumn
 {
 	char	   *name;			/* quoted column name */
+	AttrNumber	attnum;
 	char	   *type;			/* qualified type name with typmod */
 	Oid			typid;
 	EoSource	source;
@@ -113,6 +114,7 @@ extern EoMapping *eo_mapping_build(Oid target, const char *format, const char *e
 extern void eo_record_parse(EoMapping *map, EoRecord *rec);
 
 /* writer.c */
+extern Datum eo_record_datum(EoColumn *col, EoRecord *rec, int c, bool *isnull);
 extern EoWriter *eo_writer_create(EoMapping *map, MemoryContext parent);
 extern void eo_writer_destroy(EoWriter *w);
 extern void eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts);
@@ -120,5 +122,9 @@ extern void eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts
 extern void eo_writer_dead_letters(EoWriter *w, int32 pipeline_id, const char *pipeline,
 								   EoRecord *recs, int n);
 extern bool eo_is_data_error(int sqlerrcode);
+
+/* direct.c */
+extern bool eo_direct_write(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
+							EoCounts *counts, int *existing, int *nexisting);
 
 #endif							/* EO_BATCH_H */

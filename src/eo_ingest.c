@@ -19,6 +19,7 @@ int			eo_max_workers = 32;
 int			eo_launcher_naptime = 60;
 int			eo_retry_max_delay = 30000;
 int			eo_queue_kbytes = 32768;
+bool		eo_direct_insert = true;
 
 void		_PG_init(void);
 
@@ -68,6 +69,16 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_KB,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("eo_ingest.direct_insert",
+							 "Write rows with the table's multi-insert instead of INSERT ... ON CONFLICT.",
+							 "Targets with triggers, rules, row level security, generated columns or "
+							 "partitions always use INSERT ... ON CONFLICT.",
+							 &eo_direct_insert,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("eo_ingest");
 

@@ -23,6 +23,7 @@ extern int	eo_max_workers;
 extern int	eo_launcher_naptime;
 extern int	eo_retry_max_delay;
 extern int	eo_queue_kbytes;
+extern bool eo_direct_insert;
 
 /* Worker states, as shown in pipeline_status.state */
 typedef enum EoState

@@ -154,6 +154,7 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 
 		col = &map->columns[map->ncolumns++];
 		col->name = pstrdup(quote_identifier(attname));
+		col->attnum = att->attnum;
 		col->typid = att->atttypid;
 		col->type = format_type_with_typemod(att->atttypid, att->atttypmod);
 		if (src != NULL)

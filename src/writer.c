@@ -21,6 +21,7 @@
 #include "utils/resowner.h"
 
 #include "batch.h"
+#include "eo_ingest.h"
 
 typedef struct EoPlanEntry
 {
@@ -231,6 +232,41 @@ eo_writer_plan(EoWriter *w, const char *shape)
 	return e->plan;
 }
 
+/*
+ * The value of a record's column c, converted to the column's type.  A NULL
+ * still goes through the input function when that is not strict (a domain's
+ * NOT NULL).
+ */
+Datum
+eo_record_datum(EoColumn *col, EoRecord *rec, int c, bool *isnull)
+{
+	char	   *v = rec->values[c];
+	Datum		d;
+
+	if (rec->nulls[c] || v == NULL)
+	{
+		*isnull = true;
+		if (col->binary || col->infunc.fn_strict)
+			return (Datum) 0;
+		/* the domain's checks raise the error; a NULL that passes stays NULL */
+		d = InputFunctionCall(&col->infunc, NULL, col->ioparam, col->typmod);
+		return d;
+	}
+	*isnull = false;
+	if (col->binary)
+	{
+		bytea	   *b = palloc(VARHDRSZ + rec->lengths[c]);
+
+		SET_VARSIZE(b, VARHDRSZ + rec->lengths[c]);
+		memcpy(VARDATA(b), v, rec->lengths[c]);
+		return PointerGetDatum(b);
+	}
+	/* input functions want a terminated string; Kafka's bytes are not */
+	if (col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE)
+		v = pnstrdup(v, rec->lengths[c]);
+	return InputFunctionCall(&col->infunc, v, col->ioparam, col->typmod);
+}
+
 /* Execute the statement for recs[idx[lo..hi)], all of one shape. */
 static void
 eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *counts)
@@ -254,29 +290,7 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 		if (first->present_shape[c] != '1')
 			continue;
 		for (int r = 0; r < nrows; r++)
-		{
-			EoRecord   *rec = &recs[idx[lo + r]];
-			char	   *v = rec->values[c];
-
-			enulls[r] = rec->nulls[c] || v == NULL;
-			if (enulls[r])
-				elems[r] = (Datum) 0;
-			else if (col->binary)
-			{
-				bytea	   *b = palloc(VARHDRSZ + rec->lengths[c]);
-
-				SET_VARSIZE(b, VARHDRSZ + rec->lengths[c]);
-				memcpy(VARDATA(b), v, rec->lengths[c]);
-				elems[r] = PointerGetDatum(b);
-			}
-			else
-			{
-				/* input functions want a terminated string; Kafka's bytes are not */
-				if (col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE)
-					v = pnstrdup(v, rec->lengths[c]);
-				elems[r] = InputFunctionCall(&col->infunc, v, col->ioparam, col->typmod);
-			}
-		}
+			elems[r] = eo_record_datum(col, &recs[idx[lo + r]], c, &enulls[r]);
 		args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
 														   col->typid, col->typlen,
 														   col->typbyval, col->typalign));
@@ -309,7 +323,7 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 
 /* Execute recs[idx[lo..hi)], one statement per run of equal shapes. */
 static void
-eo_writer_exec_range(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *counts)
+eo_writer_exec_sql(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *counts)
 {
 	int			start = lo;
 
@@ -324,13 +338,46 @@ eo_writer_exec_range(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCo
 }
 
 /*
+ * Write recs[idx[lo..hi)]: with the fast path (direct.c) where the target
+ * allows it, else with INSERT ... ON CONFLICT.  Returns whether the fast
+ * path was used.
+ */
+static bool
+eo_writer_exec_range(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
+					 bool sql_only, EoCounts *counts)
+{
+	int		   *existing;
+	int			nexisting = 0;
+
+	if (sql_only || !eo_direct_insert)
+	{
+		eo_writer_exec_sql(w, recs, idx, lo, hi, counts);
+		return false;
+	}
+	existing = palloc(sizeof(int) * (hi - lo));
+	if (!eo_direct_write(w, recs, idx, lo, hi, counts, existing, &nexisting))
+	{
+		pfree(existing);
+		eo_writer_exec_sql(w, recs, idx, lo, hi, counts);
+		return false;
+	}
+	/* 'update': the records whose event id exists take the UPDATE */
+	if (nexisting > 0)
+		eo_writer_exec_sql(w, recs, existing, 0, nexisting, counts);
+	pfree(existing);
+	return true;
+}
+
+/*
  * Try recs[idx[lo..hi)] in a subtransaction; on a data error, split in two
  * and try each half, down to the single bad record, which becomes a dead
  * letter.  One bad record in n costs about 2 log2(n) subtransactions.
  */
 static void
-eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *counts)
+eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, bool sql_only,
+			  EoCounts *counts)
 {
+	volatile bool direct = false;
 	MemoryContext cxt = CurrentMemoryContext;
 	ResourceOwner owner = CurrentResourceOwner;
 	ErrorData  *volatile edata = NULL;
@@ -341,7 +388,7 @@ eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *c
 	MemoryContextSwitchTo(cxt);
 	PG_TRY();
 	{
-		eo_writer_exec_range(w, recs, idx, lo, hi, &local);
+		direct = eo_writer_exec_range(w, recs, idx, lo, hi, sql_only, &local);
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(cxt);
 		CurrentResourceOwner = owner;
@@ -366,6 +413,17 @@ eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *c
 	}
 	if (!eo_is_data_error(edata->sqlerrcode))
 		ReThrowError(edata);
+	if (direct && edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+	{
+		/*
+		 * Another transaction committed one of these event ids between the
+		 * fast path's probe and its insertion (or another unique index
+		 * refused a row): ON CONFLICT settles which.
+		 */
+		FreeErrorData(edata);
+		eo_writer_try(w, recs, idx, lo, hi, true, counts);
+		return;
+	}
 	if (hi - lo == 1)
 	{
 		EoRecord   *rec = &recs[idx[lo]];
@@ -378,8 +436,8 @@ eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *c
 		return;
 	}
 	FreeErrorData(edata);
-	eo_writer_try(w, recs, idx, lo, lo + (hi - lo) / 2, counts);
-	eo_writer_try(w, recs, idx, lo + (hi - lo) / 2, hi, counts);
+	eo_writer_try(w, recs, idx, lo, lo + (hi - lo) / 2, sql_only, counts);
+	eo_writer_try(w, recs, idx, lo + (hi - lo) / 2, hi, sql_only, counts);
 }
 
 static EoRecord *shape_recs;
@@ -426,7 +484,7 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 	shape_recs = recs;
 	qsort(idx, m, sizeof(int), eo_cmp_shape);
 	if (m > 0)
-		eo_writer_try(w, recs, idx, 0, m, counts);
+		eo_writer_try(w, recs, idx, 0, m, false, counts);
 	for (int i = 0; i < n; i++)
 		if (recs[i].status == EO_REC_DEAD)
 			counts->dead++;

@@ -1,0 +1,423 @@
+/*
+ * direct.c
+ *		The fast insert path: records go into the target with the table
+ *		access method's multi-insert, as COPY does, instead of through an
+ *		INSERT ... ON CONFLICT statement.
+ *
+ * Deduplication keeps its ON CONFLICT meaning.  Each record's event id is
+ * looked up in the target's unique index with a dirty snapshot first, waiting
+ * for any transaction that is still writing the same id, exactly as the
+ * executor's pre-check for ON CONFLICT does; records whose id exists are
+ * skipped ('skip') or handed back to the SQL path ('update').  The index
+ * insertion that follows checks uniqueness again, so a worker of another
+ * pipeline that commits the same id in between makes the insertion fail with
+ * a unique violation instead of a duplicate: the caller then redoes the
+ * records through the SQL path, which settles the race.
+ *
+ * Only plain tables qualify: no triggers (which includes foreign keys and
+ * deferrable constraints), rules, row level security, stored generated
+ * columns or partitioning, and the worker's role must hold INSERT on the
+ * whole table.  Anything else, and any table whose columns no longer match
+ * the mapping, takes the SQL path, which also produces the usual errors.
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_am.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "rewrite/rewriteHandler.h"
+#include "storage/lmgr.h"
+#include "utils/acl.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+
+#include "batch.h"
+
+/* rows handed to the table access method at once, as COPY's buffer */
+#define EO_DIRECT_CHUNK 1000
+
+typedef struct EoDirect
+{
+	EoMapping  *map;
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	int			natts;
+	/* the event id's unique index, for the probe (NULL: no deduplication) */
+	Relation	idx_rel;
+	ScanKey		idx_key;
+	IndexScanDesc idx_scan;
+	TupleTableSlot *existing;
+	SnapshotData dirty;
+	/* per attribute: the mapped column feeding it or -1, and its default */
+	int		   *att_col;
+	ExprState **defaults;
+	TupleTableSlot **slots;
+	BulkInsertState bistate;
+	MemoryContext cxt;			/* lives as long as this struct */
+	MemoryContext chunk_cxt;	/* reset after every flush */
+} EoDirect;
+
+/* Can the target take the fast path at all?  Only cheap catalog checks. */
+static bool
+eo_direct_eligible(EoMapping *map, Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relispartition)
+		return false;
+	if (rel->trigdesc != NULL || rel->rd_rules != NULL)
+		return false;
+	if (desc->constr != NULL && desc->constr->has_generated_stored)
+		return false;
+	if (check_enable_rls(RelationGetRelid(rel), InvalidOid, true) == RLS_ENABLED)
+		return false;
+	if (pg_class_aclcheck(RelationGetRelid(rel), GetUserId(), ACL_INSERT) != ACLCHECK_OK)
+		return false;
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		EoColumn   *col = &map->columns[c];
+		Form_pg_attribute att;
+
+		if (col->attnum <= 0 || col->attnum > desc->natts)
+			return false;
+		att = TupleDescAttr(desc, col->attnum - 1);
+		if (att->attisdropped || att->atttypid != col->typid || att->atttypmod != col->typmod)
+			return false;
+	}
+	return true;
+}
+
+/* Find the unique btree index on the event id column and prepare its probe. */
+static bool
+eo_direct_probe_init(EoDirect *d)
+{
+	ResultRelInfo *rri = d->rri;
+	AttrNumber	idatt = d->map->columns[d->map->id_column].attnum;
+
+	for (int i = 0; i < rri->ri_NumIndices; i++)
+	{
+		Relation	ir = rri->ri_IndexRelationDescs[i];
+		IndexInfo  *ii = rri->ri_IndexRelationInfo[i];
+		Oid			eqop;
+
+		if (!ii->ii_Unique || ii->ii_NullsNotDistinct || ii->ii_NumIndexKeyAttrs != 1 ||
+			ii->ii_IndexAttrNumbers[0] != idatt || ii->ii_Expressions != NIL ||
+			ii->ii_Predicate != NIL || ir->rd_rel->relam != BTREE_AM_OID ||
+			!ir->rd_index->indisvalid || !ir->rd_index->indimmediate)
+			continue;
+		eqop = get_opfamily_member(ir->rd_opfamily[0], ir->rd_opcintype[0],
+								   ir->rd_opcintype[0], BTEqualStrategyNumber);
+		if (!OidIsValid(eqop))
+			continue;
+		d->idx_rel = ir;
+		d->idx_key = palloc0(sizeof(ScanKeyData));
+		ScanKeyEntryInitialize(d->idx_key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   ir->rd_indcollation[0], get_opcode(eqop), (Datum) 0);
+		InitDirtySnapshot(d->dirty);
+		d->existing = table_slot_create(d->rel, NULL);
+		d->idx_scan = index_beginscan(d->rel, ir, &d->dirty, 1, 0);
+		return true;
+	}
+	return false;
+}
+
+/*
+ * Is there a row with this event id, committed or being written?  Waits for
+ * a transaction still writing one, then looks again, as ON CONFLICT does.
+ */
+static bool
+eo_direct_exists(EoDirect *d, Datum id)
+{
+	/*
+	 * The index scan keeps memory between calls (btree's list of entries to
+	 * mark dead, for one), so it must not run in the chunk context.
+	 */
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+
+	for (;;)
+	{
+		bool		found = false;
+		TransactionId xwait = InvalidTransactionId;
+		uint32		token = 0;
+		ItemPointerData tid;
+
+		d->idx_key->sk_argument = id;
+		index_rescan(d->idx_scan, d->idx_key, 1, NULL, 0);
+		while (index_getnext_slot(d->idx_scan, ForwardScanDirection, d->existing))
+		{
+			xwait = TransactionIdIsValid(d->dirty.xmin) ? d->dirty.xmin : d->dirty.xmax;
+			token = d->dirty.speculativeToken;
+			tid = d->existing->tts_tid;
+			found = true;
+			break;
+		}
+		ExecClearTuple(d->existing);
+		if (!found || !TransactionIdIsValid(xwait))
+		{
+			MemoryContextSwitchTo(old);
+			return found;
+		}
+		if (token != 0)
+			SpeculativeInsertionWait(d->dirty.xmin, token);
+		else
+			XactLockTableWait(xwait, d->rel, &tid, XLTW_InsertIndex);
+	}
+}
+
+static EoDirect *
+eo_direct_begin(EoWriter *w)
+{
+	EoMapping  *map = w->map;
+	EoDirect   *d;
+	Relation	rel;
+	RangeTblEntry *rte;
+
+	rel = try_table_open(map->target, RowExclusiveLock);
+	if (rel == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table %s (OID %u) does not exist", map->target_name, map->target),
+				 errhint("Pipelines follow their target by OID: drop the pipeline and create it again on the new table.")));
+	if (!eo_direct_eligible(map, rel))
+	{
+		table_close(rel, RowExclusiveLock);
+		return NULL;
+	}
+
+	d = palloc0(sizeof(EoDirect));
+	d->map = map;
+	d->cxt = CurrentMemoryContext;
+	d->estate = CreateExecutorState();
+	rte = makeNode(RangeTblEntry);
+	rte->rtekind = RTE_RELATION;
+	rte->relid = map->target;
+	rte->relkind = rel->rd_rel->relkind;
+	rte->rellockmode = RowExclusiveLock;
+	rte->requiredPerms = ACL_INSERT;
+	ExecInitRangeTable(d->estate, list_make1(rte));
+	d->rri = makeNode(ResultRelInfo);
+	ExecInitResultRelation(d->estate, d->rri, 1);
+	/* the range table holds its own reference now */
+	table_close(rel, NoLock);
+	d->rel = d->rri->ri_RelationDesc;
+	ExecOpenIndices(d->rri, false);
+	d->natts = RelationGetDescr(d->rel)->natts;
+
+	if (map->id_column >= 0 && !eo_direct_probe_init(d))
+	{
+		ExecCloseResultRelations(d->estate);
+		ExecCloseRangeTableRelations(d->estate);
+		FreeExecutorState(d->estate);
+		return NULL;
+	}
+
+	d->att_col = palloc(sizeof(int) * d->natts);
+	d->defaults = palloc0(sizeof(ExprState *) * d->natts);
+	for (int a = 0; a < d->natts; a++)
+		d->att_col[a] = -1;
+	for (int c = 0; c < map->ncolumns; c++)
+		d->att_col[map->columns[c].attnum - 1] = c;
+	d->slots = palloc(sizeof(TupleTableSlot *) * EO_DIRECT_CHUNK);
+	for (int i = 0; i < EO_DIRECT_CHUNK; i++)
+		d->slots[i] = table_slot_create(d->rel, NULL);
+	d->bistate = GetBulkInsertState();
+	d->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "eo_ingest direct chunk",
+										 ALLOCSET_DEFAULT_SIZES);
+	return d;
+}
+
+static void
+eo_direct_end(EoDirect *d)
+{
+	if (d->idx_scan != NULL)
+		index_endscan(d->idx_scan);
+	if (d->existing != NULL)
+		ExecDropSingleTupleTableSlot(d->existing);
+	for (int i = 0; i < EO_DIRECT_CHUNK; i++)
+		ExecDropSingleTupleTableSlot(d->slots[i]);
+	FreeBulkInsertState(d->bistate);
+	ExecCloseResultRelations(d->estate);
+	ExecCloseRangeTableRelations(d->estate);
+	FreeExecutorState(d->estate);
+	MemoryContextDelete(d->chunk_cxt);
+}
+
+/*
+ * Prepare the defaults for the attributes a shape leaves out.  False when
+ * the SQL path must take the shape: a left-out column of a domain type
+ * without a default (the domain's constraints apply to its NULL).
+ */
+static bool
+eo_direct_shape(EoDirect *d, const char *shape)
+{
+	TupleDesc	desc = RelationGetDescr(d->rel);
+
+	for (int a = 0; a < d->natts; a++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, a);
+		int			c = d->att_col[a];
+		Node	   *def;
+
+		d->defaults[a] = NULL;
+		if (att->attisdropped || (c >= 0 && shape[c] == '1'))
+			continue;
+		def = build_column_default(d->rel, a + 1);
+		if (def != NULL)
+			d->defaults[a] = ExecPrepareExpr((Expr *) def, d->estate);
+		else if (get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+			return false;
+	}
+	return true;
+}
+
+/* Insert the buffered rows and their index entries. */
+static void
+eo_direct_flush(EoDirect *d, int n, EoCounts *counts)
+{
+	ExprContext *econtext = GetPerTupleExprContext(d->estate);
+
+	if (n == 0)
+		return;
+	table_multi_insert(d->rel, d->slots, n, GetCurrentCommandId(true), 0, d->bistate);
+	for (int i = 0; i < n; i++)
+	{
+		if (d->rri->ri_NumIndices > 0)
+		{
+			List	   *recheck;
+
+			recheck = ExecInsertIndexTuples(d->rri, d->slots[i], d->estate,
+											false, false, NULL, NIL);
+			/* deferrable unique indexes come with triggers, so never here */
+			Assert(recheck == NIL);
+			list_free(recheck);
+		}
+		ExecClearTuple(d->slots[i]);
+		ResetExprContext(econtext);
+	}
+	counts->inserted += n;
+	MemoryContextReset(d->chunk_cxt);
+}
+
+/* Write recs[idx[lo..hi)], all of one shape.  False: the SQL path must. */
+static bool
+eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
+				EoCounts *counts, int *existing, int *nexisting)
+{
+	EoMapping  *map = d->map;
+	TupleDesc	desc = RelationGetDescr(d->rel);
+	const char *shape = recs[idx[lo]].present_shape;
+	ExprContext *econtext = GetPerTupleExprContext(d->estate);
+	bool		check = desc->constr != NULL &&
+		(desc->constr->has_not_null || desc->constr->num_check > 0);
+	int			nbuf = 0;
+	MemoryContext old;
+
+	if (!eo_direct_shape(d, shape))
+		return false;
+
+	old = MemoryContextSwitchTo(d->chunk_cxt);
+	for (int r = lo; r < hi; r++)
+	{
+		EoRecord   *rec = &recs[idx[r]];
+		TupleTableSlot *slot = d->slots[nbuf];
+
+		CHECK_FOR_INTERRUPTS();
+		ExecClearTuple(slot);
+		for (int a = 0; a < d->natts; a++)
+		{
+			int			c = d->att_col[a];
+
+			if (c >= 0 && shape[c] == '1')
+				slot->tts_values[a] = eo_record_datum(&map->columns[c], rec, c,
+													  &slot->tts_isnull[a]);
+			else if (d->defaults[a] != NULL)
+				slot->tts_values[a] = ExecEvalExpr(d->defaults[a], econtext,
+												   &slot->tts_isnull[a]);
+			else
+			{
+				slot->tts_values[a] = (Datum) 0;
+				slot->tts_isnull[a] = true;
+			}
+		}
+		ExecStoreVirtualTuple(slot);
+		if (check)
+			ExecConstraints(d->rri, slot, d->estate);
+
+		if (d->idx_rel != NULL)
+		{
+			AttrNumber	ida = map->columns[map->id_column].attnum - 1;
+
+			if (!slot->tts_isnull[ida] && eo_direct_exists(d, slot->tts_values[ida]))
+			{
+				ExecClearTuple(slot);
+				if (map->update)
+					existing[(*nexisting)++] = idx[r];
+				else
+					counts->skipped++;
+				continue;
+			}
+		}
+		if (++nbuf == EO_DIRECT_CHUNK)
+		{
+			eo_direct_flush(d, nbuf, counts);
+			nbuf = 0;
+		}
+	}
+	eo_direct_flush(d, nbuf, counts);
+	MemoryContextSwitchTo(old);
+	return true;
+}
+
+/*
+ * Write recs[idx[lo..hi)], sorted by shape, with the fast path.  Returns
+ * false, having written nothing, when the target needs the SQL path.  With
+ * on_duplicate 'update', the records whose event id exists are not written
+ * but returned in existing[0..*nexisting), for the SQL path's UPDATE.
+ */
+bool
+eo_direct_write(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
+				EoCounts *counts, int *existing, int *nexisting)
+{
+	EoDirect   *d = eo_direct_begin(w);
+	int			start = lo;
+
+	*nexisting = 0;
+	if (d == NULL)
+		return false;
+	/* every shape must qualify before anything is written */
+	for (int i = lo + 1; i <= hi; i++)
+	{
+		if (i == hi || strcmp(recs[idx[i]].present_shape, recs[idx[start]].present_shape) != 0)
+		{
+			if (!eo_direct_shape(d, recs[idx[start]].present_shape))
+			{
+				eo_direct_end(d);
+				return false;
+			}
+			start = i;
+		}
+	}
+	start = lo;
+	for (int i = lo + 1; i <= hi; i++)
+	{
+		if (i == hi || strcmp(recs[idx[i]].present_shape, recs[idx[start]].present_shape) != 0)
+		{
+			if (!eo_direct_group(d, recs, idx, start, i, counts, existing, nexisting))
+				elog(ERROR, "a record shape lost its fast path while being written");
+			start = i;
+		}
+	}
+	eo_direct_end(d);
+	return true;
+}

@@ -1,0 +1,158 @@
+# The multi-insert fast path (src/direct.c) against the INSERT ... ON
+# CONFLICT path it replaces:
+#  - two pipelines on two topics with the same events write one target at the
+#    same time, so their workers race for every event id: each id lands once,
+#    no dead letter, and the counters add up (inserted = distinct ids);
+#  - a target with an identity column, column defaults (volatile and
+#    constant), a domain type and a varchar(n) gets the same rows, defaults
+#    and dead letters from both paths (eo_ingest.direct_insert on and off);
+#  - 'update' through the fast path: new ids inserted, existing ones updated.
+
+use strict;
+use warnings;
+
+use IPC::Run ();
+use PostgreSQL::Test::Utils;
+use Test::More;
+use EoKafka;
+use EoTest;
+
+my $kafka = EoKafka->new;
+$kafka->start;
+
+my $node = EoTest::new_node('eo013', conf => "eo_ingest.retry_max_delay = '2s'");
+
+# --- two pipelines racing into one target
+
+# Same partition count: the same key lands in the same partition of both.
+$kafka->create_topic('race_a', 3);
+$kafka->create_topic('race_b', 3);
+my %same = (count => 20_000, start_id => 1, dup_ratio => 0.05, seed => 13,
+	timestamp_base => EoTest::ts_base(0));
+my $ma = $kafka->produce(topic => 'race_a', %same);
+my $mb = $kafka->produce(topic => 'race_b', %same);
+is_deeply([ sort map { "$_->{partition} $_->{offset} $_->{value}" } @$ma ],
+	[ sort map { "$_->{partition} $_->{offset} $_->{value}" } @$mb ],
+	'both topics hold the same events');
+my $distinct = do { my %h = map { $_->{event_id} => 1 } @$ma; scalar keys %h };
+
+EoTest::create_orders_table($node, 'public.race');
+# Both pipelines start in one transaction, so their workers begin together.
+$node->safe_psql('postgres', sprintf(<<'EOS', $kafka->brokers, $kafka->brokers));
+BEGIN;
+SELECT eo_ingest.create_pipeline('race_a', '%s', 'race_a', 'public.race', batch_size => 2000);
+SELECT eo_ingest.create_pipeline('race_b', '%s', 'race_b', 'public.race', batch_size => 2000);
+COMMIT;
+EOS
+EoTest::wait_caught_up($node, 'race_a', scalar @$ma);
+EoTest::wait_caught_up($node, 'race_b', scalar @$mb);
+EoTest::check_rows($node, 'public.race', [ @$ma, @$mb ], 'skip',
+	label => 'race: every event id once, row by row');
+my ($ins, $skip, $dead, $subx) = split /\|/, $node->safe_psql('postgres', <<'EOS');
+SELECT sum(rows_inserted), sum(duplicates_skipped), sum(dead_letters), sum(subtransactions)
+  FROM eo_ingest.pipeline_status WHERE name IN ('race_a', 'race_b')
+EOS
+is($ins, $distinct, "race: rows_inserted of both pipelines = $distinct distinct ids");
+is($ins + $skip, @$ma + @$mb, 'race: inserted + skipped = every record of both topics');
+is($dead, 0, 'race: no dead letter (a lost race is a duplicate, not an error)');
+note("race: $subx subtransactions (one per batch, plus one per race settled by ON CONFLICT)");
+
+# --- defaults, identity, domains and typmods, through both paths
+
+$node->safe_psql('postgres', <<'EOS');
+CREATE DOMAIN public.small_int AS integer CHECK (VALUE < 900);
+CREATE TABLE public.shaped_template (
+	row_no		bigint GENERATED ALWAYS AS IDENTITY,
+	event_id	uuid PRIMARY KEY,
+	seq			integer NOT NULL,
+	customer_id	public.small_int,
+	amount		numeric(12, 2),
+	note		varchar(11),
+	created_at	timestamptz,
+	source		text NOT NULL DEFAULT 'kafka',
+	loaded_at	timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE TABLE public.shaped_direct (LIKE public.shaped_template INCLUDING ALL);
+CREATE TABLE public.shaped_sql (LIKE public.shaped_template INCLUDING ALL);
+EOS
+# customer_id is seq % 1000 in the producer: 900..999 break the domain's
+# CHECK; notes are 'event <id>', longer than varchar(11) from id 100000 on.
+$kafka->create_topic('shaped', 1);
+my $ms = $kafka->produce(topic => 'shaped', count => 3000, start_id => 99_001,
+	partition => 0, timestamp_base => EoTest::ts_base(1));
+
+sub shaped_pipeline
+{
+	my ($name, $table, $direct) = @_;
+	$node->safe_psql('postgres', "ALTER SYSTEM SET eo_ingest.direct_insert = $direct");
+	$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+	EoTest::create_pipeline($node, name => $name, brokers => $kafka->brokers,
+		topic => 'shaped', target => $table, batch_size => \'1000');
+	EoTest::wait_caught_up($node, $name, scalar @$ms);
+	return;
+}
+shaped_pipeline('shaped_direct', 'public.shaped_direct', 'on');
+shaped_pipeline('shaped_sql', 'public.shaped_sql', 'off');
+$node->safe_psql('postgres', 'ALTER SYSTEM RESET eo_ingest.direct_insert');
+$node->safe_psql('postgres', 'SELECT pg_reload_conf()');
+
+my $cols = 'event_id, seq, customer_id, amount, note, created_at, source';
+is($node->safe_psql('postgres', <<"EOS"), '0', 'shaped: both paths wrote the same rows');
+SELECT count(*) FROM (
+	(SELECT $cols FROM public.shaped_direct EXCEPT ALL SELECT $cols FROM public.shaped_sql)
+	UNION ALL
+	(SELECT $cols FROM public.shaped_sql EXCEPT ALL SELECT $cols FROM public.shaped_direct)) d
+EOS
+for my $t ('shaped_direct', 'shaped_sql')
+{
+	my ($n, $ids, $src, $loaded) = split /\|/, $node->safe_psql('postgres', <<"EOS");
+SELECT count(*), count(DISTINCT row_no) = count(*) AND min(row_no) >= 1,
+	   bool_and(source = 'kafka'), bool_and(loaded_at > now() - interval '10 minutes')
+  FROM public.$t
+EOS
+	ok($n > 0 && $ids eq 't' && $src eq 't' && $loaded eq 't',
+		"$t: $n rows with identity numbers, constant and volatile defaults");
+	my $dl = $node->safe_psql('postgres', <<"EOS");
+SELECT string_agg(DISTINCT sqlstate, ',' ORDER BY sqlstate), count(*)
+  FROM eo_ingest.dead_letters WHERE pipeline = '$t'
+EOS
+	my ($bad) = $node->safe_psql('postgres', "SELECT dead_letters FROM eo_ingest.pipeline_status WHERE name = '$t'");
+	is($n + $bad, scalar @$ms, "$t: rows + dead letters = every record");
+	like($dl, qr/^(22001,23514|23514,22001)\|\d+$/, "$t: domain CHECK and varchar(11) overflows are dead letters ($dl)");
+	EoTest::check_counters($node, $t, "public.$t", scalar @$ms);
+}
+is($node->safe_psql('postgres', <<'EOS'), '0', 'shaped: both paths dead-lettered the same records');
+SELECT count(*) FROM (
+	(SELECT "offset", sqlstate FROM eo_ingest.dead_letters WHERE pipeline = 'shaped_direct'
+	 EXCEPT SELECT "offset", sqlstate FROM eo_ingest.dead_letters WHERE pipeline = 'shaped_sql')
+	UNION ALL
+	(SELECT "offset", sqlstate FROM eo_ingest.dead_letters WHERE pipeline = 'shaped_sql'
+	 EXCEPT SELECT "offset", sqlstate FROM eo_ingest.dead_letters WHERE pipeline = 'shaped_direct')) d
+EOS
+
+# --- 'update' through the fast path: half the ids again, newer
+
+$kafka->create_topic('upd', 2);
+EoTest::create_orders_table($node, 'public.upd');
+my $m1 = $kafka->produce(topic => 'upd', count => 4000, start_id => 1, seed => 1,
+	timestamp_base => EoTest::ts_base(2));
+EoTest::create_pipeline($node, name => 'upd', brokers => $kafka->brokers,
+	topic => 'upd', target => 'public.upd', on_duplicate => 'update',
+	columns => EoTest::update_columns());
+EoTest::wait_caught_up($node, 'upd', scalar @$m1);
+my $m2 = $kafka->produce(topic => 'upd', count => 4000, start_id => 2001, seed => 2,
+	timestamp_base => EoTest::ts_base(3));
+EoTest::wait_caught_up($node, 'upd', @$m1 + @$m2);
+EoTest::check_rows($node, 'public.upd', [ @$m1, @$m2 ], 'update',
+	label => 'update: latest record of every id, row by row');
+my ($ui, $uu) = split /\|/, $node->safe_psql('postgres',
+	"SELECT rows_inserted, rows_updated FROM eo_ingest.pipeline_status WHERE name = 'upd'");
+ok($uu >= 2000, "update: $ui inserted, $uu updated (the second run's 2,000 old ids at least)");
+EoTest::check_counters($node, 'upd', 'public.upd', @$m1 + @$m2);
+
+my $log = slurp_file($node->logfile);
+unlike($log, qr/terminated by signal|was fenced off/, 'server log: no crashed process, no fenced worker');
+
+$node->stop;
+$kafka->stop;
+done_testing();
