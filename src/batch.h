@@ -42,6 +42,7 @@ typedef struct EoColumn
 	char	  **path;
 	bool		binary;			/* raw bytes into a bytea column */
 	bool		json_raw;		/* json/jsonb column: keep the JSON text */
+	bool		iso_tstz;		/* timestamptz: try eo_parse_iso_tstz first */
 	/* values are converted in C and passed as an array of the column type */
 	Oid			arraytype;
 	FmgrInfo	infunc;
@@ -87,6 +88,8 @@ typedef struct EoRecord
 	char	   *event_id;		/* points into values or the key */
 	int			event_id_len;
 	EoRecordStatus status;
+	struct EoRecord *next_dup;	/* the next record of this event id, in
+								 * winning order (dedup) */
 	char	   *error;
 	int			sqlerrcode;
 } EoRecord;
@@ -104,6 +107,9 @@ typedef struct EoWriter
 	EoMapping  *map;
 	MemoryContext cxt;			/* lives as long as the mapping */
 	HTAB	   *plans;			/* shape string -> SPIPlanPtr */
+	/* the batch's records in event id order, from eo_writer_dedup */
+	EoRecord  **order;
+	int			norder;
 	int64		subtransactions;	/* for tests of the bisection cost */
 } EoWriter;
 

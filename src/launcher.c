@@ -332,6 +332,7 @@ eo_supervisor_read(List **entries)
 			for (int w = 0; w < nworkers; w++)
 			{
 				EoWorkerEntry *found = NULL;
+				MemoryContext oldcxt;
 
 				foreach(lc, *entries)
 				{
@@ -352,7 +353,10 @@ eo_supervisor_read(List **entries)
 					found->args.pipeline_id = id;
 					found->args.worker = w;
 					found->args.nworkers = nworkers;
+					/* the list outlives this transaction and SPI's memory */
+					oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 					*entries = lappend(*entries, found);
+					MemoryContextSwitchTo(oldcxt);
 				}
 				found->wanted = true;
 			}

@@ -177,6 +177,7 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 		col->binary = col->typid == BYTEAOID &&
 			(col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE);
 		col->json_raw = col->typid == JSONOID || col->typid == JSONBOID;
+		col->iso_tstz = col->typid == TIMESTAMPTZOID;
 		col->typmod = att->atttypmod;
 		col->arraytype = get_array_type(col->typid);
 		if (!OidIsValid(col->arraytype))

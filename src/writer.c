@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datetime.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -108,6 +109,10 @@ eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 	EoRecord  **order;
 	int			m = 0;
 
+	for (int i = 0; i < n; i++)
+		recs[i].next_dup = NULL;
+	w->order = NULL;
+	w->norder = 0;
 	if (w->map->id_column < 0)
 		return;
 	order = palloc(sizeof(EoRecord *) * Max(n, 1));
@@ -123,10 +128,13 @@ eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 		{
 			/* order[i - 1] may itself be a duplicate; the group's winner is first */
 			order[i]->status = EO_REC_DUPLICATE;
+			order[i - 1]->next_dup = order[i];
 			counts->skipped++;
 		}
 	}
-	pfree(order);
+	/* eo_writer_write takes this order: no second sort by event id */
+	w->order = order;
+	w->norder = m;
 }
 
 /* Build, or find, the statement for records with this shape. */
@@ -233,6 +241,97 @@ eo_writer_plan(EoWriter *w, const char *shape)
 }
 
 /*
+ * ISO 8601 timestamps with an explicit zone, the form nearly every producer
+ * writes ("2024-05-01T12:34:56.789Z", "2024-05-01 12:34:56+02:00"), without
+ * timestamptz_in's general parser, which costs about a tenth of a worker's
+ * time.  Exactly YYYY-MM-DD, 'T' or ' ', HH:MM:SS, 1 to 6 fraction digits,
+ * then Z or +HH, +HHMM, +HH:MM.  Anything else (no zone, which depends on
+ * the TimeZone setting, 24:00, leap seconds, more digits, other spellings)
+ * returns false and goes through timestamptz_in, as do invalid dates, so
+ * errors are timestamptz_in's own.
+ */
+static bool
+eo_parse_iso_tstz(const char *s, int len, TimestampTz *result)
+{
+	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+	int			year,
+				mon,
+				mday,
+				hour,
+				min,
+				sec;
+	int64		usec = 0;
+	int			off = 0;
+	int			p = 19;
+
+#define D(i) ((unsigned) (s[i] - '0') <= 9)
+#define N2(i) ((s[i] - '0') * 10 + (s[(i) + 1] - '0'))
+	if (len < 20 || !D(0) || !D(1) || !D(2) || !D(3) || s[4] != '-' || !D(5) || !D(6) ||
+		s[7] != '-' || !D(8) || !D(9) || (s[10] != 'T' && s[10] != ' ') ||
+		!D(11) || !D(12) || s[13] != ':' || !D(14) || !D(15) || s[16] != ':' ||
+		!D(17) || !D(18))
+		return false;
+	year = N2(0) * 100 + N2(2);
+	mon = N2(5);
+	mday = N2(8);
+	hour = N2(11);
+	min = N2(14);
+	sec = N2(17);
+	if (year < 1 || mon < 1 || mon > 12 || mday < 1 || hour > 23 || min > 59 || sec > 59)
+		return false;
+	if (mday > mdays[mon - 1] &&
+		!(mon == 2 && mday == 29 && (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))))
+		return false;
+	if (s[p] == '.')
+	{
+		int			digits = 0;
+
+		p++;
+		while (p < len && D(p))
+		{
+			if (++digits > 6)
+				return false;
+			usec = usec * 10 + (s[p++] - '0');
+		}
+		if (digits == 0)
+			return false;
+		for (; digits < 6; digits++)
+			usec *= 10;
+	}
+	if (p < len && s[p] == 'Z' && p + 1 == len)
+		off = 0;
+	else if (p < len && (s[p] == '+' || s[p] == '-'))
+	{
+		int			rest = len - p - 1;
+		int			oh,
+					om = 0;
+
+		if (rest < 2 || !D(p + 1) || !D(p + 2))
+			return false;
+		oh = N2(p + 1);
+		if (rest == 4 && D(p + 3) && D(p + 4))
+			om = N2(p + 3);
+		else if (rest == 5 && s[p + 3] == ':' && D(p + 4) && D(p + 5))
+			om = N2(p + 4);
+		else if (rest != 2)
+			return false;
+		if (oh > 14 || om > 59)
+			return false;
+		off = (oh * 60 + om) * 60;
+		if (s[p] == '-')
+			off = -off;
+	}
+	else
+		return false;
+#undef D
+#undef N2
+
+	*result = ((int64) (date2j(year, mon, mday) - POSTGRES_EPOCH_JDATE) * SECS_PER_DAY +
+			   (hour * 60 + min) * 60 + sec - off) * USECS_PER_SEC + usec;
+	return true;
+}
+
+/*
  * The value of a record's column c, converted to the column's type.  A NULL
  * still goes through the input function when that is not strict (a domain's
  * NOT NULL).
@@ -260,6 +359,13 @@ eo_record_datum(EoColumn *col, EoRecord *rec, int c, bool *isnull)
 		SET_VARSIZE(b, VARHDRSZ + rec->lengths[c]);
 		memcpy(VARDATA(b), v, rec->lengths[c]);
 		return PointerGetDatum(b);
+	}
+	if (col->iso_tstz)
+	{
+		TimestampTz ts;
+
+		if (eo_parse_iso_tstz(v, rec->lengths[c], &ts))
+			return TimestampTzGetDatum(ts);
 	}
 	/* input functions want a terminated string; Kafka's bytes are not */
 	if (col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE)
@@ -441,54 +547,105 @@ eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, bool sql_on
 }
 
 static EoRecord *shape_recs;
+static int *shape_rank;
 
+/* By shape, then by rank (event id order, or batch order without ids). */
 static int
 eo_cmp_shape(const void *a, const void *b)
 {
 	int			ia = *(const int *) a;
 	int			ib = *(const int *) b;
-	EoRecord   *ra = &shape_recs[ia];
-	EoRecord   *rb = &shape_recs[ib];
-	int			c = strcmp(ra->present_shape, rb->present_shape);
+	int			c = strcmp(shape_recs[ia].present_shape, shape_recs[ib].present_shape);
 
 	if (c != 0)
 		return c;
-	/* event id order: workers sharing a target lock keys in one order, no deadlocks */
-	if (ra->event_id != NULL && rb->event_id != NULL)
-	{
-		c = memcmp(ra->event_id, rb->event_id, Min(ra->event_id_len, rb->event_id_len));
-		if (c != 0)
-			return c;
-		if (ra->event_id_len != rb->event_id_len)
-			return ra->event_id_len < rb->event_id_len ? -1 : 1;
-	}
-	return ia - ib;
+	return shape_rank[ia] - shape_rank[ib];
 }
 
+/*
+ * Write every record still OK, finding dead letters by bisection.
+ */
 void
 eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 {
 	int		   *idx = palloc(sizeof(int) * Max(n, 1));
-	int			m = 0;
+	int		   *byrank = palloc(sizeof(int) * Max(n, 1));
+	int		   *rank = palloc(sizeof(int) * Max(n, 1));
+	bool	   *todo = palloc(sizeof(bool) * Max(n, 1));
+	int			nranked = 0;
 
+	/*
+	 * Rows go in event id order (workers sharing a target then lock keys in
+	 * one order, without deadlocks, and the index is filled in order), one
+	 * run per shape: eo_writer_dedup has sorted them by event id already.
+	 */
+	if (w->order != NULL)
+		for (int k = 0; k < w->norder; k++)
+			byrank[nranked++] = w->order[k] - recs;
+	else
+		for (int i = 0; i < n; i++)
+			byrank[nranked++] = i;
+	for (int k = 0; k < nranked; k++)
+		rank[byrank[k]] = k;
 	for (int i = 0; i < n; i++)
+		todo[i] = recs[i].status == EO_REC_OK;
+
+	for (;;)
 	{
-		if (recs[i].status != EO_REC_OK)
-			continue;
-		recs[i].present_shape = palloc(w->map->ncolumns + 1);
-		for (int c = 0; c < w->map->ncolumns; c++)
-			recs[i].present_shape[c] = recs[i].present[c] ? '1' : '0';
-		recs[i].present_shape[w->map->ncolumns] = '\0';
-		idx[m++] = i;
-	}
-	shape_recs = recs;
-	qsort(idx, m, sizeof(int), eo_cmp_shape);
-	if (m > 0)
+		int			m = 0;
+		bool		one_shape = true;
+
+		for (int k = 0; k < nranked; k++)
+		{
+			int			i = byrank[k];
+
+			if (!todo[i])
+				continue;
+			todo[i] = false;
+			recs[i].present_shape = palloc(w->map->ncolumns + 1);
+			for (int c = 0; c < w->map->ncolumns; c++)
+				recs[i].present_shape[c] = recs[i].present[c] ? '1' : '0';
+			recs[i].present_shape[w->map->ncolumns] = '\0';
+			if (m > 0 && one_shape &&
+				memcmp(recs[i].present_shape, recs[idx[0]].present_shape, w->map->ncolumns) != 0)
+				one_shape = false;
+			idx[m++] = i;
+		}
+		if (m == 0)
+			break;
+		if (!one_shape)
+		{
+			shape_recs = recs;
+			shape_rank = rank;
+			qsort(idx, m, sizeof(int), eo_cmp_shape);
+		}
 		eo_writer_try(w, recs, idx, 0, m, false, counts);
+
+		/*
+		 * A record that became a dead letter while it was the winner of its
+		 * event id's duplicates hands the win to the next one (the next in
+		 * batch order for 'skip', the next latest for 'update'), written in
+		 * another round: a poison record never hides a good duplicate.
+		 */
+		for (int k = 0; k < m; k++)
+		{
+			EoRecord   *rec = &recs[idx[k]];
+
+			if (rec->status == EO_REC_DEAD && rec->next_dup != NULL)
+			{
+				rec->next_dup->status = EO_REC_OK;
+				counts->skipped--;
+				todo[rec->next_dup - recs] = true;
+			}
+		}
+	}
 	for (int i = 0; i < n; i++)
 		if (recs[i].status == EO_REC_DEAD)
 			counts->dead++;
 	pfree(idx);
+	pfree(byrank);
+	pfree(rank);
+	pfree(todo);
 }
 
 void

@@ -392,6 +392,28 @@ sub read_manifest
 # everything.  Returns an array ref of hashes {partition, offset, timestamp,
 # key, value, headers} in kcat's order (per partition ascending offsets);
 # key/value are undef for NULL, headers is kcat's "n=v,n=v" text.
+# Raw records through kcat -P, for values the test producer does not write
+# (malformed JSON, odd timestamps): $msgs is [ { key => K, value => V }, ... ],
+# all to partition $opt{partition} (0).  Multi-character delimiters that no
+# payload contains keep every byte as is; empty_is_null => 1 turns an empty
+# value into a NULL one (a tombstone).
+my $KD = '<<<KEY>>>';
+my $MD = '<<<EOM>>>';
+
+sub kcat_produce
+{
+	my ($self, $topic, $msgs, %opt) = @_;
+	my $in = join('', map { "$_->{key}$KD$_->{value}$MD" } @$msgs);
+	my @cmd = ($KCAT, '-P', '-b', $self->brokers, '-t', $topic,
+		'-p', $opt{partition} // 0, '-K', $KD, '-D', $MD);
+	push @cmd, '-Z' if $opt{empty_is_null};
+	my ($out, $err) = ('', '');
+	IPC::Run::run(\@cmd, '<', \$in, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($TIMEOUT))
+	  or croak "kcat -P failed (@cmd):\n$err";
+	return;
+}
+
 sub kcat_consume
 {
 	my ($self, $topic, $partition, $count, %opt) = @_;

@@ -6,7 +6,8 @@
 #  - a target with an identity column, column defaults (volatile and
 #    constant), a domain type and a varchar(n) gets the same rows, defaults
 #    and dead letters from both paths (eo_ingest.direct_insert on and off);
-#  - 'update' through the fast path: new ids inserted, existing ones updated.
+#  - 'update' through the fast path: new ids inserted, existing ones updated;
+#  - timestamps in every ISO 8601 spelling land as SQL's cast reads them.
 
 use strict;
 use warnings;
@@ -149,6 +150,42 @@ my ($ui, $uu) = split /\|/, $node->safe_psql('postgres',
 	"SELECT rows_inserted, rows_updated FROM eo_ingest.pipeline_status WHERE name = 'upd'");
 ok($uu >= 2000, "update: $ui inserted, $uu updated (the second run's 2,000 old ids at least)");
 EoTest::check_counters($node, 'upd', 'public.upd', @$m1 + @$m2);
+
+# --- ISO 8601 timestamps: the worker's own parser (eo_parse_iso_tstz) and
+# its fallback to timestamptz_in agree with SQL's cast on every spelling
+
+my @stamps = ('2024-02-29T23:59:59.999999Z', '2023-11-14 22:13:20+05:30',
+	'2023-11-14T22:13:20-0800', '1999-12-31T23:59:59.5Z', '2000-01-01T00:00:00Z',
+	'0001-01-01T00:00:00Z', '9999-12-31T23:59:59Z', '2024-01-01T00:00:00.1234567Z',
+	'2024-01-01T12:00:00', '2024-01-01T24:00:00Z', '2024-01-01T23:59:60Z',
+	'2024-01-01T00:00:00+14', '2024-01-01T00:00:00.000001+00:00', '2024-01-01T00:00:00-00:00',
+	'2024-01-01t00:00:00z', ' 2024-01-01T00:00:00Z', '2024-06-30T10:00:00+05:45',
+	'2023-02-29T00:00:00Z', '2024-13-01T00:00:00Z', '2024-04-31T00:00:00Z',
+	'2024-01-01T00:00:00+2', '2024-01-01T00:00:00.Z', '1900-02-29T00:00:00Z',
+	'2000-02-29T00:00:00Z', 'yesterday', '2024-01-01T00:00:00+15:00');
+$kafka->create_topic('stamps', 1);
+EoTest::create_orders_table($node, 'public.stamps');
+$kafka->kcat_produce('stamps', [ map {
+	{ key => "ts$_", value => sprintf('{"event_id":"%s","seq":%d,"note":"%s","created_at":"%s"}',
+		sprintf('00000000-0000-4000-8000-0000%08d', $_), $_, $stamps[$_], $stamps[$_]) }
+} 0 .. $#stamps ]);
+EoTest::create_pipeline($node, name => 'stamps', brokers => $kafka->brokers,
+	topic => 'stamps', target => 'public.stamps');
+EoTest::wait_caught_up($node, 'stamps', scalar @stamps);
+my (@landed, @refused);
+for my $i (0 .. $#stamps)
+{
+	my ($ret) = $node->psql('postgres', "SELECT '$stamps[$i]'::timestamptz");
+	push @{ $ret == 0 ? \@landed : \@refused }, $i;
+}
+is($node->safe_psql('postgres', 'SELECT string_agg(seq::text, \',\' ORDER BY seq) FROM public.stamps'),
+	join(',', @landed), 'stamps: the timestamps SQL accepts landed, the others did not');
+is($node->safe_psql('postgres',
+		'SELECT count(*) FROM public.stamps WHERE created_at IS DISTINCT FROM note::timestamptz'),
+	'0', 'stamps: every stored timestamp equals SQL\'s cast of the same text');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(substr(convert_from(key, 'UTF8'), 3), ',' ORDER BY \"offset\") FROM eo_ingest.dead_letters WHERE pipeline = 'stamps'"),
+	join(',', @refused), 'stamps: the timestamps SQL refuses are dead letters');
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|was fenced off/, 'server log: no crashed process, no fenced worker');

@@ -22,23 +22,7 @@ my $node = EoTest::new_node('dead_letters',
 	conf => "eo_ingest.retry_max_delay = '2s'");
 
 # Raw records through kcat: the test producer writes only well-formed values.
-# Multi-character delimiters that no payload contains keep every byte as is.
-my $KD = '<<<KEY>>>';
-my $MD = '<<<EOM>>>';
-
-sub kcat_produce
-{
-	my ($topic, $msgs, %opt) = @_;
-	my $in = join('', map { "$_->{key}$KD$_->{value}$MD" } @$msgs);
-	my @cmd = ($EoKafka::KCAT, '-P', '-b', $kafka->brokers, '-t', $topic,
-		'-p', '0', '-K', $KD, '-D', $MD);
-	push @cmd, '-Z' if $opt{empty_is_null};
-	my ($out, $err) = ('', '');
-	IPC::Run::run(\@cmd, '<', \$in, '>', \$out, '2>', \$err,
-		IPC::Run::timeout(60))
-	  or die "kcat -P failed (@cmd):\n$err";
-	return;
-}
+sub kcat_produce { return $kafka->kcat_produce(@_) }
 
 sub poison_id { return sprintf('0000dead-0000-4000-8000-%012x', shift) }
 
@@ -114,6 +98,9 @@ sub good_run
 }
 good_run();
 kcat_produce('dl', [ map { { key => $_->[0], value => $_->[1] } } @poison ]);
+# A good record with the event id of the 'check' poison record, later in the
+# same batch: the poison record must not hide it (it was the dedup winner).
+kcat_produce('dl', [ { key => 'good-dup-of-check', value => good_json(7) } ]);
 good_run();
 kcat_produce('dl', [ { key => 'tombstone', value => '' } ], empty_is_null => 1);
 good_run();
@@ -125,12 +112,12 @@ for my $m (@$msgs)
 {
 	$at{ $m->{key} } = $m if defined $m->{key} && $sent{ $m->{key} };
 }
-is(scalar @$msgs, scalar(@good) + keys %sent, 'topic holds every good and poison record');
+is(scalar @$msgs, scalar(@good) + keys(%sent) + 1, 'topic holds every good and poison record');
 is_deeply([ map { $at{ $_->[0] } ? $at{ $_->[0] }{value} : 'missing' } @poison, @tombstone ],
 	[ map { $_->[1] } @poison, @tombstone ],
 	'poison records read back byte for byte (empty value empty, tombstone NULL)');
 
-my $total = scalar(@good) + keys %sent;
+my $total = scalar(@good) + keys(%sent) + 1;
 my %fk = map { $_->[0] => 1 } grep { $_->[0] eq 'foreign-key' } @poison;
 for my $case (['dl', 'public.dl_orders', {}], ['dl_plain', 'public.dl_plain', \%fk])
 {
@@ -141,8 +128,11 @@ for my $case (['dl', 'public.dl_orders', {}], ['dl_plain', 'public.dl_plain', \%
 	EoTest::wait_caught_up($node, $pipe, $total);
 
 	my $fk_id = poison_id(8);
-	EoTest::check_rows($node, "(SELECT * FROM $table WHERE event_id <> '$fk_id') t", \@good, 'skip',
-		label => "$pipe: every good record landed, row by row");
+	my $dup_id = poison_id(7);
+	EoTest::check_rows($node, "(SELECT * FROM $table WHERE event_id NOT IN ('$fk_id', '$dup_id')) t",
+		\@good, 'skip', label => "$pipe: every good record landed, row by row");
+	is($node->safe_psql('postgres', "SELECT seq, amount, note FROM $table WHERE event_id = '$dup_id'"),
+		'7|1.00|poison 7', "$pipe: the good duplicate of a poison record landed");
 	is($node->safe_psql('postgres', "SELECT count(*) FROM $table WHERE event_id = '$fk_id'"),
 		$good_here->{'foreign-key'} ? 1 : 0,
 		"$pipe: the foreign-key record " . ($good_here->{'foreign-key'} ? 'landed' : 'did not land'));
