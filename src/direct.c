@@ -34,7 +34,9 @@
 #include "nodes/makefuncs.h"
 #include "rewrite/rewriteHandler.h"
 #include "storage/lmgr.h"
+#include "access/nbtree.h"
 #include "utils/acl.h"
+#include "utils/datum.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -59,6 +61,9 @@ typedef struct EoDirect
 	IndexScanDesc idx_scan;
 	TupleTableSlot *existing;
 	SnapshotData dirty;
+	FmgrInfo   *idx_cmp;		/* the btree's comparison function */
+	bool		have_max;		/* the index has a live or pending entry */
+	Datum		max;			/* ... and this is its largest key */
 	/* per attribute: the mapped column feeding it or -1, and its default */
 	int		   *att_col;
 	ExprState **defaults;
@@ -121,6 +126,7 @@ eo_direct_probe_init(EoDirect *d)
 		if (!OidIsValid(eqop))
 			continue;
 		d->idx_rel = ir;
+		d->idx_cmp = index_getprocinfo(ir, 1, BTORDER_PROC);
 		d->idx_key = palloc0(sizeof(ScanKeyData));
 		ScanKeyEntryInitialize(d->idx_key, 0, 1, BTEqualStrategyNumber, InvalidOid,
 							   ir->rd_indcollation[0], get_opcode(eqop), (Datum) 0);
@@ -130,6 +136,47 @@ eo_direct_probe_init(EoDirect *d)
 		return true;
 	}
 	return false;
+}
+
+/*
+ * The largest event id in the index whose row is live or still being
+ * written, or none.  Ids above it need no probe: no row can have them (event
+ * ids that grow over time, such as UUIDv7, ULIDs or sequence numbers, mostly
+ * are); one that another transaction writes meanwhile makes the index
+ * insertion fail with a unique violation, as after a probe.
+ */
+static void
+eo_direct_find_max(EoDirect *d)
+{
+	MemoryContext old = MemoryContextSwitchTo(d->cxt);
+	AttrNumber	idatt = d->map->columns[d->map->id_column].attnum;
+	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(d->rel), idatt - 1);
+	IndexScanDesc scan = index_beginscan(d->rel, d->idx_rel, &d->dirty, 0, 0);
+
+	d->have_max = false;
+	index_rescan(scan, NULL, 0, NULL, 0);
+	if (index_getnext_slot(scan, BackwardScanDirection, d->existing))
+	{
+		bool		isnull;
+		Datum		v = slot_getattr(d->existing, idatt, &isnull);
+
+		if (!isnull)
+		{
+			d->max = datumCopy(v, att->attbyval, att->attlen);
+			d->have_max = true;
+		}
+	}
+	ExecClearTuple(d->existing);
+	index_endscan(scan);
+	MemoryContextSwitchTo(old);
+}
+
+static bool
+eo_direct_above_max(EoDirect *d, Datum id)
+{
+	return !d->have_max ||
+		DatumGetInt32(FunctionCall2Coll(d->idx_cmp, d->idx_rel->rd_indcollation[0],
+										id, d->max)) > 0;
 }
 
 /*
@@ -325,6 +372,8 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 
 	if (!eo_direct_shape(d, shape))
 		return false;
+	if (d->idx_rel != NULL)
+		eo_direct_find_max(d);
 
 	old = MemoryContextSwitchTo(d->chunk_cxt);
 	for (int r = lo; r < hi; r++)
@@ -358,7 +407,9 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 		{
 			AttrNumber	ida = map->columns[map->id_column].attnum - 1;
 
-			if (!slot->tts_isnull[ida] && eo_direct_exists(d, slot->tts_values[ida]))
+			if (!slot->tts_isnull[ida] &&
+				!eo_direct_above_max(d, slot->tts_values[ida]) &&
+				eo_direct_exists(d, slot->tts_values[ida]))
 			{
 				ExecClearTuple(slot);
 				if (map->update)
