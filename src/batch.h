@@ -40,9 +40,9 @@ typedef struct EoColumn
 	EoSource	source;
 	int			npath;
 	char	  **path;
+	int		   *pathlen;		/* strlen of each path element */
 	bool		binary;			/* raw bytes into a bytea column */
 	bool		json_raw;		/* json/jsonb column: keep the JSON text */
-	bool		iso_tstz;		/* timestamptz: try eo_parse_iso_tstz first */
 	/* values are converted in C and passed as an array of the column type */
 	Oid			arraytype;
 	FmgrInfo	infunc;

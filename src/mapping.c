@@ -170,6 +170,9 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 			col->path = palloc(sizeof(char *));
 			col->path[0] = pstrdup(attname);
 		}
+		col->pathlen = palloc(sizeof(int) * Max(col->npath, 1));
+		for (int k = 0; k < col->npath; k++)
+			col->pathlen[k] = strlen(col->path[k]);
 		if (col->source == EO_SRC_JSON && map->format != EO_FORMAT_JSON)
 			ereport(ERROR,
 					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -177,7 +180,6 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 		col->binary = col->typid == BYTEAOID &&
 			(col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE);
 		col->json_raw = col->typid == JSONOID || col->typid == JSONBOID;
-		col->iso_tstz = col->typid == TIMESTAMPTZOID;
 		col->typmod = att->atttypmod;
 		col->arraytype = get_array_type(col->typid);
 		if (!OidIsValid(col->arraytype))
@@ -537,7 +539,7 @@ static bool
 eo_scan_path_matches(EoScan *s, EoColumn *col, int level)
 {
 	for (int k = 0; k < level; k++)
-		if ((int) strlen(col->path[k]) != s->namelen[k + 1] ||
+		if (col->pathlen[k] != s->namelen[k + 1] ||
 			memcmp(col->path[k], s->name[k + 1], s->namelen[k + 1]) != 0)
 			return false;
 	return true;

@@ -18,6 +18,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/uuid.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -332,6 +333,41 @@ eo_parse_iso_tstz(const char *s, int len, TimestampTz *result)
 }
 
 /*
+ * A uuid in its canonical spelling, 8-4-4-4-12 hex digits, without uuid_in,
+ * which calls strtoul for every byte.  Anything else returns false and goes
+ * through uuid_in (braces, no hyphens, errors).
+ */
+static bool
+eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
+{
+	static const int8 hex[256] = {
+		['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7,
+		['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
+		['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
+		['F'] = 16
+	};
+	int			p = 0;
+
+	if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
+		return false;
+	for (int i = 0; i < UUID_LEN; i++)
+	{
+		int			hi,
+					lo;
+
+		if (p == 8 || p == 13 || p == 18 || p == 23)
+			p++;
+		hi = hex[(unsigned char) s[p]];
+		lo = hex[(unsigned char) s[p + 1]];
+		if (hi == 0 || lo == 0)
+			return false;
+		uuid->data[i] = (uint8) (((hi - 1) << 4) | (lo - 1));
+		p += 2;
+	}
+	return true;
+}
+
+/*
  * The value of a record's column c, converted to the column's type.  A NULL
  * still goes through the input function when that is not strict (a domain's
  * NOT NULL).
@@ -360,12 +396,20 @@ eo_record_datum(EoColumn *col, EoRecord *rec, int c, bool *isnull)
 		memcpy(VARDATA(b), v, rec->lengths[c]);
 		return PointerGetDatum(b);
 	}
-	if (col->iso_tstz)
+	if (col->typid == TIMESTAMPTZOID)
 	{
 		TimestampTz ts;
 
 		if (eo_parse_iso_tstz(v, rec->lengths[c], &ts))
 			return TimestampTzGetDatum(ts);
+	}
+	else if (col->typid == UUIDOID)
+	{
+		pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+
+		if (eo_parse_uuid(v, rec->lengths[c], u))
+			return UUIDPGetDatum(u);
+		pfree(u);
 	}
 	/* input functions want a terminated string; Kafka's bytes are not */
 	if (col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE)

@@ -7,7 +7,8 @@
 #    constant), a domain type and a varchar(n) gets the same rows, defaults
 #    and dead letters from both paths (eo_ingest.direct_insert on and off);
 #  - 'update' through the fast path: new ids inserted, existing ones updated;
-#  - timestamps in every ISO 8601 spelling land as SQL's cast reads them.
+#  - timestamps in every ISO 8601 spelling and uuids in every spelling land
+#    as SQL's cast reads them (the worker parses the common forms itself).
 
 use strict;
 use warnings;
@@ -186,6 +187,35 @@ is($node->safe_psql('postgres',
 is($node->safe_psql('postgres',
 		"SELECT string_agg(substr(convert_from(key, 'UTF8'), 3), ',' ORDER BY \"offset\") FROM eo_ingest.dead_letters WHERE pipeline = 'stamps'"),
 	join(',', @refused), 'stamps: the timestamps SQL refuses are dead letters');
+
+# --- uuid spellings: the worker's own parser (canonical form) and uuid_in
+
+my @uuids = ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A12',
+	'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a13}', 'a0eebc999c0b4ef8bb6d6bb9bd380a14',
+	'a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a15', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380g16',
+	'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a177',
+	'a0eebc99x9c0b-4ef8-bb6d-6bb9bd380a18', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd38 a19');
+$kafka->create_topic('uuids', 1);
+EoTest::create_orders_table($node, 'public.uuids');
+$kafka->kcat_produce('uuids', [ map {
+	{ key => "u$_", value => sprintf('{"event_id":"%s","seq":%d,"note":"%s"}', $uuids[$_], $_, $uuids[$_]) }
+} 0 .. $#uuids ]);
+EoTest::create_pipeline($node, name => 'uuids', brokers => $kafka->brokers,
+	topic => 'uuids', target => 'public.uuids');
+EoTest::wait_caught_up($node, 'uuids', scalar @uuids);
+my (@uok, @ubad);
+for my $i (0 .. $#uuids)
+{
+	my ($ret) = $node->psql('postgres', "SELECT '$uuids[$i]'::uuid");
+	push @{ $ret == 0 ? \@uok : \@ubad }, $i;
+}
+is($node->safe_psql('postgres', 'SELECT string_agg(seq::text, \',\' ORDER BY seq) FROM public.uuids'),
+	join(',', @uok), 'uuids: the spellings SQL accepts landed');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM public.uuids WHERE event_id <> note::uuid'),
+	'0', 'uuids: every stored uuid equals SQL\'s cast of the same text');
+is($node->safe_psql('postgres',
+		"SELECT string_agg(substr(convert_from(key, 'UTF8'), 2), ',' ORDER BY \"offset\") FROM eo_ingest.dead_letters WHERE pipeline = 'uuids'"),
+	join(',', @ubad), 'uuids: the spellings SQL refuses are dead letters');
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|was fenced off/, 'server log: no crashed process, no fenced worker');
