@@ -21,6 +21,7 @@
 #include "utils/resowner.h"
 
 #include "batch.h"
+#include "catalog.h"
 
 typedef struct EoPlanEntry
 {
@@ -521,7 +522,7 @@ eo_writer_dead_letters(EoWriter *w, int32 pipeline_id, const char *pipeline,
 	args[5] = PointerGetDatum(construct_md_array(payloads, paynulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
 	args[6] = PointerGetDatum(construct_array(errors, m, TEXTOID, -1, false, TYPALIGN_INT));
 	args[7] = PointerGetDatum(construct_array(states, m, TEXTOID, -1, false, TYPALIGN_INT));
-	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	ret = eo_catalog_execute_plan(plan, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "storing dead letters failed: %s", SPI_result_code_string(ret));
 }
