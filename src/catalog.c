@@ -124,6 +124,47 @@ eo_catalog_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
 	return ret;
 }
 
+/*
+ * The worker's write into the target runs as the owner, but with search_path
+ * pinned for the statement: whatever the target's triggers SET is undone when
+ * it ends, so user code cannot redirect the worker's own statements to
+ * functions or operators of its choosing.
+ */
+int
+eo_catalog_execute_pinned_plan(SPIPlanPtr plan, Datum *values,
+							   const char *nulls, bool read_only, long count)
+{
+	int			nestlevel = NewGUCNestLevel();
+	volatile int ret = 0;
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(plan, values, nulls, read_only, count);
+	}
+	PG_CATCH();
+	{
+		AtEOXact_GUC(false, nestlevel);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nestlevel);
+	return ret;
+}
+
+/*
+ * Pin the worker's search_path again, at the start of each transaction:
+ * user code that runs outside eo_catalog_execute_pinned_plan (a domain's
+ * CHECK while parsing a record) may have changed it.
+ */
+void
+eo_catalog_pin_search_path(void)
+{
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+}
+
 /* The owner must be allowed to write the target, as the worker will. */
 static void
 eo_catalog_check_target(Oid target, Oid owner, bool update)

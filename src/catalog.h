@@ -15,5 +15,9 @@ extern int	eo_catalog_execute(const char *sql, int nargs, Oid *argtypes,
 extern int	eo_catalog_execute_plan(SPIPlanPtr plan, Datum *values,
 									const char *nulls, bool read_only,
 									long count);
+extern int	eo_catalog_execute_pinned_plan(SPIPlanPtr plan, Datum *values,
+										   const char *nulls, bool read_only,
+										   long count);
+extern void eo_catalog_pin_search_path(void);
 
 #endif

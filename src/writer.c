@@ -283,7 +283,7 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 														   col->typbyval, col->typalign));
 	}
 
-	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	ret = eo_catalog_execute_pinned_plan(plan, args, NULL, false, 0);
 	if (map->update && map->id_column >= 0)
 	{
 		bool		isnull;

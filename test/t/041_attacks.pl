@@ -245,6 +245,7 @@ CREATE FUNCTION public.att_escalate() RETURNS trigger LANGUAGE plpgsql AS \$f\$
 DECLARE
 	s text;
 BEGIN
+	INSERT INTO public.att_log VALUES ('entry', 'entry', current_user, session_user, pg_catalog.current_setting('search_path'));
 	PERFORM pg_catalog.set_config('search_path', 'public, pg_catalog', false);
 	FOREACH s IN ARRAY ARRAY[
 		$tries_sql] LOOP
@@ -260,20 +261,22 @@ END
 \$f\$;
 CREATE TRIGGER att_escalate AFTER INSERT ON public.att_orders FOR EACH STATEMENT EXECUTE FUNCTION public.att_escalate();
 SELECT eo_ingest.create_pipeline(name => 'att', brokers => '@{[ $kafka->brokers ]}', topic => 't041a',
-	target => 'public.att_orders');
+	target => 'public.att_orders', batch_size => 50);
 EOS
 my $ma = $kafka->produce(topic => 't041a', count => 300, seed => 4199, timestamp_base => EoTest::ts_base(50));
 EoTest::wait_caught_up($node, 'att', EoTest::committed_count($ma));
 EoTest::check_rows($node, 'public.att_orders', $ma, 'skip', label => "(b) the attacker's own pipeline still ingests");
-is($node->safe_psql('postgres', 'SELECT count(DISTINCT what) FROM public.att_log'), scalar(@tries),
+is($node->safe_psql('postgres', "SELECT count(DISTINCT what) FROM public.att_log WHERE what <> 'entry'"), scalar(@tries),
 	'the trigger ran inside the worker and tried everything')
   or diag($node->safe_psql('postgres', 'SELECT * FROM public.att_log'));
 is($node->safe_psql('postgres', "SELECT string_agg(what || ' => ' || outcome, E'\\n') FROM public.att_log WHERE outcome = 'ok'"),
 	'', '(b) every attempt from inside the worker failed');
 is($node->safe_psql('postgres', 'SELECT string_agg(DISTINCT cur || \'/\' || sess, \',\') FROM public.att_log'),
 	"$ATT/$ATT", '(b) the trigger ran as the attacker, in the attacker\'s session');
-is($node->safe_psql('postgres', 'SELECT string_agg(DISTINCT path, \',\') FROM public.att_log'),
-	'pg_catalog, pg_temp', '(b) the worker\'s search_path cannot be changed by user code');
+cmp_ok($node->safe_psql('postgres', "SELECT count(*) FROM public.att_log WHERE what = 'entry'"), '>', 1,
+	'(b) the trigger fired in several batches');
+is($node->safe_psql('postgres', "SELECT string_agg(DISTINCT path, ',') FROM public.att_log WHERE what = 'entry'"),
+	'pg_catalog, pg_temp', '(b) what the trigger SETs does not outlive its statement: search_path is pinned again on entry');
 like($node->safe_psql('postgres', "SELECT outcome FROM public.att_log WHERE what = 'SET ROLE eo_victim'"),
 	qr/^42501 permission denied to set role/, '(b) SET ROLE from the trigger: permission denied');
 like($node->safe_psql('postgres', "SELECT outcome FROM public.att_log WHERE what LIKE 'UPDATE eo_ingest.offsets%'"),
