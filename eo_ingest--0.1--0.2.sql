@@ -45,6 +45,19 @@ CREATE FUNCTION eo_ingest._catalog_purge_dead_letters(id integer, before timesta
 RETURNS bigint LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_catalog_purge_dead_letters';
 COMMENT ON FUNCTION eo_ingest._catalog_purge_dead_letters IS 'internal: use eo_ingest.purge_dead_letters';
 
+/*
+ * The functions that hand kafka_options to librdkafka refuse, for
+ * non-superusers, the properties that load code or run commands
+ * (src/guard.c), and are STRICT: a NULL used to reach the C code.
+ */
+CREATE OR REPLACE FUNCTION eo_ingest._check_kafka_options(options jsonb)
+RETURNS void LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'eo_ingest_guarded_check_kafka_options';
+
+CREATE OR REPLACE FUNCTION eo_ingest._query_offsets(brokers text, topic text, options jsonb,
+													at_position text,
+													OUT partition integer, OUT "offset" bigint)
+RETURNS SETOF record LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'eo_ingest_guarded_query_offsets';
+
 /* Row locks need UPDATE, which PUBLIC no longer has: the C functions lock. */
 CREATE OR REPLACE FUNCTION eo_ingest._owned_pipeline(pipeline_name text)
 RETURNS eo_ingest.pipelines LANGUAGE plpgsql
