@@ -58,6 +58,90 @@ CREATE OR REPLACE FUNCTION eo_ingest._query_offsets(brokers text, topic text, op
 													OUT partition integer, OUT "offset" bigint)
 RETURNS SETOF record LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'eo_ingest_guarded_query_offsets';
 
+/* Long arguments are quoted in messages only up to 64 characters. */
+CREATE FUNCTION eo_ingest._shorten(value text)
+RETURNS text LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT CASE WHEN length(value) > 64 THEN left(value, 64) || '...' ELSE value END $$;
+
+CREATE OR REPLACE FUNCTION eo_ingest._check_position(arg text, pos text, allow_offsets boolean)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	j jsonb;
+	k text;
+	v jsonb;
+BEGIN
+	IF pos IS NULL OR pos = '' THEN
+		RAISE EXCEPTION '% must not be empty', arg
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''earliest'', ''latest'' or a timestamp with time zone.';
+	END IF;
+	IF pos IN ('earliest', 'latest') THEN
+		RETURN;
+	END IF;
+	IF allow_offsets AND left(pos, 1) = '{' THEN
+		BEGIN
+			j := pos::jsonb;
+		EXCEPTION WHEN invalid_text_representation THEN
+			RAISE EXCEPTION '% is not a valid JSON object', arg
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Give per-partition offsets as {"0": 42, "1": 7}.';
+		END;
+		FOR k, v IN SELECT * FROM jsonb_each(j) LOOP
+			IF k !~ '^[0-9]{1,9}$' OR jsonb_typeof(v) <> 'number' OR v::text !~ '^[0-9]{1,18}$' THEN
+				RAISE EXCEPTION '% has an invalid entry "%": %', arg, eo_ingest._shorten(k), eo_ingest._shorten(v::text)
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'Give per-partition offsets as {"0": 42, "1": 7}: partition numbers as keys, non-negative offsets as values.';
+			END IF;
+		END LOOP;
+		RETURN;
+	END IF;
+	BEGIN
+		IF NOT isfinite(pos::timestamptz) THEN
+			RAISE EXCEPTION 'infinite';
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		RAISE EXCEPTION 'invalid % "%"', arg, eo_ingest._shorten(pos)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = CASE WHEN allow_offsets
+						 THEN 'Use ''earliest'', ''latest'', a timestamp with time zone or a JSON object of per-partition offsets.'
+						 ELSE 'Use ''earliest'', ''latest'' or a timestamp with time zone.' END;
+	END;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION eo_ingest._check_kafka_options_shape(kafka_options jsonb)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	k text;
+	v jsonb;
+BEGIN
+	IF kafka_options IS NULL OR jsonb_typeof(kafka_options) <> 'object' THEN
+		RAISE EXCEPTION 'kafka_options must be a JSON object'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Pass librdkafka properties as {"security.protocol": "SASL_SSL", ...}.';
+	END IF;
+	FOR k, v IN SELECT * FROM jsonb_each(kafka_options) LOOP
+		IF jsonb_typeof(v) NOT IN ('string', 'number', 'boolean') THEN
+			RAISE EXCEPTION 'kafka_options property "%" must be a string, number or boolean', eo_ingest._shorten(k)
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		IF k IN ('bootstrap.servers', 'metadata.broker.list', 'group.id', 'enable.auto.commit',
+				 'enable.auto.offset.store', 'isolation.level', 'auto.offset.reset',
+				 'enable.partition.eof') THEN
+			RAISE EXCEPTION 'kafka_options property "%" is managed by eo_ingest', eo_ingest._shorten(k)
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Brokers come from the brokers argument; offsets and isolation are fixed for exactly-once delivery.';
+		END IF;
+	END LOOP;
+	PERFORM eo_ingest._check_kafka_options(kafka_options);
+END
+$$;
+
 /* Row locks need UPDATE, which PUBLIC no longer has: the C functions lock. */
 CREATE OR REPLACE FUNCTION eo_ingest._owned_pipeline(pipeline_name text)
 RETURNS eo_ingest.pipelines LANGUAGE plpgsql
@@ -71,12 +155,12 @@ BEGIN
 	END IF;
 	SELECT * INTO p FROM eo_ingest.pipelines WHERE name OPERATOR(pg_catalog.=) pipeline_name;
 	IF NOT FOUND AND EXISTS (SELECT FROM eo_ingest.pipeline_status s WHERE s.name OPERATOR(pg_catalog.=) pipeline_name) THEN
-		RAISE EXCEPTION 'must be owner of pipeline "%"', pipeline_name
+		RAISE EXCEPTION 'must be owner of pipeline "%"', eo_ingest._shorten(pipeline_name)
 			USING ERRCODE = 'insufficient_privilege',
 				  HINT = 'Only the owner of a pipeline, a member of the owning role or a superuser can change it.';
 	END IF;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'pipeline "%" does not exist', pipeline_name
+		RAISE EXCEPTION 'pipeline "%" does not exist', eo_ingest._shorten(pipeline_name)
 			USING ERRCODE = 'undefined_object',
 				  HINT = 'See SELECT name FROM eo_ingest.pipeline_status; only the owner of a pipeline can change it.';
 	END IF;
@@ -116,12 +200,12 @@ BEGIN
 		RAISE EXCEPTION 'name must not be empty' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF length(name) > 63 OR name !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]*$' THEN
-		RAISE EXCEPTION 'invalid pipeline name "%"', name
+		RAISE EXCEPTION 'invalid pipeline name "%"', eo_ingest._shorten(name)
 			USING ERRCODE = 'invalid_name',
 				  HINT = 'Use up to 63 letters, digits, underscores, dots or dashes.';
 	END IF;
 	IF EXISTS (SELECT FROM eo_ingest.pipeline_status s WHERE s.name OPERATOR(pg_catalog.=) create_pipeline.name) THEN
-		RAISE EXCEPTION 'pipeline "%" already exists', name
+		RAISE EXCEPTION 'pipeline "%" already exists', eo_ingest._shorten(name)
 			USING ERRCODE = 'duplicate_object',
 				  HINT = 'Drop it first with eo_ingest.drop_pipeline, or choose another name.';
 	END IF;
@@ -129,21 +213,36 @@ BEGIN
 		RAISE EXCEPTION 'brokers must not be empty' USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
 	END IF;
+	IF length(brokers) > 10000 THEN
+		RAISE EXCEPTION 'brokers is too long' USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('brokers has %s characters; at most 10000 are accepted.', length(brokers)),
+			HINT = 'A few bootstrap brokers are enough: the client learns the others from them.';
+	END IF;
 	IF brokers !~ '^\s*[^,\s]+(\s*,\s*[^,\s]+)*\s*$' THEN
-		RAISE EXCEPTION 'invalid brokers "%"', brokers USING ERRCODE = 'invalid_parameter_value',
+		RAISE EXCEPTION 'invalid brokers "%"', eo_ingest._shorten(brokers) USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
 	END IF;
 	IF topic IS NULL OR topic = '' THEN
 		RAISE EXCEPTION 'topic must not be empty' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
 	IF length(topic) > 249 OR topic !~ '^[A-Za-z0-9._-]+$' OR topic IN ('.', '..') THEN
-		RAISE EXCEPTION 'invalid topic name "%"', topic USING ERRCODE = 'invalid_parameter_value',
+		RAISE EXCEPTION 'invalid topic name "%"', eo_ingest._shorten(topic) USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Kafka topic names use up to 249 letters, digits, dots, underscores and dashes.';
 	END IF;
 	IF target IS NULL THEN
 		RAISE EXCEPTION 'target must not be NULL' USING ERRCODE = 'null_value_not_allowed';
 	END IF;
-	SELECT c.relkind, c.relpersistence INTO rel FROM pg_class c WHERE c.oid = target;
+	SELECT c.relkind, c.relpersistence, c.relnamespace INTO rel FROM pg_class c WHERE c.oid = target;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'target relation with OID % does not exist', target::oid
+			USING ERRCODE = 'undefined_table';
+	END IF;
+	IF rel.relnamespace IN ('pg_catalog'::regnamespace, 'eo_ingest'::regnamespace, 'information_schema'::regnamespace)
+	   OR target::oid < 16384 THEN
+		RAISE EXCEPTION 'target % is a system or eo_ingest catalog table', target
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Pipelines write into your own tables.';
+	END IF;
 	IF rel.relkind NOT IN ('r', 'p') THEN
 		RAISE EXCEPTION 'target "%" is not a table', target
 			USING ERRCODE = 'wrong_object_type',
@@ -167,7 +266,7 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
 	END IF;
 	IF on_duplicate NOT IN ('skip', 'update') THEN
-		RAISE EXCEPTION 'invalid on_duplicate "%"', on_duplicate
+		RAISE EXCEPTION 'invalid on_duplicate "%"', eo_ingest._shorten(on_duplicate)
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
 	END IF;
 	IF on_duplicate = 'update' AND NOT has_table_privilege(target, 'UPDATE') THEN
@@ -180,7 +279,7 @@ BEGIN
 			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use ''json'', ''text'' or ''bytea''.';
 	END IF;
 	IF format NOT IN ('json', 'text', 'bytea') THEN
-		RAISE EXCEPTION 'invalid format "%"', format
+		RAISE EXCEPTION 'invalid format "%"', eo_ingest._shorten(format)
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''json'', ''text'' or ''bytea''.';
 	END IF;
 	IF columns IS NOT NULL THEN
@@ -190,37 +289,37 @@ BEGIN
 		END IF;
 		FOR k, v IN SELECT * FROM jsonb_each(columns) LOOP
 			IF jsonb_typeof(v) <> 'string' OR v #>> '{}' = '' THEN
-				RAISE EXCEPTION 'columns entry "%" must be a non-empty string', k
+				RAISE EXCEPTION 'columns entry "%" must be a non-empty string', eo_ingest._shorten(k)
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'Use a JSON key or path such as "customer.id", or one of $key, $value, $topic, $partition, $offset, $timestamp, $headers.';
 			END IF;
 			src := v #>> '{}';
 			IF left(src, 1) = '$' AND src NOT IN ('$key', '$value', '$topic', '$partition', '$offset', '$timestamp', '$headers') THEN
-				RAISE EXCEPTION 'columns entry "%" has unknown source "%"', k, src
+				RAISE EXCEPTION 'columns entry "%" has unknown source "%"', eo_ingest._shorten(k), eo_ingest._shorten(src)
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers.';
 			END IF;
 			IF left(src, 1) <> '$' AND format <> 'json' THEN
-				RAISE EXCEPTION 'columns entry "%" is a JSON path but the format is %', k, format
+				RAISE EXCEPTION 'columns entry "%" is a JSON path but the format is %', eo_ingest._shorten(k), eo_ingest._shorten(format)
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'With text or bytea values, map columns from $key, $value, $topic, $partition, $offset, $timestamp or $headers.';
 			END IF;
 			IF src = '$value' THEN has_value := true; END IF;
 			IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = target AND a.attname = k::name
 							AND a.attnum > 0 AND NOT a.attisdropped) THEN
-				RAISE EXCEPTION 'columns entry "%": target % has no such column', k, target
+				RAISE EXCEPTION 'columns entry "%": target % has no such column', eo_ingest._shorten(k), target
 					USING ERRCODE = 'undefined_column';
 			END IF;
 			IF EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = target AND a.attname = k::name
 						AND a.attgenerated <> '') THEN
-				RAISE EXCEPTION 'columns entry "%": column % of target % is generated', k, quote_ident(k), target
+				RAISE EXCEPTION 'columns entry "%": column % of target % is generated', eo_ingest._shorten(k), quote_ident(k), target
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'Generated columns are computed by PostgreSQL; leave them out of columns.';
 			END IF;
 		END LOOP;
 	END IF;
 	IF format <> 'json' AND NOT has_value THEN
-		RAISE EXCEPTION 'format "%" needs a column mapped from $value', format
+		RAISE EXCEPTION 'format "%" needs a column mapped from $value', eo_ingest._shorten(format)
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Add columns => ''{"payload": "$value"}'' naming the column that receives the whole value.';
 	END IF;
@@ -230,17 +329,18 @@ BEGIN
 				HINT = 'Name the JSON key holding the event id, ''$key'' for the Kafka key, or NULL for no deduplication.';
 		END IF;
 		IF format <> 'json' AND event_id <> '$key' THEN
-			RAISE EXCEPTION 'event_id "%" needs format json', event_id
+			RAISE EXCEPTION 'event_id "%" needs format json', eo_ingest._shorten(event_id)
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'With text or bytea values use event_id => ''$key'' or NULL.';
 		END IF;
 		id_col := eo_ingest._event_id_column(target, event_id, columns);
 		IF id_col IS NULL THEN
-			RAISE EXCEPTION 'target % has no column for event_id "%"', target, event_id
+			RAISE EXCEPTION 'target % has no column for event_id "%"', target, eo_ingest._shorten(event_id)
 				USING ERRCODE = 'undefined_column',
 					  HINT = CASE WHEN event_id = '$key'
 							 THEN 'Map a column to the Kafka key with columns => ''{"event_id": "$key"}''.'
-							 ELSE format('Add a column named %I, or map one with columns => ''{"my_column": "%s"}''.', event_id, event_id) END;
+							 ELSE format('Add a column named %I, or map one with columns => ''{"my_column": "%s"}''.',
+										 eo_ingest._shorten(event_id), eo_ingest._shorten(event_id)) END;
 		END IF;
 		IF NOT EXISTS (
 			SELECT FROM pg_index i
@@ -335,7 +435,7 @@ BEGIN
 		PERFORM eo_ingest._check_batch_size(batch_size);
 	END IF;
 	IF on_duplicate IS NOT NULL AND on_duplicate NOT IN ('skip', 'update') THEN
-		RAISE EXCEPTION 'invalid on_duplicate "%"', on_duplicate
+		RAISE EXCEPTION 'invalid on_duplicate "%"', eo_ingest._shorten(on_duplicate)
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
 	END IF;
 	IF on_duplicate = 'update' AND NOT has_table_privilege(p.target, 'UPDATE') THEN
@@ -355,8 +455,13 @@ BEGIN
 		RAISE EXCEPTION 'brokers must not be empty' USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
 	END IF;
+	IF length(brokers) > 10000 THEN
+		RAISE EXCEPTION 'brokers is too long' USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('brokers has %s characters; at most 10000 are accepted.', length(brokers)),
+			HINT = 'A few bootstrap brokers are enough: the client learns the others from them.';
+	END IF;
 	IF brokers !~ '^\s*[^,\s]+(\s*,\s*[^,\s]+)*\s*$' THEN
-		RAISE EXCEPTION 'invalid brokers "%"', brokers USING ERRCODE = 'invalid_parameter_value',
+		RAISE EXCEPTION 'invalid brokers "%"', eo_ingest._shorten(brokers) USING ERRCODE = 'invalid_parameter_value',
 			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
 	END IF;
 	PERFORM eo_ingest._catalog_update_pipeline(p.id, NULL, alter_pipeline.batch_size, alter_pipeline.on_duplicate,
@@ -377,7 +482,7 @@ DECLARE
 	offs bigint[];
 BEGIN
 	IF p.enabled THEN
-		RAISE EXCEPTION 'pipeline "%" is running', name
+		RAISE EXCEPTION 'pipeline "%" is running', eo_ingest._shorten(name)
 			USING ERRCODE = 'object_not_in_prerequisite_state',
 				  HINT = format('Pause it first: SELECT eo_ingest.pause_pipeline(%L);', name);
 	END IF;

@@ -19,6 +19,8 @@
 #include "postgres.h"
 
 #include "catalog/pg_authid.h"
+#include "access/transam.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
@@ -177,6 +179,13 @@ eo_catalog_check_target(Oid target, Oid owner, bool update)
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("target relation with OID %u does not exist", target)));
 	relname = get_rel_name(target);
+	if (target < FirstNormalObjectId ||
+		get_rel_namespace(target) == get_namespace_oid("eo_ingest", true) ||
+		get_rel_namespace(target) == get_namespace_oid("information_schema", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("target \"%s\" is a system or eo_ingest catalog table", relname),
+				 errhint("Pipelines write into your own tables.")));
 	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
