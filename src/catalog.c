@@ -33,6 +33,7 @@
 #include "utils/lsyscache.h"
 
 #include "catalog.h"
+#include "guard.h"
 
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_insert_pipeline);
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_update_pipeline);
@@ -277,6 +278,8 @@ eo_ingest_catalog_insert_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("target must not be NULL")));
 	eo_catalog_check_target(PG_GETARG_OID(3), caller,
 							eo_catalog_arg_is(fcinfo, 5, "update"));
+	if (!PG_ARGISNULL(13))
+		eo_guard_options(PG_GETARG_JSONB_P(13));
 
 	values[0] = ObjectIdGetDatum(caller);
 	nulls[0] = ' ';
@@ -325,6 +328,9 @@ eo_ingest_catalog_update_pipeline(PG_FUNCTION_ARGS)
 		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
+
+	if (!PG_ARGISNULL(4))
+		eo_guard_options(PG_GETARG_JSONB_P(4));
 
 	eo_catalog_connect();
 	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);

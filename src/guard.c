@@ -10,7 +10,8 @@
  * interpolated.  Any of these in a non-superuser's kafka_options would run
  * code as the server's operating-system user, so only superusers may set
  * them.  The check wraps the SQL-callable functions that hand options to
- * librdkafka (rd_kafka_conf_set loads plugins at once).
+ * librdkafka (rd_kafka_conf_set loads plugins at once) and the catalog
+ * functions that store them (src/catalog.c).
  *
  * The log hook keeps kafka_options secrets out of the server log: a failing
  * statement that calls eo_ingest and names a secret property is logged
@@ -45,7 +46,7 @@ eo_guard_forbidden_key(const char *key)
 }
 
 /* Refuses options a non-superuser may not set. */
-static void
+void
 eo_guard_options(Jsonb *options)
 {
 	JsonbIterator *it;

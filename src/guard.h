@@ -5,6 +5,9 @@
 #ifndef EO_GUARD_H
 #define EO_GUARD_H
 
+#include "utils/jsonb.h"
+
 extern void eo_guard_init(void);
+extern void eo_guard_options(Jsonb *options);
 
 #endif

@@ -140,6 +140,15 @@ for my $bad ([ 'plugin.library.paths' => '/tmp/eo042_plugin.so' ],
 		"SELECT eo_ingest.create_pipeline('other', '127.0.0.1:1', 't', 'public.other_orders', kafka_options => '$opts', start => false)",
 		qr/only superusers may/, "$bad->[0] refused to a non-superuser by create_pipeline");
 }
+$node->safe_psql('postgres', "SELECT eo_ingest.create_pipeline('other', '127.0.0.1:1', 't', 'public.other_orders', start => false)");
+$node->safe_psql('postgres', "UPDATE eo_ingest.pipelines SET owner = '$OTHER' WHERE name = 'other'");
+my $other_id = $node->safe_psql('postgres', "SELECT id FROM eo_ingest.pipelines WHERE name = 'other'");
+failing_call($OTHER,
+	"SELECT eo_ingest._catalog_update_pipeline($other_id, NULL, NULL, NULL, '{\"plugin.library.paths\": \"/tmp/eo042.so\"}', NULL, NULL, NULL, NULL)",
+	qr/only superusers may/, 'plugin.library.paths refused by the internal update function');
+failing_call($OTHER,
+	"SELECT eo_ingest._catalog_insert_pipeline('other2', '127.0.0.1:1', 't', 'public.other_orders', 'event_id', 'skip', 'json', NULL, 'earliest', 1, 1, 1, true, '{\"sasl.kerberos.kinit.cmd\": \"touch /tmp/eo042_pwned\"}', true)",
+	qr/only superusers may/, 'sasl.kerberos.kinit.cmd refused by the internal insert function');
 ok(!-e '/tmp/eo042_pwned', 'no command ran');
 ($ret, $out, $err) = as_role($OTHER, 'SELECT eo_ingest._check_kafka_options(NULL)');
 is($ret, 0, '_check_kafka_options(NULL) is a no-op, not a crash') or diag($err);
@@ -160,7 +169,7 @@ for my $rel (split / /, $rels)
 		unlike($o, qr/$secrets_re/, "no secret in eo_ingest.$rel as $role");
 	}
 }
-my ($r, $o, $e) = as_role($OTHER, "SELECT count(*) FROM eo_ingest.pipelines");
+my ($r, $o, $e) = as_role($OTHER, "SELECT count(*) FROM eo_ingest.pipelines WHERE name = 'sec'");
 is($o, '0', 'the other role sees no pipelines row of the owner');
 ($r, $o, $e) = as_role($OWNER, "SELECT kafka_options ->> 'sasl.password' FROM eo_ingest.pipelines WHERE name = 'sec'");
 is($o, $SECRET{'sasl.password'}, 'the owner reads its own kafka_options, secrets included');
