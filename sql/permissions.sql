@@ -93,6 +93,16 @@ SELECT name, batch_size FROM eo_ingest.pipelines ORDER BY name;
 RESET ROLE;
 REVOKE regress_eo_alice FROM regress_eo_bob;
 
+-- dead letters: bob cannot purge alice's, alice purges her own
+SET ROLE regress_eo_bob;
+SELECT eo_ingest.purge_dead_letters('perm_alice');
+RESET ROLE;
+SET ROLE regress_eo_alice;
+SELECT eo_ingest.purge_dead_letters('perm_alice', before => '2000-01-01');
+SELECT eo_ingest.purge_dead_letters('perm_alice');
+SELECT count(*) AS dead_letters FROM eo_ingest.dead_letters;
+RESET ROLE;
+
 -- the superuser may change anyone's
 SELECT eo_ingest.pause_pipeline('perm_bob');
 SELECT eo_ingest.drop_pipeline('perm_alice');

@@ -12,6 +12,7 @@
 #include "utils/guc.h"
 
 #include "eo_ingest.h"
+#include "guard.h"
 
 PG_MODULE_MAGIC;
 
@@ -82,6 +83,7 @@ _PG_init(void)
 
 	MarkGUCPrefixReserved("eo_ingest");
 
+	eo_guard_init();
 	eo_shmem_request();
 	eo_register_launcher();
 }

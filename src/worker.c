@@ -34,6 +34,7 @@
 
 #include "eo_ingest.h"
 #include "batch.h"
+#include "catalog.h"
 #include "kafka.h"
 
 typedef struct EoConfig
@@ -158,6 +159,7 @@ eo_begin_xact(const char *activity)
 {
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	eo_catalog_pin_search_path();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
@@ -419,9 +421,9 @@ eo_claim(int n, const int32 *mine, const int64 *start)
 	int			ret;
 	bool		isnull;
 
-	ret = SPI_execute_with_args("UPDATE eo_ingest.pipelines SET generation = generation + 1 "
-								"WHERE id = $1 RETURNING generation",
-								1, argt, (Datum[]) {Int32GetDatum(args.pipeline_id)}, NULL, false, 0);
+	ret = eo_catalog_execute("UPDATE eo_ingest.pipelines SET generation = generation + 1 "
+							"WHERE id = $1 RETURNING generation",
+							1, argt, (Datum[]) {Int32GetDatum(args.pipeline_id)}, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING || SPI_processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
@@ -438,17 +440,17 @@ eo_claim(int n, const int32 *mine, const int64 *start)
 	argv[2] = PointerGetDatum(construct_array(pd, n, INT4OID, 4, true, TYPALIGN_INT));
 	argv[3] = PointerGetDatum(construct_array(sd, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 
-	ret = SPI_execute_with_args("INSERT INTO eo_ingest.offsets (pipeline_id, partition, next_offset, generation, committed_at) "
-								"SELECT $1, u.p, u.o, $2, now() FROM unnest($3, $4) AS u(p, o) "
-								"ON CONFLICT (pipeline_id, partition) DO NOTHING",
-								4, argt, argv, NULL, false, 0);
+	ret = eo_catalog_execute("INSERT INTO eo_ingest.offsets (pipeline_id, partition, next_offset, generation, committed_at) "
+							"SELECT $1, u.p, u.o, $2, now() FROM unnest($3, $4) AS u(p, o) "
+							"ON CONFLICT (pipeline_id, partition) DO NOTHING",
+							4, argt, argv, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "creating offset rows failed: %s", SPI_result_code_string(ret));
 
-	ret = SPI_execute_with_args("UPDATE eo_ingest.offsets SET generation = $2 "
-								"WHERE pipeline_id = $1 AND partition = ANY ($3) "
-								"RETURNING partition, next_offset",
-								3, argt, argv, NULL, false, 0);
+	ret = eo_catalog_execute("UPDATE eo_ingest.offsets SET generation = $2 "
+							"WHERE pipeline_id = $1 AND partition = ANY ($3) "
+							"RETURNING partition, next_offset",
+							3, argt, argv, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING || SPI_processed != (uint64) n)
 		elog(ERROR, "claiming offset rows failed");
 	for (uint64 i = 0; i < SPI_processed; i++)
@@ -460,11 +462,11 @@ eo_claim(int n, const int32 *mine, const int64 *start)
 		parts[k].next = o;
 	}
 
-	ret = SPI_execute_with_args("INSERT INTO eo_ingest.counters (pipeline_id, worker) VALUES ($1, $2) "
-								"ON CONFLICT DO NOTHING",
-								2, (Oid[]) {INT4OID, INT4OID},
-								(Datum[]) {Int32GetDatum(args.pipeline_id), Int32GetDatum(args.worker)},
-								NULL, false, 0);
+	ret = eo_catalog_execute("INSERT INTO eo_ingest.counters (pipeline_id, worker) VALUES ($1, $2) "
+							"ON CONFLICT DO NOTHING",
+							2, (Oid[]) {INT4OID, INT4OID},
+							(Datum[]) {Int32GetDatum(args.pipeline_id), Int32GetDatum(args.worker)},
+							NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "creating the counters row failed");
 }
@@ -681,7 +683,7 @@ eo_fence(void)
 		pd[i] = Int32GetDatum(parts[i].partition);
 	argv[0] = Int32GetDatum(args.pipeline_id);
 	argv[1] = PointerGetDatum(construct_array(pd, nparts, INT4OID, 4, true, TYPALIGN_INT));
-	ret = SPI_execute_plan(fence_plan, argv, NULL, false, 0);
+	ret = eo_catalog_execute_plan(fence_plan, argv, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "fencing query failed");
 	fenced = SPI_processed != (uint64) nparts;
@@ -743,7 +745,7 @@ eo_store_progress(const int64 *next, const EoCounts *counts, int nrows)
 		argv[0] = Int32GetDatum(args.pipeline_id);
 		argv[1] = PointerGetDatum(construct_array(pd, m, INT4OID, 4, true, TYPALIGN_INT));
 		argv[2] = PointerGetDatum(construct_array(od, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		ret = SPI_execute_plan(offsets_plan, argv, NULL, false, 0);
+		ret = eo_catalog_execute_plan(offsets_plan, argv, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE || SPI_processed != (uint64) m)
 			elog(ERROR, "storing offsets failed");
 	}
@@ -758,7 +760,7 @@ eo_store_progress(const int64 *next, const EoCounts *counts, int nrows)
 		argv[4] = Int64GetDatum(counts->skipped);
 		argv[5] = Int64GetDatum(counts->dead);
 		argv[6] = Int64GetDatum(writer->subtransactions);
-		ret = SPI_execute_plan(counters_plan, argv, NULL, false, 0);
+		ret = eo_catalog_execute_plan(counters_plan, argv, NULL, false, 0);
 		if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 			elog(ERROR, "updating counters failed");
 	}

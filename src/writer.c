@@ -17,6 +17,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/datetime.h"
 #include "utils/uuid.h"
 #include "utils/memutils.h"
@@ -24,6 +25,7 @@
 
 #include "batch.h"
 #include "eo_ingest.h"
+#include "catalog.h"
 
 typedef struct EoPlanEntry
 {
@@ -446,7 +448,7 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 														   col->typbyval, col->typalign));
 	}
 
-	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	ret = eo_catalog_execute_pinned_plan(plan, args, NULL, false, 0);
 	if (map->update && map->id_column >= 0)
 	{
 		bool		isnull;
@@ -487,6 +489,28 @@ eo_writer_exec_sql(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCoun
 	}
 }
 
+/* eo_direct_write with search_path pinned, as eo_catalog_execute_pinned_plan */
+static bool
+eo_writer_direct(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
+				 EoCounts *counts, int *existing, int *nexisting)
+{
+	int			nestlevel = eo_catalog_pin_begin();
+	volatile bool ok = false;
+
+	PG_TRY();
+	{
+		ok = eo_direct_write(w, recs, idx, lo, hi, counts, existing, nexisting);
+	}
+	PG_CATCH();
+	{
+		AtEOXact_GUC(false, nestlevel);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nestlevel);
+	return ok;
+}
+
 /*
  * Write recs[idx[lo..hi)]: with the fast path (direct.c) where the target
  * allows it, else with INSERT ... ON CONFLICT.  Returns whether the fast
@@ -505,7 +529,7 @@ eo_writer_exec_range(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
 		return false;
 	}
 	existing = palloc(sizeof(int) * (hi - lo));
-	if (!eo_direct_write(w, recs, idx, lo, hi, counts, existing, &nexisting))
+	if (!eo_writer_direct(w, recs, idx, lo, hi, counts, existing, &nexisting))
 	{
 		pfree(existing);
 		eo_writer_exec_sql(w, recs, idx, lo, hi, counts);
@@ -780,7 +804,7 @@ eo_writer_dead_letters(EoWriter *w, int32 pipeline_id, const char *pipeline,
 	args[5] = PointerGetDatum(construct_md_array(payloads, paynulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
 	args[6] = PointerGetDatum(construct_array(errors, m, TEXTOID, -1, false, TYPALIGN_INT));
 	args[7] = PointerGetDatum(construct_array(states, m, TEXTOID, -1, false, TYPALIGN_INT));
-	ret = SPI_execute_plan(plan, args, NULL, false, 0);
+	ret = eo_catalog_execute_plan(plan, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "storing dead letters failed: %s", SPI_result_code_string(ret));
 }

@@ -1,0 +1,480 @@
+/*
+ * catalog.c
+ *		The only writer of eo_ingest's catalog tables.
+ *
+ * PUBLIC may read the catalog (row-level security shows each role its own
+ * pipelines) but not write it, as pg_cron does with its job table.  The SQL
+ * API validates its arguments in plpgsql, as the caller, and hands the final
+ * write to the functions here.  They take the caller from GetUserId() before
+ * switching user, check the caller's rights themselves (so calling them
+ * directly gains nothing), and only then run fixed statements as the
+ * bootstrap superuser, in a security-restricted operation with search_path
+ * pinned to pg_catalog, so no function or operator of the caller's can be
+ * reached.  No function here runs SQL given by the caller.
+ *
+ * The pipeline workers run as the pipeline owner and write their offsets,
+ * counters and dead letters through eo_catalog_execute*, while the rows for
+ * the target, and whatever triggers they fire, stay the owner's.
+ */
+#include "postgres.h"
+
+#include "catalog/pg_authid.h"
+#include "access/transam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+
+#include "catalog.h"
+#include "guard.h"
+
+PG_FUNCTION_INFO_V1(eo_ingest_catalog_insert_pipeline);
+PG_FUNCTION_INFO_V1(eo_ingest_catalog_update_pipeline);
+PG_FUNCTION_INFO_V1(eo_ingest_catalog_delete_pipeline);
+PG_FUNCTION_INFO_V1(eo_ingest_catalog_set_offsets);
+PG_FUNCTION_INFO_V1(eo_ingest_catalog_purge_dead_letters);
+
+typedef struct EoCatalogSwitch
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} EoCatalogSwitch;
+
+typedef struct EoPipelineRow
+{
+	char	   *name;
+	Oid			owner;
+	Oid			target;
+	bool		enabled;
+} EoPipelineRow;
+
+static void
+eo_catalog_enter(EoCatalogSwitch *sw)
+{
+	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec_context);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   sw->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	/*
+	 * Transactional, unlike PGC_S_OVERRIDE.  In a worker, whose search_path
+	 * is already pinned with PGC_S_OVERRIDE, this is a no-op.
+	 */
+	sw->save_nestlevel = NewGUCNestLevel();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+}
+
+static void
+eo_catalog_leave(EoCatalogSwitch *sw, bool ok)
+{
+	AtEOXact_GUC(ok, sw->save_nestlevel);
+	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
+}
+
+/* SPI_execute_with_args on the catalog, as the bootstrap superuser. */
+int
+eo_catalog_execute(const char *sql, int nargs, Oid *argtypes, Datum *values,
+				   const char *nulls, bool read_only, long count)
+{
+	EoCatalogSwitch sw;
+	volatile int ret = 0;
+
+	eo_catalog_enter(&sw);
+	PG_TRY();
+	{
+		ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
+									read_only, count);
+	}
+	PG_CATCH();
+	{
+		eo_catalog_leave(&sw, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	eo_catalog_leave(&sw, true);
+	return ret;
+}
+
+/* SPI_execute_plan of a fixed catalog statement, as the bootstrap superuser. */
+int
+eo_catalog_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
+						bool read_only, long count)
+{
+	EoCatalogSwitch sw;
+	volatile int ret = 0;
+
+	eo_catalog_enter(&sw);
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(plan, values, nulls, read_only, count);
+	}
+	PG_CATCH();
+	{
+		eo_catalog_leave(&sw, false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	eo_catalog_leave(&sw, true);
+	return ret;
+}
+
+/*
+ * The worker's write into the target runs as the owner, but with search_path
+ * pinned for the statement: whatever the target's triggers SET is undone when
+ * it ends, so user code cannot redirect the worker's own statements to
+ * functions or operators of its choosing.
+ */
+int
+eo_catalog_execute_pinned_plan(SPIPlanPtr plan, Datum *values,
+							   const char *nulls, bool read_only, long count)
+{
+	int			nestlevel = eo_catalog_pin_begin();
+	volatile int ret = 0;
+
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(plan, values, nulls, read_only, count);
+	}
+	PG_CATCH();
+	{
+		AtEOXact_GUC(false, nestlevel);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nestlevel);
+	return ret;
+}
+
+/*
+ * Pin search_path until eo_catalog_pin_end (AtEOXact_GUC(true, nestlevel);
+ * on error, AtEOXact_GUC(false, nestlevel)): the target write, whichever
+ * path, runs user code (triggers, defaults, CHECK constraints).
+ */
+int
+eo_catalog_pin_begin(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("search_path", "pg_catalog, pg_temp",
+							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+							 true, 0, false);
+	return nestlevel;
+}
+
+/*
+ * Pin the worker's search_path again, at the start of each transaction:
+ * user code that runs outside eo_catalog_execute_pinned_plan (a domain's
+ * CHECK while parsing a record) may have changed it.
+ */
+void
+eo_catalog_pin_search_path(void)
+{
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+}
+
+/* The owner must be allowed to write the target, as the worker will. */
+static void
+eo_catalog_check_target(Oid target, Oid owner, bool update)
+{
+	char		relkind = get_rel_relkind(target);
+	char	   *relname;
+
+	if (relkind == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target relation with OID %u does not exist", target)));
+	relname = get_rel_name(target);
+	if (target < FirstNormalObjectId ||
+		get_rel_namespace(target) == get_namespace_oid("eo_ingest", true) ||
+		get_rel_namespace(target) == get_namespace_oid("information_schema", true))
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("target \"%s\" is a system or eo_ingest catalog table", relname),
+				 errhint("Pipelines write into your own tables.")));
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("target \"%s\" is not a table", relname),
+				 errhint("Pipelines write into ordinary or partitioned tables.")));
+	if (get_rel_persistence(target) == RELPERSISTENCE_TEMP)
+		ereport(ERROR,
+				(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+				 errmsg("target \"%s\" is a temporary table", relname),
+				 errhint("Temporary tables are visible only to the session that created them.")));
+	if (pg_class_aclcheck(target, owner, ACL_INSERT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", relname),
+				 errhint("The pipeline writes as its owner, who needs INSERT on the target.")));
+	if (update && pg_class_aclcheck(target, owner, ACL_UPDATE) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", relname),
+				 errhint("on_duplicate => 'update' needs UPDATE on the target.")));
+}
+
+/* Lock a pipeline's row; only a role with the owner's privileges passes. */
+static void
+eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row)
+{
+	Oid			argtype = INT4OID;
+	Datum		arg = Int32GetDatum(id);
+	bool		isnull;
+	HeapTuple	tup;
+	TupleDesc	desc;
+
+	if (eo_catalog_execute("SELECT name, owner::oid, target::oid, enabled "
+						   "FROM eo_ingest.pipelines WHERE id = $1 FOR UPDATE",
+						   1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading eo_ingest.pipelines failed");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("pipeline %d does not exist", id)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	row->name = SPI_getvalue(tup, desc, 1);
+	row->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
+	row->target = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
+	row->enabled = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	if (!has_privs_of_role(caller, row->owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("must be owner of pipeline \"%s\"", row->name),
+				 errhint("Only the owner of a pipeline, a member of the owning role or a superuser can change it.")));
+}
+
+static bool
+eo_catalog_arg_is(FunctionCallInfo fcinfo, int n, const char *value)
+{
+	return !PG_ARGISNULL(n) &&
+		strcmp(text_to_cstring(PG_GETARG_TEXT_PP(n)), value) == 0;
+}
+
+static void
+eo_catalog_connect(void)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+}
+
+/*
+ * _catalog_insert_pipeline(name, brokers, topic, target, event_id,
+ * on_duplicate, format, columns, start_from, batch_size, batch_timeout,
+ * workers, synchronous_commit, kafka_options, enabled) returns the new id.
+ * The owner is always the caller.
+ */
+Datum
+eo_ingest_catalog_insert_pipeline(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetUserId();
+	Oid			argtypes[16] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, REGCLASSOID,
+		TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, INT4OID,
+	BOOLOID, JSONBOID, BOOLOID};
+	Datum		values[16];
+	char		nulls[16];
+	bool		isnull;
+	int32		id;
+
+	if (PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("target must not be NULL")));
+	eo_catalog_check_target(PG_GETARG_OID(3), caller,
+							eo_catalog_arg_is(fcinfo, 5, "update"));
+	if (!PG_ARGISNULL(13))
+		eo_guard_options(PG_GETARG_JSONB_P(13));
+
+	values[0] = ObjectIdGetDatum(caller);
+	nulls[0] = ' ';
+	for (int i = 0; i < 15; i++)
+	{
+		values[i + 1] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i + 1] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+
+	eo_catalog_connect();
+	if (eo_catalog_execute("INSERT INTO eo_ingest.pipelines (owner, name, brokers, topic, target, "
+						   "event_id, on_duplicate, format, columns, start_from, batch_size, "
+						   "batch_timeout, workers, synchronous_commit, kafka_options, enabled) "
+						   "VALUES ($1::regrole, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
+						   "$13, $14, $15, $16) RETURNING id",
+						   16, argtypes, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "inserting into eo_ingest.pipelines failed");
+	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	PG_RETURN_INT32(id);
+}
+
+/*
+ * _catalog_update_pipeline(id, enabled, batch_size, on_duplicate,
+ * kafka_options, workers, synchronous_commit, batch_timeout, brokers):
+ * NULL keeps a setting.  Every change bumps config_version, which restarts
+ * the workers.
+ */
+Datum
+eo_ingest_catalog_update_pipeline(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetUserId();
+	Oid			argtypes[9] = {INT4OID, BOOLOID, INT4OID, TEXTOID, JSONBOID,
+	INT4OID, BOOLOID, INT4OID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9];
+	EoPipelineRow row;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline id must not be NULL")));
+	for (int i = 0; i < 9; i++)
+	{
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+
+	if (!PG_ARGISNULL(4))
+		eo_guard_options(PG_GETARG_JSONB_P(4));
+
+	eo_catalog_connect();
+	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);
+	if (eo_catalog_arg_is(fcinfo, 3, "update"))
+		eo_catalog_check_target(row.target, row.owner, true);
+	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET "
+						   "enabled = coalesce($2, enabled), "
+						   "batch_size = coalesce($3, batch_size), "
+						   "on_duplicate = coalesce($4, on_duplicate), "
+						   "kafka_options = coalesce($5, kafka_options), "
+						   "workers = coalesce($6, workers), "
+						   "synchronous_commit = coalesce($7, synchronous_commit), "
+						   "batch_timeout = coalesce($8, batch_timeout), "
+						   "brokers = coalesce($9, brokers), "
+						   "config_version = config_version + 1 "
+						   "WHERE id = $1",
+						   9, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "updating eo_ingest.pipelines failed");
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/* _catalog_delete_pipeline(id): offsets, counters, dead letters go with it. */
+Datum
+eo_ingest_catalog_delete_pipeline(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetUserId();
+	Oid			argtype = INT4OID;
+	Datum		arg;
+	EoPipelineRow row;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline id must not be NULL")));
+	arg = PG_GETARG_DATUM(0);
+	eo_catalog_connect();
+	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);
+	if (eo_catalog_execute("DELETE FROM eo_ingest.pipelines WHERE id = $1",
+						   1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "deleting from eo_ingest.pipelines failed");
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * _catalog_set_offsets(id, partitions int[], offsets bigint[], replace):
+ * stores the next offsets of a paused pipeline; replace drops the other
+ * partitions' rows first.
+ */
+Datum
+eo_ingest_catalog_set_offsets(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetUserId();
+	Oid			argtypes[3] = {INT4OID, INT4ARRAYOID, INT8ARRAYOID};
+	Datum		values[3];
+	ArrayType  *parts;
+	ArrayType  *offs;
+	EoPipelineRow row;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("arguments of _catalog_set_offsets must not be NULL")));
+	parts = PG_GETARG_ARRAYTYPE_P(1);
+	offs = PG_GETARG_ARRAYTYPE_P(2);
+	if (ARR_NDIM(parts) > 1 || ARR_NDIM(offs) > 1 ||
+		ArrayGetNItems(ARR_NDIM(parts), ARR_DIMS(parts)) !=
+		ArrayGetNItems(ARR_NDIM(offs), ARR_DIMS(offs)) ||
+		array_contains_nulls(parts) || array_contains_nulls(offs))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("partitions and offsets must be one-dimensional arrays of the same length without NULLs")));
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PointerGetDatum(parts);
+	values[2] = PointerGetDatum(offs);
+
+	eo_catalog_connect();
+	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);
+	if (row.enabled)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("pipeline \"%s\" is running", row.name),
+				 errhint("Pause it first: SELECT eo_ingest.pause_pipeline('%s');", row.name)));
+	if (PG_GETARG_BOOL(3) &&
+		eo_catalog_execute("DELETE FROM eo_ingest.offsets WHERE pipeline_id = $1",
+						   1, argtypes, values, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "deleting from eo_ingest.offsets failed");
+	if (eo_catalog_execute("INSERT INTO eo_ingest.offsets AS o (pipeline_id, partition, next_offset, committed_at) "
+						   "SELECT $1, u.p, u.o, now() FROM unnest($2, $3) AS u(p, o) "
+						   "ON CONFLICT (pipeline_id, partition) DO UPDATE "
+						   "SET next_offset = excluded.next_offset, committed_at = excluded.committed_at",
+						   3, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "writing eo_ingest.offsets failed");
+	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET config_version = config_version + 1 "
+						   "WHERE id = $1",
+						   1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "updating eo_ingest.pipelines failed");
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * _catalog_purge_dead_letters(id, before): deletes the pipeline's dead
+ * letters (those that failed before "before", if given); returns how many.
+ */
+Datum
+eo_ingest_catalog_purge_dead_letters(PG_FUNCTION_ARGS)
+{
+	Oid			caller = GetUserId();
+	Oid			argtypes[2] = {INT4OID, TIMESTAMPTZOID};
+	Datum		values[2];
+	char		nulls[2] = {' ', ' '};
+	EoPipelineRow row;
+	uint64		n;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("pipeline id must not be NULL")));
+	values[0] = PG_GETARG_DATUM(0);
+	values[1] = PG_ARGISNULL(1) ? (Datum) 0 : PG_GETARG_DATUM(1);
+	nulls[1] = PG_ARGISNULL(1) ? 'n' : ' ';
+
+	eo_catalog_connect();
+	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);
+	if (eo_catalog_execute("DELETE FROM eo_ingest.dead_letters "
+						   "WHERE pipeline_id = $1 AND ($2 IS NULL OR failed_at < $2)",
+						   2, argtypes, values, nulls, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "deleting from eo_ingest.dead_letters failed");
+	n = SPI_processed;
+	SPI_finish();
+	PG_RETURN_INT64((int64) n);
+}
