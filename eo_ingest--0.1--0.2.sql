@@ -179,7 +179,7 @@ CREATE OR REPLACE FUNCTION eo_ingest.create_pipeline(
 	format			text DEFAULT 'json',
 	columns			jsonb DEFAULT NULL,
 	start_from		text DEFAULT 'earliest',
-	batch_size		integer DEFAULT 10000,
+	batch_size		integer DEFAULT 50000,
 	kafka_options	jsonb DEFAULT '{}',
 	start			boolean DEFAULT true,
 	workers			integer DEFAULT 1,
@@ -511,3 +511,10 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION eo_ingest.purge_dead_letters IS 'deletes a pipeline''s dead letters (those that failed before "before", if given); returns how many';
+
+-- Batches of 50,000 records by default: measured with bench/run.sh, a commit
+-- per 10,000 records spent a fifth of a drain waiting for WAL flushes (0.51 x
+-- COPY's rows/s, against 0.69 x with 50,000).  A batch also closes at
+-- eo_ingest.queue_kbytes of payload and after batch_timeout, so memory and
+-- freshness do not depend on it.
+ALTER TABLE eo_ingest.pipelines ALTER COLUMN batch_size SET DEFAULT 50000;

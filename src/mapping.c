@@ -573,13 +573,16 @@ eo_scan_capture(EoScan *s, int level, const char *start, char kind, bool escaped
 				rec->values[c] = eo_unescape(start, len);
 				if (rec->values[c] == NULL)
 					return false;
+				rec->lengths[c] = strlen(rec->values[c]);
+				continue;
 			}
-			else
-				rec->values[c] = pnstrdup(start + 1, len - 2);
+			start++;
+			len -= 2;
 		}
-		else
-			rec->values[c] = pnstrdup(start, len);
-		rec->lengths[c] = strlen(rec->values[c]);
+		rec->values[c] = palloc(len + 1);
+		memcpy(rec->values[c], start, len);
+		rec->values[c][len] = '\0';
+		rec->lengths[c] = len;
 	}
 	return true;
 }

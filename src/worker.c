@@ -877,11 +877,14 @@ eo_poll(void)
 {
 	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), cfg->batch_timeout);
 	int			cap = cfg->batch_size;
+	/* a batch holds at most eo_ingest.queue_kbytes of payload, however many records */
+	int64		bytes = 0;
+	int64		max_bytes = (int64) eo_queue_kbytes * 1024;
 
 	MemoryContextReset(batch_cxt);
 	recs = MemoryContextAllocZero(batch_cxt, sizeof(EoRecord) * cap);
 	nrecs = 0;
-	while (nrecs < cap)
+	while (nrecs < cap && bytes < max_bytes)
 	{
 		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		rd_kafka_message_t *msg;
@@ -926,6 +929,7 @@ eo_poll(void)
 		recs[nrecs].offset = msg->offset;
 		recs[nrecs].timestamp = rd_kafka_message_timestamp(msg, NULL);
 		nrecs++;
+		bytes += msg->len + msg->key_len;
 	}
 	return EO_RESTART_NONE;
 }

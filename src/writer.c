@@ -405,6 +405,8 @@ eo_record_datum(EoColumn *col, EoRecord *rec, int c, bool *isnull)
 		if (eo_parse_iso_tstz(v, rec->lengths[c], &ts))
 			return TimestampTzGetDatum(ts);
 	}
+	else if (col->typid == TEXTOID)
+		return PointerGetDatum(cstring_to_text_with_len(v, rec->lengths[c]));
 	else if (col->typid == UUIDOID)
 	{
 		pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
