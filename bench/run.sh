@@ -279,7 +279,7 @@ worker_pids() {
 # counters account for every record, checks count(*), and sets R_* results.
 drain() {
 	local name="$1" topic="$2" want_recs="$3" want_rows="$4" extra="${5:-}"
-	local t0 t1 tw="" pids row state lag done_recs p k0 o0 k1 o1 c v allpids=""
+	local t0 t1 tl tw="" pids row state lag done_recs p k0 o0 k1 o1 c v allpids=""
 	local peak_anon=0 peak_hwm=0 perf_started=0
 	local -A wcpu=()
 
@@ -332,6 +332,15 @@ drain() {
 	c=0
 	for p in $allpids; do c=$((c + wcpu[$p])); done
 	R_LOAD1=$(cut -d' ' -f1 /proc/loadavg)
+	# The drain ends when its last batch committed (the commit timestamp of
+	# the counters rows each batch updates; same clock), not when this loop,
+	# polling every 0.2 s or so, noticed it.
+	tl="$(pq -c "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(c.xmin)))
+	              FROM eo_ingest.counters c JOIN eo_ingest.pipelines p ON p.id = c.pipeline_id
+	             WHERE p.name = '$name'")"
+	if [ -n "$tl" ] && awk -v a="$tl" -v b="$t1" -v z="$t0" 'BEGIN { exit !(a <= b && a > z) }'; then
+		t1=$tl
+	fi
 	R_SECS=$(calc "$t1 - $t0")
 	R_START=$(calc "${tw:-$t1} - $t0")
 	R_WCPU=$(calc "$c / $TCK" 2)
