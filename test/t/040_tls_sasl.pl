@@ -2,9 +2,9 @@
 # TLS and SASL against a real broker: a SASL_SSL listener with certificates
 # made for this test (a test CA, the broker's PKCS12 keystore), SCRAM-SHA-512
 # and PLAIN users.  Pipelines with the right credentials ingest exactly once,
-# row by row; a wrong password and an untrusted broker certificate end in
-# 'failed' with a clear error; after alter_pipeline fixes the options,
-# resume_pipeline ingests.  No password ever shows in the server log,
+# row by row; a wrong password (SCRAM and PLAIN) and an untrusted broker
+# certificate (the client trusts another CA) end in 'failed' with a clear
+# error; after alter_pipeline fixes the options, resume_pipeline ingests.  No password ever shows in the server log,
 # pipeline_status, partition_progress or pg_stat_activity.
 
 use strict;
@@ -77,7 +77,7 @@ sub wait_failed
 	return $ok;
 }
 
-EoTest::create_orders_table($node, "public.$_") for qw(scram plain badpw untrusted);
+EoTest::create_orders_table($node, "public.$_") for qw(scram plain badpw badplain untrusted);
 
 # ---- right credentials: SCRAM-SHA-512 and PLAIN over TLS --------------------
 
@@ -91,6 +91,9 @@ EoTest::create_pipeline($node, name => 'plain', brokers => $ssl_brokers, topic =
 
 EoTest::create_pipeline($node, name => 'badpw', brokers => $ssl_brokers, topic => 'tls',
 	target => 'public.badpw', kafka_options => options(password => $WRONG_PW));
+EoTest::create_pipeline($node, name => 'badplain', brokers => $ssl_brokers, topic => 'tls',
+	target => 'public.badplain',
+	kafka_options => options(mechanism => 'PLAIN', user => 'alice', password => $WRONG_PW));
 EoTest::create_pipeline($node, name => 'untrusted', brokers => $ssl_brokers, topic => 'tls',
 	target => 'public.untrusted', kafka_options => options(ca => $certs->{other_ca}));
 
@@ -111,6 +114,12 @@ like($err, qr/resume_pipeline/, 'badpw: last_error says how to try again');
 unlike($err, qr/\Q$WRONG_PW\E|\Q$SCRAM_PW\E/, 'badpw: last_error holds no password');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM public.badpw'), '0', 'badpw stored nothing');
 
+wait_failed('badplain');
+($state, $err) = status('badplain');
+note("badplain: $err");
+like($err, qr/authenticat/i, 'badplain: last_error says authentication failed');
+unlike($err, qr/\Q$WRONG_PW\E|\Q$PLAIN_PW\E/, 'badplain: last_error holds no password');
+
 wait_failed('untrusted');
 ($state, $err) = status('untrusted');
 note("untrusted: $err");
@@ -121,6 +130,7 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM public.untrusted'), '0', '
 # Failed stays failed: no retry loop behind the user's back.
 sleep 5;
 is((status('badpw'))[0], 'failed', 'badpw is still failed 5 s later');
+is((status('badplain'))[0], 'failed', 'badplain is still failed 5 s later');
 is((status('untrusted'))[0], 'failed', 'untrusted is still failed 5 s later');
 
 # ---- fixed options, then resume ---------------------------------------------
@@ -131,11 +141,14 @@ my $n2 = $n1 + EoTest::committed_count($m2);
 $node->safe_psql('postgres', "SELECT eo_ingest.alter_pipeline('badpw', kafka_options => '"
 	  . options() . "')");
 $node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('badpw')");
+$node->safe_psql('postgres', "SELECT eo_ingest.alter_pipeline('badplain', kafka_options => '"
+	  . options(mechanism => 'PLAIN', user => 'alice', password => $PLAIN_PW) . "')");
+$node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('badplain')");
 $node->safe_psql('postgres', "SELECT eo_ingest.alter_pipeline('untrusted', kafka_options => '"
 	  . options() . "')");
 $node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('untrusted')");
 
-for my $p (qw(scram plain badpw untrusted))
+for my $p (qw(scram plain badpw badplain untrusted))
 {
 	EoTest::wait_caught_up($node, $p, $n2);
 	EoTest::check_rows($node, "public.$p", [ @$m1, @$m2 ], 'skip', label => "$p after the fix");
