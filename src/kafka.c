@@ -162,9 +162,9 @@ eo_kafka_scrub(Jsonb *options, const char *msg)
 			size_t		from = 0;
 			char	   *hit;
 
-			if (value == NULL || strlen(value) < 4)
+			if (value == NULL)
 				continue;
-			while ((hit = strstr(out + from, value)) != NULL)
+			while (strlen(value) >= 4 && (hit = strstr(out + from, value)) != NULL)
 			{
 				char	   *masked = psprintf("%.*s********%s", (int) (hit - out), out,
 											  hit + strlen(value));

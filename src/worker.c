@@ -152,7 +152,6 @@ eo_report(EoState state, const char *fmt,...)
 {
 	char		buf[EO_ERROR_LEN];
 	va_list		ap;
-
 	char	   *clean;
 
 	va_start(ap, fmt);
@@ -577,10 +576,11 @@ static void
 eo_track_brokers(void)
 {
 	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
-	char	   *key = psprintf("%s %s", cfg->brokers,
-							   JsonbToCString(NULL, &cfg->kafka_options->root,
-											  VARSIZE(cfg->kafka_options)));
+	char	   *options = JsonbToCString(NULL, &cfg->kafka_options->root,
+										 VARSIZE(cfg->kafka_options));
+	char	   *key = psprintf("%s %s", cfg->brokers, options);
 
+	pfree(options);
 	if (reached_key == NULL || strcmp(key, reached_key) != 0)
 	{
 		if (reached_key != NULL)
