@@ -346,13 +346,17 @@ eo_supervisor_read(List **entries)
 				}
 				if (found == NULL)
 				{
-					found = MemoryContextAllocZero(TopMemoryContext, sizeof(EoWorkerEntry));
+					/* the list outlives SPI_finish, which frees SPI's context */
+					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+					found = palloc0(sizeof(EoWorkerEntry));
 					found->args.database = MyDatabaseId;
 					found->args.owner = owner;
 					found->args.pipeline_id = id;
 					found->args.worker = w;
 					found->args.nworkers = nworkers;
 					*entries = lappend(*entries, found);
+					MemoryContextSwitchTo(old);
 				}
 				found->wanted = true;
 			}
