@@ -663,6 +663,12 @@ eo_setup(void)
 			return EO_RESTART_FAILED;
 		}
 	}
+	if (n < 0 && eo_kafka_metadata_error == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+	{
+		eo_report(EO_STATE_FAILED,
+				  "%s; grant the Kafka user READ on the topic, then call eo_ingest.resume_pipeline", err);
+		return EO_RESTART_FAILED;
+	}
 	if (n < 0 && eo_kafka_metadata_error < 0)
 	{
 		/* nothing is assigned yet: serving the queue loses no record */

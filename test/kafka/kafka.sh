@@ -13,6 +13,7 @@
 #   kafka.sh delete-topic PORT NAME
 #   kafka.sh add-scram-user PORT NAME PASSWORD [SCRAM-SHA-256|SCRAM-SHA-512]
 #   kafka.sh make-certs DIR STOREPASS   (test CA, broker keystore, a second CA)
+#   kafka.sh acl PORT ARGS...           (kafka-acls.sh, e.g. --add --allow-principal User:bob ...)
 #   kafka.sh wait-ready PORT [SECONDS]
 #   kafka.sh wait-topic PORT NAME PARTITIONS   (until metadata shows them)
 #
@@ -454,5 +455,12 @@ case "$sub" in
 	delete-topic) cmd_delete_topic "$@" ;;
 	add-scram-user) cmd_add_scram_user "$@" ;;
 	make-certs) cmd_make_certs "$@" ;;
+	acl)
+		[ $# -ge 2 ] || die "usage: acl PORT ARGS..."
+		port="$1"
+		shift
+		run_tool kafka.admin.AclCommand --bootstrap-server "127.0.0.1:$port" "$@" >/dev/null
+		echo "acl $*"
+		;;
 	*) die "unknown subcommand $sub" ;;
 esac

@@ -304,6 +304,16 @@ sub free_port
 	croak 'no free port found';
 }
 
+# Runs Kafka's ACL tool against this broker's PLAINTEXT listener, e.g.
+# acl(qw(--add --allow-principal User:bob --operation Read --topic t)).  The
+# broker needs an authorizer (sasl_ssl_config sets one).
+sub acl
+{
+	my ($self, @args) = @_;
+	_sh_or_die('acl', $self->{port}, @args);
+	return 1;
+}
+
 # Certificates made by kafka.sh make-certs in $dir: returns a hash of paths
 # (ca, other_ca, keystore) and the keystore password (storepass).
 sub make_certs
@@ -323,13 +333,18 @@ sub make_certs
 # Broker properties for a SASL_SSL listener (named by extra_listeners
 # "SASL_SSL://..."): the keystore from make_certs, PLAIN users given as
 # name => password, and SCRAM-SHA-256/512 enabled (users from
-# scram_format_args or add_scram_user).  No client certificates.
+# scram_format_args or add_scram_user).  No client certificates.  An
+# authorizer too, which allows everything on resources without ACLs, and
+# everything to the PLAINTEXT listener (User:ANONYMOUS) the harness uses.
 sub sasl_ssl_config
 {
 	my ($certs, %plain_users) = @_;
 	my $l = 'listener.name.sasl_ssl';
 	my $users = join(' ', map { "user_$_=\"$plain_users{$_}\"" } sort keys %plain_users);
 	return {
+		'authorizer.class.name' => 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+		'allow.everyone.if.no.acl.found' => 'true',
+		'super.users' => 'User:ANONYMOUS',
 		'sasl.enabled.mechanisms' => 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
 		"$l.plain.sasl.jaas.config" =>
 		  "org.apache.kafka.common.security.plain.PlainLoginModule required $users;",

@@ -4,7 +4,8 @@
 # and PLAIN users.  Pipelines with the right credentials ingest exactly once,
 # row by row; a wrong password (SCRAM and PLAIN) and an untrusted broker
 # certificate (the client trusts another CA) end in 'failed' with a clear
-# error; after alter_pipeline fixes the options, resume_pipeline ingests.  No password ever shows in the server log,
+# error, and so does a user the topic's ACLs leave out; after alter_pipeline
+# fixes the options (or an ACL is added), resume_pipeline ingests.  No password ever shows in the server log,
 # pipeline_status, partition_progress or pg_stat_activity.
 
 use strict;
@@ -28,7 +29,7 @@ my $ssl_port = EoKafka::free_port();
 my $kafka = EoKafka->new(
 	extra_listeners => "SASL_SSL://127.0.0.1:$ssl_port",
 	extra_config => EoKafka::sasl_ssl_config($certs, alice => $PLAIN_PW),
-	format_args => EoKafka::scram_format_args('SCRAM-SHA-512', bob => $SCRAM_PW));
+	format_args => EoKafka::scram_format_args('SCRAM-SHA-512', bob => $SCRAM_PW, carol => $SCRAM_PW));
 $kafka->start;
 my $ssl_brokers = "127.0.0.1:$ssl_port";
 
@@ -42,6 +43,8 @@ eo_ingest.retry_max_delay = 2s
 EOC
 
 $kafka->create_topic('tls', 3);
+# Once a topic has ACLs, users they do not name are denied (carol).
+$kafka->acl(qw(--add --allow-principal User:bob --allow-principal User:alice --operation Read --topic tls));
 my $m1 = $kafka->produce(topic => 'tls', count => 2000, dup_ratio => 0.1, start_id => 1);
 my $n1 = EoTest::committed_count($m1);
 
@@ -77,7 +80,7 @@ sub wait_failed
 	return $ok;
 }
 
-EoTest::create_orders_table($node, "public.$_") for qw(scram plain badpw badplain untrusted);
+EoTest::create_orders_table($node, "public.$_") for qw(scram plain badpw badplain untrusted denied);
 
 # ---- right credentials: SCRAM-SHA-512 and PLAIN over TLS --------------------
 
@@ -96,6 +99,8 @@ EoTest::create_pipeline($node, name => 'badplain', brokers => $ssl_brokers, topi
 	kafka_options => options(mechanism => 'PLAIN', user => 'alice', password => $WRONG_PW));
 EoTest::create_pipeline($node, name => 'untrusted', brokers => $ssl_brokers, topic => 'tls',
 	target => 'public.untrusted', kafka_options => options(ca => $certs->{other_ca}));
+EoTest::create_pipeline($node, name => 'denied', brokers => $ssl_brokers, topic => 'tls',
+	target => 'public.denied', kafka_options => options(user => 'carol'));
 
 for my $p (qw(scram plain))
 {
@@ -127,11 +132,18 @@ like($err, qr/SSL|TLS/, 'untrusted: last_error says the TLS handshake failed');
 like($err, qr/certificate/i, 'untrusted: last_error names the certificate');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM public.untrusted'), '0', 'untrusted stored nothing');
 
+wait_failed('denied');
+($state, $err) = status('denied');
+note("denied: $err");
+like($err, qr/authorization failed/i, 'denied: last_error says the topic is not authorized');
+like($err, qr/"tls"/, 'denied: last_error names the topic');
+
 # Failed stays failed: no retry loop behind the user's back.
 sleep 5;
 is((status('badpw'))[0], 'failed', 'badpw is still failed 5 s later');
 is((status('badplain'))[0], 'failed', 'badplain is still failed 5 s later');
 is((status('untrusted'))[0], 'failed', 'untrusted is still failed 5 s later');
+is((status('denied'))[0], 'failed', 'denied is still failed 5 s later');
 
 # ---- fixed options, then resume ---------------------------------------------
 
@@ -147,8 +159,10 @@ $node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('badplain')");
 $node->safe_psql('postgres', "SELECT eo_ingest.alter_pipeline('untrusted', kafka_options => '"
 	  . options() . "')");
 $node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('untrusted')");
+$kafka->acl(qw(--add --allow-principal User:carol --operation Read --topic tls));
+$node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('denied')");
 
-for my $p (qw(scram plain badpw badplain untrusted))
+for my $p (qw(scram plain badpw badplain untrusted denied))
 {
 	EoTest::wait_caught_up($node, $p, $n2);
 	EoTest::check_rows($node, "public.$p", [ @$m1, @$m2 ], 'skip', label => "$p after the fix");
