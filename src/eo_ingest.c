@@ -21,6 +21,7 @@ int			eo_launcher_naptime = 60;
 int			eo_retry_max_delay = 30000;
 int			eo_queue_kbytes = 32768;
 bool		eo_direct_insert = true;
+int			eo_grace_period = 60000;
 
 void		_PG_init(void);
 
@@ -80,6 +81,16 @@ _PG_init(void)
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("eo_ingest.grace_period",
+							"How long a pipeline retries a missing topic or brokers it never reached before it fails.",
+							"Counted from the worker's start, resume or change of brokers or kafka_options; "
+							"brokers that answered once and then went away are retried for ever.",
+							&eo_grace_period,
+							60000, 100, 86400000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("eo_ingest");
 

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <pthread.h>
+
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -35,6 +37,81 @@ eo_kafka_secret_key(const char *key)
 		pg_strcasecmp(key, "ssl.key.pem") == 0;
 }
 
+/*
+ * Authentication and TLS failures: the broker answered and refused these
+ * credentials or certificates, which trying again will not change.
+ */
+bool
+eo_kafka_config_error(rd_kafka_resp_err_t err)
+{
+	return err == RD_KAFKA_RESP_ERR__AUTHENTICATION ||
+		err == RD_KAFKA_RESP_ERR__SSL ||
+		err == RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED ||
+		err == RD_KAFKA_RESP_ERR_UNSUPPORTED_SASL_MECHANISM ||
+		err == RD_KAFKA_RESP_ERR_ILLEGAL_SASL_STATE;
+}
+
+/*
+ * The most telling client-level error librdkafka reported since the last
+ * eo_kafka_take_error: refused credentials or certificates first, then
+ * anything else.  The callback may run on a librdkafka thread: plain C and a
+ * mutex, no PostgreSQL calls.
+ */
+static pthread_mutex_t eo_error_lock = PTHREAD_MUTEX_INITIALIZER;
+static rd_kafka_resp_err_t eo_error_code = RD_KAFKA_RESP_ERR_NO_ERROR;
+static char eo_error_text[512];
+
+static void
+eo_note_error(rd_kafka_resp_err_t err, const char *reason)
+{
+	pthread_mutex_lock(&eo_error_lock);
+	if (eo_error_code == RD_KAFKA_RESP_ERR_NO_ERROR ||
+		(eo_kafka_config_error(err) && !eo_kafka_config_error(eo_error_code)))
+	{
+		eo_error_code = err;
+		snprintf(eo_error_text, sizeof(eo_error_text), "%s",
+				 reason ? reason : rd_kafka_err2str(err));
+	}
+	pthread_mutex_unlock(&eo_error_lock);
+}
+
+static void
+eo_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+	eo_note_error((rd_kafka_resp_err_t) err, reason);
+}
+
+/* Returns and forgets the noted error; RD_KAFKA_RESP_ERR_NO_ERROR if none. */
+rd_kafka_resp_err_t
+eo_kafka_take_error(char *err, size_t errlen)
+{
+	rd_kafka_resp_err_t code;
+
+	pthread_mutex_lock(&eo_error_lock);
+	code = eo_error_code;
+	snprintf(err, errlen, "%s", code != RD_KAFKA_RESP_ERR_NO_ERROR ? eo_error_text : "");
+	eo_error_code = RD_KAFKA_RESP_ERR_NO_ERROR;
+	pthread_mutex_unlock(&eo_error_lock);
+	return code;
+}
+
+/*
+ * Serve the consumer's queue so that queued errors reach the callback.  Only
+ * for a consumer with nothing assigned: any record polled here is dropped.
+ */
+void
+eo_kafka_serve_errors(rd_kafka_t *rk)
+{
+	rd_kafka_message_t *msg;
+
+	while ((msg = rd_kafka_consumer_poll(rk, 0)) != NULL)
+	{
+		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
+			eo_note_error(msg->err, rd_kafka_message_errstr(msg));
+		rd_kafka_message_destroy(msg);
+	}
+}
+
 static char *
 eo_jsonb_scalar_text(JsonbValue *v)
 {
@@ -50,6 +127,56 @@ eo_jsonb_scalar_text(JsonbValue *v)
 		default:
 			return NULL;
 	}
+}
+
+/*
+ * msg with every secret option value masked: librdkafka's error text is not
+ * ours, and it must not carry a password into the log or the status view.
+ * Values under four characters are left alone: masking them would garble
+ * the message and hide nothing worth hiding.
+ */
+char *
+eo_kafka_scrub(Jsonb *options, const char *msg)
+{
+	char	   *out = pstrdup(msg);
+	JsonbIterator *it;
+	JsonbValue	v;
+	JsonbIteratorToken tok;
+	bool		secret = false;
+
+	if (options == NULL || !JB_ROOT_IS_OBJECT(options))
+		return out;
+	it = JsonbIteratorInit(&options->root);
+	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
+	{
+		if (tok == WJB_KEY)
+		{
+			char	   *key = pnstrdup(v.val.string.val, v.val.string.len);
+
+			secret = eo_kafka_secret_key(key);
+			pfree(key);
+		}
+		else if (tok == WJB_VALUE && secret)
+		{
+			char	   *value = eo_jsonb_scalar_text(&v);
+			size_t		from = 0;
+			char	   *hit;
+
+			if (value == NULL)
+				continue;
+			while (strlen(value) >= 4 && (hit = strstr(out + from, value)) != NULL)
+			{
+				char	   *masked = psprintf("%.*s********%s", (int) (hit - out), out,
+											  hit + strlen(value));
+
+				from = (hit - out) + 8;
+				pfree(out);
+				out = masked;
+			}
+			pfree(value);
+		}
+	}
+	return out;
 }
 
 static bool
@@ -132,6 +259,8 @@ eo_kafka_conf(const char *brokers, Jsonb *options, const char *group_id,
 		rd_kafka_conf_destroy(conf);
 		return NULL;
 	}
+	/* without it, broker errors only reach librdkafka's log, never the worker */
+	rd_kafka_conf_set_error_cb(conf, eo_kafka_error_cb);
 	return conf;
 }
 
@@ -139,8 +268,12 @@ eo_kafka_conf(const char *brokers, Jsonb *options, const char *group_id,
 rd_kafka_t *
 eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen)
 {
-	rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+	rd_kafka_t *rk;
+	char		stale[8];
 
+	/* errors noted for an earlier handle say nothing about this one */
+	(void) eo_kafka_take_error(stale, sizeof(stale));
+	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
 	if (rk == NULL)
 	{
 		rd_kafka_conf_destroy(conf);

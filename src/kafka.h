@@ -14,6 +14,10 @@
 extern rd_kafka_resp_err_t eo_kafka_metadata_error;
 
 extern bool eo_kafka_secret_key(const char *key);
+extern bool eo_kafka_config_error(rd_kafka_resp_err_t err);
+extern rd_kafka_resp_err_t eo_kafka_take_error(char *err, size_t errlen);
+extern void eo_kafka_serve_errors(rd_kafka_t *rk);
+extern char *eo_kafka_scrub(Jsonb *options, const char *msg);
 extern rd_kafka_conf_t *eo_kafka_conf(const char *brokers, Jsonb *options,
 									  const char *group_id, char *err, size_t errlen);
 extern rd_kafka_t *eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen);

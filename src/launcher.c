@@ -332,7 +332,6 @@ eo_supervisor_read(List **entries)
 			for (int w = 0; w < nworkers; w++)
 			{
 				EoWorkerEntry *found = NULL;
-				MemoryContext oldcxt;
 
 				foreach(lc, *entries)
 				{
@@ -347,16 +346,17 @@ eo_supervisor_read(List **entries)
 				}
 				if (found == NULL)
 				{
-					found = MemoryContextAllocZero(TopMemoryContext, sizeof(EoWorkerEntry));
+					/* the list outlives SPI_finish, which frees SPI's context */
+					MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+					found = palloc0(sizeof(EoWorkerEntry));
 					found->args.database = MyDatabaseId;
 					found->args.owner = owner;
 					found->args.pipeline_id = id;
 					found->args.worker = w;
 					found->args.nworkers = nworkers;
-					/* the list outlives this transaction and SPI's memory */
-					oldcxt = MemoryContextSwitchTo(TopMemoryContext);
 					*entries = lappend(*entries, found);
-					MemoryContextSwitchTo(oldcxt);
+					MemoryContextSwitchTo(old);
 				}
 				found->wanted = true;
 			}

@@ -97,9 +97,17 @@ static int	nrecs;
 
 static bool fenced;
 static TimestampTz topic_missing_since;
-
-#define EO_TOPIC_GRACE_MS 60000
 static bool kafka_trouble;
+
+/*
+ * Has a broker answered since the worker started or the pipeline was
+ * resumed, with these brokers and options (reached_key)?  Until one does,
+ * trouble counts against eo_ingest.grace_period from unreachable_since;
+ * after that it is an outage, retried for ever.
+ */
+static bool broker_reached;
+static char *reached_key;
+static TimestampTz unreachable_since;
 
 static SPIPlanPtr fence_plan;
 static SPIPlanPtr offsets_plan;
@@ -145,13 +153,16 @@ eo_report(EoState state, const char *fmt,...)
 {
 	char		buf[EO_ERROR_LEN];
 	va_list		ap;
+	char	   *clean;
 
 	va_start(ap, fmt);
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
-	eo_slot_set_state(slot, state, buf);
+	clean = eo_kafka_scrub(cfg ? cfg->kafka_options : NULL, buf);
+	eo_slot_set_state(slot, state, clean);
 	ereport(state == EO_STATE_FAILED ? WARNING : LOG,
-			(errmsg("eo_ingest pipeline \"%s\": %s", cfg && cfg->name ? cfg->name : "?", buf)));
+			(errmsg("eo_ingest pipeline \"%s\": %s", cfg && cfg->name ? cfg->name : "?", clean)));
+	pfree(clean);
 }
 
 static void
@@ -528,6 +539,66 @@ eo_claim_step(void *arg)
 }
 
 /*
+ * No broker answered a metadata request (what says how it failed).
+ * Configuration that can never work fails the pipeline: credentials or
+ * certificates refused, or no broker reached for eo_ingest.grace_period
+ * since the start.  Anything else is reported as retrying.
+ */
+static EoRestart
+eo_broker_trouble(const char *what)
+{
+	char		kerr[512];
+	rd_kafka_resp_err_t code = eo_kafka_take_error(kerr, sizeof(kerr));
+
+	if (eo_kafka_config_error(code))
+	{
+		eo_report(EO_STATE_FAILED,
+				  "Kafka refused the connection: %s; correct kafka_options with eo_ingest.alter_pipeline, "
+				  "or call eo_ingest.resume_pipeline to try again", kerr);
+		return EO_RESTART_FAILED;
+	}
+	if (!broker_reached && unreachable_since != 0 &&
+		TimestampDifferenceExceeds(unreachable_since, GetCurrentTimestamp(), eo_grace_period))
+	{
+		eo_report(EO_STATE_FAILED,
+				  "no broker of \"%s\" answered in %d s: %s; correct brokers or kafka_options with "
+				  "eo_ingest.alter_pipeline, or call eo_ingest.resume_pipeline to try again",
+				  cfg->brokers, eo_grace_period / 1000, code != RD_KAFKA_RESP_ERR_NO_ERROR ? kerr : what);
+		return EO_RESTART_FAILED;
+	}
+	if (code != RD_KAFKA_RESP_ERR_NO_ERROR)
+		eo_report(EO_STATE_RETRYING, "%s (%s)", what, kerr);
+	else
+		eo_report(EO_STATE_RETRYING, "%s", what);
+	return EO_RESTART_NONE;
+}
+
+/* A new grace period whenever the brokers or the Kafka options change. */
+static void
+eo_track_brokers(void)
+{
+	MemoryContext old = MemoryContextSwitchTo(worker_cxt);
+	char	   *options = JsonbToCString(NULL, &cfg->kafka_options->root,
+										 VARSIZE(cfg->kafka_options));
+	char	   *key = psprintf("%s %s", cfg->brokers, options);
+
+	pfree(options);
+	if (reached_key == NULL || strcmp(key, reached_key) != 0)
+	{
+		if (reached_key != NULL)
+			pfree(reached_key);
+		reached_key = key;
+		broker_reached = false;
+		unreachable_since = 0;
+	}
+	else
+		pfree(key);
+	if (!broker_reached && unreachable_since == 0)
+		unreachable_since = GetCurrentTimestamp();
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Connect to Kafka, find this worker's partitions, store start offsets for
  * the new ones, claim them and assign them to the consumer.
  */
@@ -556,6 +627,7 @@ eo_setup(void)
 	if (!eo_load_config_xact())
 		return EO_RESTART_SETUP;
 
+	eo_track_brokers();
 	group = psprintf("eo_ingest.%u.%d", args.database, args.pipeline_id);
 	conf = eo_kafka_conf(cfg->brokers, cfg->kafka_options, group, err, sizeof(err));
 	if (conf == NULL)
@@ -571,6 +643,12 @@ eo_setup(void)
 	}
 
 	n = eo_kafka_partitions(rk, cfg->topic, &all, err, sizeof(err));
+	/* librdkafka's own errors are negative: anything else is a broker's answer */
+	if (eo_kafka_metadata_error >= 0)
+	{
+		broker_reached = true;
+		unreachable_since = 0;
+	}
 	if (n < 0 && eo_kafka_metadata_error == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
 	{
 		/* a topic that stays missing is a configuration error, not an outage */
@@ -578,14 +656,26 @@ eo_setup(void)
 
 		if (topic_missing_since == 0)
 			topic_missing_since = now;
-		if (TimestampDifferenceExceeds(topic_missing_since, now, EO_TOPIC_GRACE_MS))
+		if (TimestampDifferenceExceeds(topic_missing_since, now, eo_grace_period))
 		{
 			topic_missing_since = 0;
 			eo_report(EO_STATE_FAILED,
 					  "topic \"%s\" does not exist (waited %d s); create it, then call eo_ingest.resume_pipeline",
-					  cfg->topic, EO_TOPIC_GRACE_MS / 1000);
+					  cfg->topic, eo_grace_period / 1000);
 			return EO_RESTART_FAILED;
 		}
+	}
+	if (n < 0 && eo_kafka_metadata_error == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+	{
+		eo_report(EO_STATE_FAILED,
+				  "%s; grant the Kafka user READ on the topic, then call eo_ingest.resume_pipeline", err);
+		return EO_RESTART_FAILED;
+	}
+	if (n < 0 && eo_kafka_metadata_error < 0)
+	{
+		/* nothing is assigned yet: serving the queue loses no record */
+		eo_kafka_serve_errors(rk);
+		return eo_broker_trouble(err) == EO_RESTART_FAILED ? EO_RESTART_FAILED : EO_RESTART_SETUP;
 	}
 	if (n < 0)
 	{
@@ -860,6 +950,7 @@ eo_kafka_error(rd_kafka_message_t *msg)
 				return EO_RESTART_FAILED;
 			}
 		case RD_KAFKA_RESP_ERR__AUTHENTICATION:
+		case RD_KAFKA_RESP_ERR__SSL:
 		case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
 		case RD_KAFKA_RESP_ERR_SASL_AUTHENTICATION_FAILED:
 			eo_report(EO_STATE_FAILED, "Kafka refused access: %s", rd_kafka_message_errstr(msg));
@@ -1041,9 +1132,15 @@ eo_run(void)
 
 			last_metadata = now;
 			n = eo_kafka_partitions(rk, cfg->topic, &all, err, sizeof(err));
-			if (n < 0)
+			if (n < 0 && eo_kafka_metadata_error < 0)
 			{
 				/* connection errors never reach consumer_poll: an outage shows here */
+				kafka_trouble = true;
+				if (eo_broker_trouble(err) == EO_RESTART_FAILED)
+					return EO_RESTART_FAILED;
+			}
+			else if (n < 0)
+			{
 				kafka_trouble = true;
 				eo_report(EO_STATE_RETRYING, "%s", err);
 			}
@@ -1053,6 +1150,13 @@ eo_run(void)
 						(errmsg("eo_ingest pipeline \"%s\": topic \"%s\" grew from %d to %d partitions",
 								cfg->name, cfg->topic, topic_partitions, n)));
 				return EO_RESTART_SETUP;
+			}
+			if (n >= 0)
+			{
+				char		stale[8];
+
+				/* the brokers answer: errors noted meanwhile are over */
+				(void) eo_kafka_take_error(stale, sizeof(stale));
 			}
 			if (n > 0 && kafka_trouble)
 			{
@@ -1065,6 +1169,8 @@ eo_run(void)
 
 		if (nparts == 0)
 		{
+			/* nothing assigned: only errors wait in the queue */
+			eo_kafka_serve_errors(rk);
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 1000L, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
@@ -1133,6 +1239,9 @@ eo_worker_main(Datum main_arg)
 			while (!eo_backoff(60000))
 				;
 			delay = 1000;
+			/* a resumed pipeline gets a new grace period */
+			broker_reached = false;
+			unreachable_since = 0;
 		}
 		else if (r == EO_RESTART_SETUP && slot->state == EO_STATE_RETRYING)
 		{

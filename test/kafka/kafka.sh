@@ -12,6 +12,8 @@
 #   kafka.sh add-partitions PORT NAME N
 #   kafka.sh delete-topic PORT NAME
 #   kafka.sh add-scram-user PORT NAME PASSWORD [SCRAM-SHA-256|SCRAM-SHA-512]
+#   kafka.sh make-certs DIR STOREPASS   (test CA, broker keystore, a second CA)
+#   kafka.sh acl PORT ARGS...           (kafka-acls.sh, e.g. --add --allow-principal User:bob ...)
 #   kafka.sh wait-ready PORT [SECONDS]
 #   kafka.sh wait-topic PORT NAME PARTITIONS   (until metadata shows them)
 #
@@ -400,6 +402,35 @@ cmd_add_scram_user() {
 	echo "added $mech user $name"
 }
 
+# Certificates for a TLS listener, made fresh for each test: a test CA
+# (ca.pem, the file librdkafka clients get as ssl.ca.location), the broker's
+# key and certificate for 127.0.0.1/localhost signed by it in a PKCS12
+# keystore (broker.p12, password STOREPASS), and a second, unrelated CA
+# (other-ca.pem) for clients that must not trust the broker.
+cmd_make_certs() {
+	[ $# -eq 2 ] || die "usage: make-certs DIR STOREPASS"
+	local dir="$1" pass="$2"
+	command -v openssl >/dev/null || die "openssl not found"
+	mkdir -p "$dir"
+	(
+		cd "$dir"
+		umask 077
+		openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=eo_ingest test CA" \
+			-keyout ca.key -out ca.pem
+		openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=eo_ingest other CA" \
+			-keyout other-ca.key -out other-ca.pem
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" \
+			-keyout broker.key -out broker.csr
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n' >broker.ext
+		openssl x509 -req -in broker.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+			-days 7 -extfile broker.ext -out broker.pem
+		openssl pkcs12 -export -name broker -in broker.pem -inkey broker.key \
+			-certfile ca.pem -passout "pass:$pass" -out broker.p12
+		chmod a+r ca.pem other-ca.pem
+	) >"$dir/make-certs.log" 2>&1 || { cat "$dir/make-certs.log" >&2; die "make-certs failed in $dir"; }
+	echo "certificates in $dir"
+}
+
 sub="${1:-}"
 [ -n "$sub" ] || die "usage: kafka.sh fetch|start|stop|kill|restart|status|create-topic|add-partitions|delete-topic|wait-ready ..."
 shift
@@ -423,5 +454,13 @@ case "$sub" in
 	add-partitions) cmd_add_partitions "$@" ;;
 	delete-topic) cmd_delete_topic "$@" ;;
 	add-scram-user) cmd_add_scram_user "$@" ;;
+	make-certs) cmd_make_certs "$@" ;;
+	acl)
+		[ $# -ge 2 ] || die "usage: acl PORT ARGS..."
+		port="$1"
+		shift
+		run_tool kafka.admin.AclCommand --bootstrap-server "127.0.0.1:$port" "$@" >/dev/null
+		echo "acl $*"
+		;;
 	*) die "unknown subcommand $sub" ;;
 esac

@@ -15,6 +15,18 @@
 # hash of broker properties appended to server.properties) and format_args
 # (array ref of extra storage-format arguments, e.g. for --add-scram).
 #
+# TLS and SASL: make_certs() generates a test CA, a broker keystore and an
+# unrelated CA; sasl_ssl_config() turns them into the broker properties of a
+# SASL_SSL listener with PLAIN users and SCRAM enabled; scram_format_args()
+# adds SCRAM users when the storage is formatted (no JVM tool run later):
+#
+#   my $certs = EoKafka::make_certs("$tmp_check/certs");
+#   my $port = EoKafka::free_port();
+#   my $kafka = EoKafka->new(extra_listeners => "SASL_SSL://127.0.0.1:$port",
+#       extra_config => EoKafka::sasl_ssl_config($certs, alice => 'pw1'),
+#       format_args => EoKafka::scram_format_args('SCRAM-SHA-512', bob => 'pw2'));
+#   # clients: {"security.protocol": "SASL_SSL", "ssl.ca.location": $certs->{ca}, ...}
+#
 # Every broker started here is stopped when its object goes away or the test
 # ends, so a failing test never leaves a JVM behind.
 
@@ -290,6 +302,71 @@ sub free_port
 		return $p if _port_free($p);
 	}
 	croak 'no free port found';
+}
+
+# Runs Kafka's ACL tool against this broker's PLAINTEXT listener, e.g.
+# acl(qw(--add --allow-principal User:bob --operation Read --topic t)).  The
+# broker needs an authorizer (sasl_ssl_config sets one).
+sub acl
+{
+	my ($self, @args) = @_;
+	_sh_or_die('acl', $self->{port}, @args);
+	return 1;
+}
+
+# Certificates made by kafka.sh make-certs in $dir: returns a hash of paths
+# (ca, other_ca, keystore) and the keystore password (storepass).
+sub make_certs
+{
+	my ($dir, $storepass) = @_;
+	$storepass //= 'eo-store-' . int(rand(1_000_000));
+	_sh_or_die('make-certs', $dir, $storepass);
+	return {
+		dir => $dir,
+		ca => "$dir/ca.pem",
+		other_ca => "$dir/other-ca.pem",
+		keystore => "$dir/broker.p12",
+		storepass => $storepass,
+	};
+}
+
+# Broker properties for a SASL_SSL listener (named by extra_listeners
+# "SASL_SSL://..."): the keystore from make_certs, PLAIN users given as
+# name => password, and SCRAM-SHA-256/512 enabled (users from
+# scram_format_args or add_scram_user).  No client certificates.  An
+# authorizer too, which allows everything on resources without ACLs, and
+# everything to the PLAINTEXT listener (User:ANONYMOUS) the harness uses.
+sub sasl_ssl_config
+{
+	my ($certs, %plain_users) = @_;
+	my $l = 'listener.name.sasl_ssl';
+	my $users = join(' ', map { "user_$_=\"$plain_users{$_}\"" } sort keys %plain_users);
+	return {
+		'authorizer.class.name' => 'org.apache.kafka.metadata.authorizer.StandardAuthorizer',
+		'allow.everyone.if.no.acl.found' => 'true',
+		'super.users' => 'User:ANONYMOUS',
+		'sasl.enabled.mechanisms' => 'PLAIN,SCRAM-SHA-256,SCRAM-SHA-512',
+		"$l.plain.sasl.jaas.config" =>
+		  "org.apache.kafka.common.security.plain.PlainLoginModule required $users;",
+		(map {
+			("$l.$_.sasl.jaas.config" =>
+				  'org.apache.kafka.common.security.scram.ScramLoginModule required;')
+		} qw(scram-sha-256 scram-sha-512)),
+		"$l.ssl.keystore.type" => 'PKCS12',
+		"$l.ssl.keystore.location" => $certs->{keystore},
+		"$l.ssl.keystore.password" => $certs->{storepass},
+		"$l.ssl.key.password" => $certs->{storepass},
+		"$l.ssl.client.auth" => 'none',
+	};
+}
+
+# format_args that create SCRAM users with the storage: mechanism, then
+# name => password pairs.
+sub scram_format_args
+{
+	my ($mechanism, %users) = @_;
+	return [ map { ('--add-scram', "$mechanism=[name=$_,password=$users{$_}]") }
+		  sort keys %users ];
 }
 
 sub delete_topic
