@@ -164,29 +164,41 @@ my @stamps = ('2024-02-29T23:59:59.999999Z', '2023-11-14 22:13:20+05:30',
 	'2023-02-29T00:00:00Z', '2024-13-01T00:00:00Z', '2024-04-31T00:00:00Z',
 	'2024-01-01T00:00:00+2', '2024-01-01T00:00:00.Z', '1900-02-29T00:00:00Z',
 	'2000-02-29T00:00:00Z', 'yesterday', '2024-01-01T00:00:00+15:00');
-$kafka->create_topic('stamps', 1);
-EoTest::create_orders_table($node, 'public.stamps');
-$kafka->kcat_produce('stamps', [ map {
-	{ key => "ts$_", value => sprintf('{"event_id":"%s","seq":%d,"note":"%s","created_at":"%s"}',
-		sprintf('00000000-0000-4000-8000-0000%08d', $_), $_, $stamps[$_], $stamps[$_]) }
-} 0 .. $#stamps ]);
-EoTest::create_pipeline($node, name => 'stamps', brokers => $kafka->brokers,
-	topic => 'stamps', target => 'public.stamps');
-EoTest::wait_caught_up($node, 'stamps', scalar @stamps);
-my (@landed, @refused);
-for my $i (0 .. $#stamps)
+# Spellings of one type, each in its own record (the text in "note" and in
+# the column $column): those SQL's cast accepts land and equal the cast,
+# the others are dead letters.
+sub check_spellings
 {
-	my ($ret) = $node->psql('postgres', "SELECT '$stamps[$i]'::timestamptz");
-	push @{ $ret == 0 ? \@landed : \@refused }, $i;
+	my ($name, $type, $column, @texts) = @_;
+	$kafka->create_topic($name, 1);
+	EoTest::create_orders_table($node, "public.$name");
+	$kafka->kcat_produce($name, [ map {
+		my %f = (event_id => sprintf('00000000-0000-4000-8000-0000%08d', $_),
+			note => $texts[$_], $column => $texts[$_]);
+		{ key => "k$_", value => sprintf('{"seq":%d,%s}', $_,
+			join(',', map { "\"$_\":\"$f{$_}\"" } sort keys %f)) }
+	} 0 .. $#texts ]);
+	EoTest::create_pipeline($node, name => $name, brokers => $kafka->brokers,
+		topic => $name, target => "public.$name");
+	EoTest::wait_caught_up($node, $name, scalar @texts);
+	my (@ok, @bad);
+	for my $i (0 .. $#texts)
+	{
+		my ($ret) = $node->psql('postgres', "SELECT '$texts[$i]'::$type");
+		push @{ $ret == 0 ? \@ok : \@bad }, $i;
+	}
+	is($node->safe_psql('postgres', "SELECT string_agg(seq::text, ',' ORDER BY seq) FROM public.$name"),
+		join(',', @ok), "$name: the spellings SQL accepts landed");
+	is($node->safe_psql('postgres',
+			"SELECT count(*) FROM public.$name WHERE $column IS DISTINCT FROM note::$type"),
+		'0', "$name: every stored value equals SQL's cast of the same text");
+	is($node->safe_psql('postgres',
+			"SELECT string_agg(substr(convert_from(key, 'UTF8'), 2), ',' ORDER BY \"offset\") "
+			  . "FROM eo_ingest.dead_letters WHERE pipeline = '$name'"),
+		join(',', @bad), "$name: the spellings SQL refuses are dead letters");
+	return;
 }
-is($node->safe_psql('postgres', 'SELECT string_agg(seq::text, \',\' ORDER BY seq) FROM public.stamps'),
-	join(',', @landed), 'stamps: the timestamps SQL accepts landed, the others did not');
-is($node->safe_psql('postgres',
-		'SELECT count(*) FROM public.stamps WHERE created_at IS DISTINCT FROM note::timestamptz'),
-	'0', 'stamps: every stored timestamp equals SQL\'s cast of the same text');
-is($node->safe_psql('postgres',
-		"SELECT string_agg(substr(convert_from(key, 'UTF8'), 3), ',' ORDER BY \"offset\") FROM eo_ingest.dead_letters WHERE pipeline = 'stamps'"),
-	join(',', @refused), 'stamps: the timestamps SQL refuses are dead letters');
+check_spellings('stamps', 'timestamptz', 'created_at', @stamps);
 
 # --- uuid spellings: the worker's own parser (canonical form) and uuid_in
 
@@ -195,27 +207,7 @@ my @uuids = ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'A0EEBC99-9C0B-4EF8-BB6D-6B
 	'a0ee-bc99-9c0b-4ef8-bb6d-6bb9-bd38-0a15', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380g16',
 	'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a177',
 	'a0eebc99x9c0b-4ef8-bb6d-6bb9bd380a18', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd38 a19');
-$kafka->create_topic('uuids', 1);
-EoTest::create_orders_table($node, 'public.uuids');
-$kafka->kcat_produce('uuids', [ map {
-	{ key => "u$_", value => sprintf('{"event_id":"%s","seq":%d,"note":"%s"}', $uuids[$_], $_, $uuids[$_]) }
-} 0 .. $#uuids ]);
-EoTest::create_pipeline($node, name => 'uuids', brokers => $kafka->brokers,
-	topic => 'uuids', target => 'public.uuids');
-EoTest::wait_caught_up($node, 'uuids', scalar @uuids);
-my (@uok, @ubad);
-for my $i (0 .. $#uuids)
-{
-	my ($ret) = $node->psql('postgres', "SELECT '$uuids[$i]'::uuid");
-	push @{ $ret == 0 ? \@uok : \@ubad }, $i;
-}
-is($node->safe_psql('postgres', 'SELECT string_agg(seq::text, \',\' ORDER BY seq) FROM public.uuids'),
-	join(',', @uok), 'uuids: the spellings SQL accepts landed');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM public.uuids WHERE event_id <> note::uuid'),
-	'0', 'uuids: every stored uuid equals SQL\'s cast of the same text');
-is($node->safe_psql('postgres',
-		"SELECT string_agg(substr(convert_from(key, 'UTF8'), 2), ',' ORDER BY \"offset\") FROM eo_ingest.dead_letters WHERE pipeline = 'uuids'"),
-	join(',', @ubad), 'uuids: the spellings SQL refuses are dead letters');
+check_spellings('uuids', 'uuid', 'event_id', @uuids);
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|was fenced off/, 'server log: no crashed process, no fenced worker');
