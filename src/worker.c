@@ -30,6 +30,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "eo_ingest.h"
@@ -43,6 +44,7 @@ typedef struct EoConfig
 	char	   *brokers;
 	char	   *topic;
 	Oid			target;
+	char	   *target_name;	/* remembered schema-qualified name */
 	char	   *event_id;
 	char	   *on_duplicate;
 	char	   *format;
@@ -241,9 +243,10 @@ eo_load_config(void)
 	ret = SPI_execute_with_args("SELECT name, brokers, topic, target::oid, event_id, on_duplicate, format, "
 								"columns, start_from, batch_size, batch_timeout, workers, synchronous_commit, "
 								"kafka_options, enabled, config_version, "
-								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id) "
+								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id), "
+								"target_name "
 								"FROM eo_ingest.pipelines p WHERE id = $1",
-								1, argt, argv, NULL, true, 1);
+								1, argt, argv, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading eo_ingest.pipelines failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -273,9 +276,21 @@ eo_load_config(void)
 	c->enabled = DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull));
 	c->config_version = DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
 	c->has_offsets = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
+	c->target_name = eo_getstr(tup, desc, 18);
 	cfg = c;
 	if (!c->enabled)
 		return false;
+
+	/*
+	 * A dropped target: follow a table created again under the remembered
+	 * name (or say what the pipeline waits for), then read the row again.
+	 */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(c->target)))
+	{
+		(void) eo_catalog_follow_target(args.pipeline_id, c->target);
+		return eo_load_config();
+	}
+	eo_catalog_refresh_target_name(args.pipeline_id, c->target, c->target_name);
 
 	SetConfigOption("synchronous_commit", c->synchronous_commit ? "on" : "off",
 					PGC_SUSET, PGC_S_SESSION);
@@ -352,7 +367,7 @@ eo_config_changed(void)
 		int			ret;
 
 		eo_begin_xact("eo_ingest: checking pipeline");
-		ret = SPI_execute_with_args("SELECT config_version, enabled FROM eo_ingest.pipelines WHERE id = $1",
+		ret = SPI_execute_with_args("SELECT config_version, enabled, target_name FROM eo_ingest.pipelines WHERE id = $1",
 									1, argt, argv, NULL, true, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "reading eo_ingest.pipelines failed");
@@ -367,6 +382,11 @@ eo_config_changed(void)
 															 SPI_tuptable->tupdesc, 2, &isnull));
 
 			changed = !enabled || (cfg != NULL && version != cfg->config_version);
+			/* a renamed target: remember its new name */
+			if (!changed && cfg != NULL)
+				eo_catalog_refresh_target_name(args.pipeline_id, cfg->target,
+											   SPI_getvalue(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 3));
 		}
 		eo_commit_xact();
 	}
