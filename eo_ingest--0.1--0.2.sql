@@ -43,7 +43,7 @@ COMMENT ON FUNCTION eo_ingest._catalog_insert_pipeline IS 'internal: use eo_inge
 CREATE FUNCTION eo_ingest._catalog_update_pipeline(
 	id integer, enabled boolean, batch_size integer, on_duplicate text,
 	kafka_options jsonb, workers integer, synchronous_commit boolean,
-	batch_timeout integer, brokers text, target regclass)
+	batch_timeout integer, brokers text, target regclass DEFAULT NULL)
 RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_catalog_update_pipeline';
 COMMENT ON FUNCTION eo_ingest._catalog_update_pipeline IS 'internal: use eo_ingest.alter_pipeline, pause_pipeline or resume_pipeline';
 
