@@ -269,6 +269,19 @@ eo_catalog_target_name(Oid target)
 	return quote_qualified_identifier(nspname, relname);
 }
 
+/*
+ * Does the catalog have pipelines.target_name?  This library may run against
+ * a 0.1 catalog until ALTER EXTENSION eo_ingest UPDATE.
+ */
+static bool
+eo_catalog_knows_names(void)
+{
+	Oid			nsp = get_namespace_oid("eo_ingest", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid("pipelines", nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, "target_name") != InvalidAttrNumber;
+}
+
 /* Lock a pipeline's row; only a role with the owner's privileges passes. */
 static void
 eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row)
@@ -279,7 +292,11 @@ eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row)
 	HeapTuple	tup;
 	TupleDesc	desc;
 
-	if (eo_catalog_execute("SELECT name, owner::oid, target::oid, enabled, target_name, "
+	if (eo_catalog_execute(eo_catalog_knows_names() ?
+						   "SELECT name, owner::oid, target::oid, enabled, target_name, "
+						   "on_duplicate = 'update' "
+						   "FROM eo_ingest.pipelines WHERE id = $1 FOR UPDATE" :
+						   "SELECT name, owner::oid, target::oid, enabled, NULL::text, "
 						   "on_duplicate = 'update' "
 						   "FROM eo_ingest.pipelines WHERE id = $1 FOR UPDATE",
 						   1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
@@ -567,6 +584,11 @@ eo_catalog_follow_target(int32 id, Oid dropped)
 	eo_catalog_lock_pipeline(id, GetUserId(), &row);
 	if (row.target != dropped || SearchSysCacheExists1(RELOID, ObjectIdGetDatum(dropped)))
 		return InvalidOid;
+	if (!eo_catalog_knows_names())
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table with OID %u does not exist", dropped),
+				 errhint("After ALTER EXTENSION eo_ingest UPDATE a pipeline follows a table created again under its target's name.")));
 	if (row.target_name == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
@@ -623,15 +645,26 @@ eo_catalog_follow_target(int32 id, Oid dropped)
  * worker's transaction, SPI connected, as the owner.
  */
 void
-eo_catalog_refresh_target_name(int32 id, Oid target, const char *remembered)
+eo_catalog_refresh_target_name(int32 id, Oid target)
 {
 	Oid			argtypes[3] = {INT4OID, REGCLASSOID, TEXTOID};
 	Datum		values[3];
 	char	   *name = eo_catalog_target_name(target);
+	char	   *remembered;
 	EoPipelineRow row;
 
-	if (name == NULL || (remembered != NULL && strcmp(name, remembered) == 0))
+	if (name == NULL || !eo_catalog_knows_names())
 		return;
+	values[0] = Int32GetDatum(id);
+	if (eo_catalog_execute("SELECT target_name FROM eo_ingest.pipelines WHERE id = $1",
+						   1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading eo_ingest.pipelines failed");
+	if (SPI_processed != 1)
+		return;
+	remembered = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (remembered != NULL && strcmp(name, remembered) == 0)
+		return;
+
 	eo_catalog_lock_pipeline(id, GetUserId(), &row);
 	values[0] = Int32GetDatum(id);
 	values[1] = ObjectIdGetDatum(target);

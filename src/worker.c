@@ -44,7 +44,6 @@ typedef struct EoConfig
 	char	   *brokers;
 	char	   *topic;
 	Oid			target;
-	char	   *target_name;	/* remembered schema-qualified name */
 	char	   *event_id;
 	char	   *on_duplicate;
 	char	   *format;
@@ -243,8 +242,7 @@ eo_load_config(void)
 	ret = SPI_execute_with_args("SELECT name, brokers, topic, target::oid, event_id, on_duplicate, format, "
 								"columns, start_from, batch_size, batch_timeout, workers, synchronous_commit, "
 								"kafka_options, enabled, config_version, "
-								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id), "
-								"target_name "
+								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id) "
 								"FROM eo_ingest.pipelines p WHERE id = $1",
 								1, argt, argv, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
@@ -276,7 +274,6 @@ eo_load_config(void)
 	c->enabled = DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull));
 	c->config_version = DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
 	c->has_offsets = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
-	c->target_name = eo_getstr(tup, desc, 18);
 	cfg = c;
 	if (!c->enabled)
 		return false;
@@ -290,7 +287,7 @@ eo_load_config(void)
 		(void) eo_catalog_follow_target(args.pipeline_id, c->target);
 		return eo_load_config();
 	}
-	eo_catalog_refresh_target_name(args.pipeline_id, c->target, c->target_name);
+	eo_catalog_refresh_target_name(args.pipeline_id, c->target);
 
 	SetConfigOption("synchronous_commit", c->synchronous_commit ? "on" : "off",
 					PGC_SUSET, PGC_S_SESSION);
@@ -367,7 +364,7 @@ eo_config_changed(void)
 		int			ret;
 
 		eo_begin_xact("eo_ingest: checking pipeline");
-		ret = SPI_execute_with_args("SELECT config_version, enabled, target_name FROM eo_ingest.pipelines WHERE id = $1",
+		ret = SPI_execute_with_args("SELECT config_version, enabled FROM eo_ingest.pipelines WHERE id = $1",
 									1, argt, argv, NULL, true, 1);
 		if (ret != SPI_OK_SELECT)
 			elog(ERROR, "reading eo_ingest.pipelines failed");
@@ -384,9 +381,7 @@ eo_config_changed(void)
 			changed = !enabled || (cfg != NULL && version != cfg->config_version);
 			/* a renamed target: remember its new name */
 			if (!changed && cfg != NULL)
-				eo_catalog_refresh_target_name(args.pipeline_id, cfg->target,
-											   SPI_getvalue(SPI_tuptable->vals[0],
-															SPI_tuptable->tupdesc, 3));
+				eo_catalog_refresh_target_name(args.pipeline_id, cfg->target);
 		}
 		eo_commit_xact();
 	}
