@@ -245,6 +245,39 @@ my ($at, $before);
 	check_resumed('altered', 'public.events', $at, $before);
 }
 
+# --- two workers notice the drop at once: one switches the pipeline, the
+# other follows the switch; the table re-created in one transaction with its
+# grant
+{
+	$P = 'recreated2';
+	EoTest::create_orders_table($node, 'public.events2');
+	sql('GRANT SELECT, INSERT ON public.events2 TO ingest');
+	sql(<<"EOS");
+SET ROLE ingest;
+SELECT eo_ingest.create_pipeline(name => '$P', brokers => '@{[ $kafka->brokers ]}',
+	topic => '$TOPIC', target => 'public.events2', workers => 2);
+EOS
+	EoTest::wait_caught_up($node, $P, committed());
+	my $old = sql("SELECT 'public.events2'::regclass::oid");
+	my $wait = produce_background(600, 300);
+	sleep 1;
+	sql('DROP TABLE public.events2');
+	wait_retrying('two workers, dropped', 'public\.events2.*was dropped');
+	$at = next_offsets();
+	$before = counters();
+	$wait->();
+	sql(<<'EOS');
+BEGIN;
+CREATE TABLE public.events2 (event_id uuid PRIMARY KEY, seq integer, customer_id integer,
+	amount numeric, note text, created_at timestamptz);
+GRANT SELECT, INSERT ON public.events2 TO ingest;
+COMMIT;
+EOS
+	check_resumed('two workers, re-created', 'public.events2', $at, $before);
+	my @switches = slurp_file($node->logfile) =~ /pipeline "$P": target table public\.events2 was created again; switching from OID $old /g;
+	is(scalar @switches, 1, 'two workers, re-created: one worker switched the pipeline, once');
+}
+
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|was fenced off/,
 	'server log: no crashed process, no fenced worker');
