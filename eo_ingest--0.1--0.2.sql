@@ -18,6 +18,20 @@ REVOKE ALL ON SEQUENCE eo_ingest.pipelines_id_seq FROM PUBLIC;
 
 COMMENT ON TABLE eo_ingest.pipelines IS 'one row per pipeline; read-only, change it through the eo_ingest functions';
 
+/*
+ * The target's schema-qualified name, remembered so that a pipeline whose
+ * target was dropped can follow a table re-created under the same name (the
+ * worker switches to it; src/worker.c).  Set from the OID when a pipeline is
+ * created or retargeted, and refreshed by the worker after a rename.  NULL
+ * only for a 0.1 pipeline whose target was already gone at the update.
+ */
+ALTER TABLE eo_ingest.pipelines ADD COLUMN target_name text;
+COMMENT ON COLUMN eo_ingest.pipelines.target_name IS 'schema-qualified name of the target, used to follow a re-created table';
+UPDATE eo_ingest.pipelines p
+   SET target_name = format('%I.%I', n.nspname, c.relname)
+  FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) c.relnamespace
+ WHERE c.oid OPERATOR(pg_catalog.=) p.target::oid;
+
 CREATE FUNCTION eo_ingest._catalog_insert_pipeline(
 	name text, brokers text, topic text, target regclass, event_id text,
 	on_duplicate text, format text, columns jsonb, start_from text,
@@ -29,7 +43,7 @@ COMMENT ON FUNCTION eo_ingest._catalog_insert_pipeline IS 'internal: use eo_inge
 CREATE FUNCTION eo_ingest._catalog_update_pipeline(
 	id integer, enabled boolean, batch_size integer, on_duplicate text,
 	kafka_options jsonb, workers integer, synchronous_commit boolean,
-	batch_timeout integer, brokers text)
+	batch_timeout integer, brokers text, target regclass DEFAULT NULL)
 RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_catalog_update_pipeline';
 COMMENT ON FUNCTION eo_ingest._catalog_update_pipeline IS 'internal: use eo_ingest.alter_pipeline, pause_pipeline or resume_pipeline';
 
@@ -387,7 +401,7 @@ AS $$
 DECLARE
 	p eo_ingest.pipelines := eo_ingest._owned_pipeline(name);
 BEGIN
-	PERFORM eo_ingest._catalog_update_pipeline(p.id, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	PERFORM eo_ingest._catalog_update_pipeline(p.id, false, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 	PERFORM eo_ingest._notify_change();
 END
 $$;
@@ -399,7 +413,7 @@ AS $$
 DECLARE
 	p eo_ingest.pipelines := eo_ingest._owned_pipeline(name);
 BEGIN
-	PERFORM eo_ingest._catalog_update_pipeline(p.id, true, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
+	PERFORM eo_ingest._catalog_update_pipeline(p.id, true, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL);
 	PERFORM eo_ingest._notify_change();
 END
 $$;
@@ -416,7 +430,81 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION eo_ingest.alter_pipeline(
+/*
+ * A pipeline's target can change without losing its offsets.  The new
+ * target gets the checks create_pipeline makes, for the pipeline's owner.
+ */
+CREATE FUNCTION eo_ingest._check_target(target regclass, owner regrole, on_duplicate text,
+										format text, event_id text, columns jsonb)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel record;
+	k text;
+	id_col name;
+BEGIN
+	SELECT c.relkind, c.relpersistence, c.relnamespace INTO rel FROM pg_class c WHERE c.oid = target;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'target relation with OID % does not exist', target::oid
+			USING ERRCODE = 'undefined_table';
+	END IF;
+	IF rel.relnamespace IN ('pg_catalog'::regnamespace, 'eo_ingest'::regnamespace, 'information_schema'::regnamespace)
+	   OR target::oid < 16384 THEN
+		RAISE EXCEPTION 'target % is a system or eo_ingest catalog table', target
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Pipelines write into your own tables.';
+	END IF;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION 'target "%" is not a table', target
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Pipelines write into ordinary or partitioned tables.';
+	END IF;
+	IF rel.relpersistence = 't' THEN
+		RAISE EXCEPTION 'target "%" is a temporary table', target
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Temporary tables are visible only to the session that created them.';
+	END IF;
+	IF NOT has_table_privilege(owner, target, 'INSERT') THEN
+		RAISE EXCEPTION 'permission denied for table %', target
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = format('The pipeline writes as its owner, %s, who needs INSERT on the target.', owner);
+	END IF;
+	IF on_duplicate = 'update' AND NOT has_table_privilege(owner, target, 'UPDATE') THEN
+		RAISE EXCEPTION 'permission denied for table %', target
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = format('on_duplicate => ''update'' needs UPDATE on the target for the owner, %s.', owner);
+	END IF;
+	FOR k IN SELECT jsonb_object_keys(coalesce(columns, '{}')) LOOP
+		IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = target AND a.attname = k::name
+						AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = '') THEN
+			RAISE EXCEPTION 'columns entry "%": target % has no such column', eo_ingest._shorten(k), target
+				USING ERRCODE = 'undefined_column',
+					  HINT = 'The pipeline''s columns mapping must fit the new target.';
+		END IF;
+	END LOOP;
+	IF event_id IS NOT NULL THEN
+		id_col := eo_ingest._event_id_column(target, event_id, columns);
+		IF id_col IS NULL THEN
+			RAISE EXCEPTION 'target % has no column for event_id "%"', target, eo_ingest._shorten(event_id)
+				USING ERRCODE = 'undefined_column';
+		END IF;
+		IF NOT EXISTS (
+			SELECT FROM pg_index i
+			 WHERE i.indrelid = target AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+			   AND i.indnkeyatts = 1 AND i.indexprs IS NULL
+			   AND i.indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = target AND attname = id_col)) THEN
+			RAISE EXCEPTION 'target % has no unique index on column %', target, quote_ident(id_col)
+				USING ERRCODE = 'invalid_table_definition',
+					  DETAIL = 'Duplicate events are collapsed on the event id, which needs a unique index on that column alone.',
+					  HINT = format('CREATE UNIQUE INDEX ON %s (%I);', target, id_col);
+		END IF;
+	END IF;
+END
+$$;
+
+DROP FUNCTION eo_ingest.alter_pipeline(text, integer, text, jsonb, integer, boolean, integer, text);
+CREATE FUNCTION eo_ingest.alter_pipeline(
 	name			text,
 	batch_size		integer DEFAULT NULL,
 	on_duplicate	text DEFAULT NULL,
@@ -424,7 +512,8 @@ CREATE OR REPLACE FUNCTION eo_ingest.alter_pipeline(
 	workers			integer DEFAULT NULL,
 	synchronous_commit boolean DEFAULT NULL,
 	batch_timeout	integer DEFAULT NULL,
-	brokers			text DEFAULT NULL)
+	brokers			text DEFAULT NULL,
+	target			regclass DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -438,7 +527,10 @@ BEGIN
 		RAISE EXCEPTION 'invalid on_duplicate "%"', eo_ingest._shorten(on_duplicate)
 			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
 	END IF;
-	IF on_duplicate = 'update' AND NOT has_table_privilege(p.target, 'UPDATE') THEN
+	IF target IS NOT NULL THEN
+		PERFORM eo_ingest._check_target(target, p.owner, coalesce(on_duplicate, p.on_duplicate),
+										p.format, p.event_id, p.columns);
+	ELSIF on_duplicate = 'update' AND NOT has_table_privilege(p.target, 'UPDATE') THEN
 		RAISE EXCEPTION 'permission denied for table %', p.target
 			USING ERRCODE = 'insufficient_privilege', HINT = 'on_duplicate => ''update'' needs UPDATE on the target.';
 	END IF;
@@ -467,7 +559,7 @@ BEGIN
 	PERFORM eo_ingest._catalog_update_pipeline(p.id, NULL, alter_pipeline.batch_size, alter_pipeline.on_duplicate,
 											   alter_pipeline.kafka_options, alter_pipeline.workers,
 											   alter_pipeline.synchronous_commit, alter_pipeline.batch_timeout,
-											   btrim(alter_pipeline.brokers));
+											   btrim(alter_pipeline.brokers), alter_pipeline.target);
 	PERFORM eo_ingest._notify_change();
 END
 $$;

@@ -101,6 +101,56 @@ SELECT batch_size, on_duplicate, workers, synchronous_commit, batch_timeout, bro
   FROM eo_ingest.pipelines WHERE name = 'fn';
 SELECT name, on_duplicate, batch_size, workers, synchronous_commit FROM eo_ingest.pipeline_status;
 
+-- alter_pipeline(target => ...): the checks create_pipeline makes, for the
+-- owner; the offsets stay, the remembered name follows
+SELECT target, target_name FROM eo_ingest.pipelines WHERE name = 'fn';
+CREATE TABLE fn_noindex (event_id uuid, seq int);
+CREATE TABLE fn_noid (id uuid PRIMARY KEY, seq int);
+CREATE VIEW fn_view AS SELECT * FROM fn_orders;
+CREATE TEMP TABLE fn_temp (event_id uuid PRIMARY KEY);
+CREATE SCHEMA "fn Schema";
+CREATE TABLE "fn Schema"."fn Orders" (event_id uuid PRIMARY KEY, seq int, note text);
+SELECT eo_ingest.alter_pipeline('fn', target => 'fn_nonexistent');
+SELECT eo_ingest.alter_pipeline('fn', target => 'fn_view');
+SELECT eo_ingest.alter_pipeline('fn', target => 'fn_temp');
+SELECT eo_ingest.alter_pipeline('fn', target => 'pg_class');
+SELECT eo_ingest.alter_pipeline('fn', target => 'eo_ingest.offsets');
+SELECT eo_ingest.alter_pipeline('fn', target => 'fn_noindex');
+SELECT eo_ingest.alter_pipeline('fn', target => 'fn_noid');
+SELECT eo_ingest.alter_pipeline('fn', target => 12345);
+-- the internal function checks the index itself
+SELECT eo_ingest._catalog_update_pipeline(id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'fn_noindex')
+  FROM eo_ingest.pipelines WHERE name = 'fn';
+SELECT target, target_name, config_version FROM eo_ingest.pipelines WHERE name = 'fn';
+SELECT eo_ingest.alter_pipeline('fn', target => '"fn Schema"."fn Orders"');
+SELECT target, target_name, config_version FROM eo_ingest.pipelines WHERE name = 'fn';
+SELECT name, target FROM eo_ingest.pipeline_status;
+SELECT partition, next_offset FROM eo_ingest.partition_progress ORDER BY partition;
+-- the owner needs INSERT on the new target, and UPDATE for on_duplicate 'update'
+CREATE ROLE regress_fn_owner;
+GRANT INSERT ON fn_orders, "fn Schema"."fn Orders" TO regress_fn_owner;
+GRANT USAGE ON SCHEMA "fn Schema" TO regress_fn_owner;
+CREATE TABLE fn_other (event_id uuid PRIMARY KEY, seq int);
+SET ROLE regress_fn_owner;
+SELECT eo_ingest.create_pipeline('fn_owned', '127.0.0.1:1', 'fn_topic', 'fn_orders', start => false);
+SELECT eo_ingest.alter_pipeline('fn_owned', target => 'fn_other');
+SELECT eo_ingest.alter_pipeline('fn_owned', target => '"fn Schema"."fn Orders"', on_duplicate => 'update');
+-- the same checks in the internal function, called directly
+SELECT eo_ingest._catalog_update_pipeline(id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'fn_other')
+  FROM eo_ingest.pipelines WHERE name = 'fn_owned';
+SELECT eo_ingest.alter_pipeline('fn_owned', target => '"fn Schema"."fn Orders"');
+RESET ROLE;
+-- a superuser altering another role's pipeline: the owner's rights count
+SELECT eo_ingest.alter_pipeline('fn_owned', target => 'fn_other');
+SELECT name, owner, target, target_name FROM eo_ingest.pipelines WHERE name = 'fn_owned';
+SELECT eo_ingest.drop_pipeline('fn_owned');
+DROP TABLE fn_other, fn_noindex, fn_noid;
+DROP VIEW fn_view;
+REVOKE ALL ON fn_orders FROM regress_fn_owner;
+REVOKE ALL ON "fn Schema"."fn Orders" FROM regress_fn_owner;
+REVOKE ALL ON SCHEMA "fn Schema" FROM regress_fn_owner;
+DROP ROLE regress_fn_owner;
+
 -- drop removes the pipeline with its offsets and counters
 SELECT eo_ingest.drop_pipeline('fn');
 SELECT eo_ingest.drop_pipeline('fn');
@@ -109,3 +159,4 @@ SELECT count(*) AS offsets FROM eo_ingest.offsets;
 SELECT count(*) AS partitions FROM eo_ingest.partition_progress;
 
 DROP TABLE fn_orders;
+DROP SCHEMA "fn Schema" CASCADE;

@@ -88,8 +88,9 @@ UNION ALL
 (SELECT 'only updated', * FROM eo_fingerprint EXCEPT SELECT 'only updated', * FROM eo_fresh)
 ORDER BY 1, 2;
 
--- the 0.1 pipeline kept everything, and its owner now works through the functions only
-SELECT name, owner, enabled, kafka_options FROM eo_ingest.pipelines;
+-- the 0.1 pipeline kept everything (and remembers its target's name), and its
+-- owner now works through the functions only
+SELECT name, owner, enabled, kafka_options, target, target_name FROM eo_ingest.pipelines;
 SELECT partition, next_offset FROM eo_ingest.offsets ORDER BY 1;
 SELECT worker, rows_inserted FROM eo_ingest.counters;
 SELECT "offset", error FROM eo_ingest.dead_letters;

@@ -31,6 +31,8 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
 
 #include "catalog.h"
 #include "guard.h"
@@ -53,7 +55,9 @@ typedef struct EoPipelineRow
 	char	   *name;
 	Oid			owner;
 	Oid			target;
+	char	   *target_name;	/* NULL if unknown */
 	bool		enabled;
+	bool		update;			/* on_duplicate = 'update' */
 } EoPipelineRow;
 
 static void
@@ -222,6 +226,62 @@ eo_catalog_check_target(Oid target, Oid owner, bool update)
 				 errhint("on_duplicate => 'update' needs UPDATE on the target.")));
 }
 
+/*
+ * Unless the pipeline has no event id, the target needs a unique index on
+ * the event id's column alone, as create_pipeline requires.
+ */
+static void
+eo_catalog_check_event_id_index(int32 id, Oid target)
+{
+	Oid			argtypes[2] = {INT4OID, OIDOID};
+	Datum		values[2] = {Int32GetDatum(id), ObjectIdGetDatum(target)};
+	bool		isnull;
+
+	if (eo_catalog_execute("SELECT p.event_id IS NULL OR EXISTS ("
+						   " SELECT FROM pg_index i JOIN pg_attribute a"
+						   "   ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]"
+						   "  WHERE i.indrelid = $2 AND i.indisunique AND i.indisvalid"
+						   "    AND i.indpred IS NULL AND i.indnkeyatts = 1 AND i.indexprs IS NULL"
+						   "    AND a.attname = eo_ingest._event_id_column($2, p.event_id, p.columns)) "
+						   "FROM eo_ingest.pipelines p WHERE p.id = $1",
+						   2, argtypes, values, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "reading eo_ingest.pipelines failed");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("target \"%s\" has no unique index on the event id's column", get_rel_name(target)),
+				 errdetail("Duplicate events are collapsed on the event id, which needs a unique index on that column alone.")));
+}
+
+/* The schema-qualified name a pipeline remembers for its target. */
+static char *
+eo_catalog_target_name(Oid target)
+{
+	char	   *relname = get_rel_name(target);
+	char	   *nspname;
+
+	if (relname == NULL)
+		return NULL;
+	nspname = get_namespace_name(get_rel_namespace(target));
+	if (nspname == NULL)
+		return NULL;
+	return quote_qualified_identifier(nspname, relname);
+}
+
+/*
+ * Does the catalog have pipelines.target_name?  This library may run against
+ * a 0.1 catalog until ALTER EXTENSION eo_ingest UPDATE.
+ */
+static bool
+eo_catalog_knows_names(void)
+{
+	Oid			nsp = get_namespace_oid("eo_ingest", true);
+	Oid			rel = OidIsValid(nsp) ? get_relname_relid("pipelines", nsp) : InvalidOid;
+
+	return OidIsValid(rel) && get_attnum(rel, "target_name") != InvalidAttrNumber;
+}
+
 /* Lock a pipeline's row; only a role with the owner's privileges passes. */
 static void
 eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row)
@@ -232,7 +292,12 @@ eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row)
 	HeapTuple	tup;
 	TupleDesc	desc;
 
-	if (eo_catalog_execute("SELECT name, owner::oid, target::oid, enabled "
+	if (eo_catalog_execute(eo_catalog_knows_names() ?
+						   "SELECT name, owner::oid, target::oid, enabled, target_name, "
+						   "on_duplicate = 'update' "
+						   "FROM eo_ingest.pipelines WHERE id = $1 FOR UPDATE" :
+						   "SELECT name, owner::oid, target::oid, enabled, NULL::text, "
+						   "on_duplicate = 'update' "
 						   "FROM eo_ingest.pipelines WHERE id = $1 FOR UPDATE",
 						   1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "reading eo_ingest.pipelines failed");
@@ -246,6 +311,8 @@ eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row)
 	row->owner = DatumGetObjectId(SPI_getbinval(tup, desc, 2, &isnull));
 	row->target = DatumGetObjectId(SPI_getbinval(tup, desc, 3, &isnull));
 	row->enabled = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+	row->target_name = SPI_getvalue(tup, desc, 5);
+	row->update = DatumGetBool(SPI_getbinval(tup, desc, 6, &isnull));
 	if (!has_privs_of_role(caller, row->owner))
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -277,11 +344,11 @@ Datum
 eo_ingest_catalog_insert_pipeline(PG_FUNCTION_ARGS)
 {
 	Oid			caller = GetUserId();
-	Oid			argtypes[16] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, REGCLASSOID,
+	Oid			argtypes[17] = {OIDOID, TEXTOID, TEXTOID, TEXTOID, REGCLASSOID,
 		TEXTOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID, INT4OID, INT4OID, INT4OID,
-	BOOLOID, JSONBOID, BOOLOID};
-	Datum		values[16];
-	char		nulls[16];
+	BOOLOID, JSONBOID, BOOLOID, TEXTOID};
+	Datum		values[17];
+	char		nulls[17];
 	bool		isnull;
 	int32		id;
 
@@ -301,14 +368,16 @@ eo_ingest_catalog_insert_pipeline(PG_FUNCTION_ARGS)
 		values[i + 1] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i + 1] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
+	values[16] = CStringGetTextDatum(eo_catalog_target_name(PG_GETARG_OID(3)));
+	nulls[16] = ' ';
 
 	eo_catalog_connect();
 	if (eo_catalog_execute("INSERT INTO eo_ingest.pipelines (owner, name, brokers, topic, target, "
 						   "event_id, on_duplicate, format, columns, start_from, batch_size, "
-						   "batch_timeout, workers, synchronous_commit, kafka_options, enabled) "
+						   "batch_timeout, workers, synchronous_commit, kafka_options, enabled, target_name) "
 						   "VALUES ($1::regrole, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, "
-						   "$13, $14, $15, $16) RETURNING id",
-						   16, argtypes, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
+						   "$13, $14, $15, $16, $17) RETURNING id",
+						   17, argtypes, values, nulls, false, 0) != SPI_OK_INSERT_RETURNING ||
 		SPI_processed != 1)
 		elog(ERROR, "inserting into eo_ingest.pipelines failed");
 	id = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -318,36 +387,48 @@ eo_ingest_catalog_insert_pipeline(PG_FUNCTION_ARGS)
 
 /*
  * _catalog_update_pipeline(id, enabled, batch_size, on_duplicate,
- * kafka_options, workers, synchronous_commit, batch_timeout, brokers):
- * NULL keeps a setting.  Every change bumps config_version, which restarts
- * the workers.
+ * kafka_options, workers, synchronous_commit, batch_timeout, brokers,
+ * target): NULL keeps a setting.  Every change bumps config_version, which
+ * restarts the workers.  A new target keeps the offsets.
  */
 Datum
 eo_ingest_catalog_update_pipeline(PG_FUNCTION_ARGS)
 {
 	Oid			caller = GetUserId();
-	Oid			argtypes[9] = {INT4OID, BOOLOID, INT4OID, TEXTOID, JSONBOID,
-	INT4OID, BOOLOID, INT4OID, TEXTOID};
-	Datum		values[9];
-	char		nulls[9];
+	Oid			argtypes[11] = {INT4OID, BOOLOID, INT4OID, TEXTOID, JSONBOID,
+	INT4OID, BOOLOID, INT4OID, TEXTOID, REGCLASSOID, TEXTOID};
+	Datum		values[11];
+	char		nulls[11];
 	EoPipelineRow row;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pipeline id must not be NULL")));
-	for (int i = 0; i < 9; i++)
+	for (int i = 0; i < 10; i++)
 	{
 		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
+	values[10] = (Datum) 0;
+	nulls[10] = 'n';
 
 	if (!PG_ARGISNULL(4))
 		eo_guard_options(PG_GETARG_JSONB_P(4));
 
 	eo_catalog_connect();
 	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);
-	if (eo_catalog_arg_is(fcinfo, 3, "update"))
+	if (!PG_ARGISNULL(9))
+	{
+		Oid			target = PG_GETARG_OID(9);
+
+		eo_catalog_check_target(target, row.owner,
+								PG_ARGISNULL(3) ? row.update : eo_catalog_arg_is(fcinfo, 3, "update"));
+		eo_catalog_check_event_id_index(PG_GETARG_INT32(0), target);
+		values[10] = CStringGetTextDatum(eo_catalog_target_name(target));
+		nulls[10] = ' ';
+	}
+	else if (eo_catalog_arg_is(fcinfo, 3, "update"))
 		eo_catalog_check_target(row.target, row.owner, true);
 	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET "
 						   "enabled = coalesce($2, enabled), "
@@ -358,9 +439,11 @@ eo_ingest_catalog_update_pipeline(PG_FUNCTION_ARGS)
 						   "synchronous_commit = coalesce($7, synchronous_commit), "
 						   "batch_timeout = coalesce($8, batch_timeout), "
 						   "brokers = coalesce($9, brokers), "
+						   "target = coalesce($10, target), "
+						   "target_name = coalesce($11, target_name), "
 						   "config_version = config_version + 1 "
 						   "WHERE id = $1",
-						   9, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
+						   11, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "updating eo_ingest.pipelines failed");
 	SPI_finish();
 	PG_RETURN_VOID();
@@ -477,4 +560,121 @@ eo_ingest_catalog_purge_dead_letters(PG_FUNCTION_ARGS)
 	n = SPI_processed;
 	SPI_finish();
 	PG_RETURN_INT64((int64) n);
+}
+
+/*
+ * The worker's way back after its target was dropped: if the pipeline still
+ * points at the dropped OID and a table now has the name it remembers, and
+ * the owner may write that table as create_pipeline requires, point the
+ * pipeline at it, keeping the offsets.  Returns the new target, or
+ * InvalidOid when the pipeline's row had already changed (reload it).  Any
+ * other outcome is an error that says what the pipeline waits for.  Runs in
+ * the worker's transaction, SPI connected, as the owner.
+ */
+Oid
+eo_catalog_follow_target(int32 id, Oid dropped)
+{
+	Oid			argtypes[3] = {INT4OID, REGCLASSOID, TEXTOID};
+	Datum		values[3];
+	EoPipelineRow row;
+	List	   *names;
+	Oid			target;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	eo_catalog_lock_pipeline(id, GetUserId(), &row);
+	if (row.target != dropped || SearchSysCacheExists1(RELOID, ObjectIdGetDatum(dropped)))
+		return InvalidOid;
+	if (!eo_catalog_knows_names())
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table with OID %u does not exist", dropped),
+				 errhint("After ALTER EXTENSION eo_ingest UPDATE a pipeline follows a table created again under its target's name.")));
+	if (row.target_name == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table with OID %u was dropped and its name is not known; "
+						"point the pipeline at a table with eo_ingest.alter_pipeline(name, target => ...) "
+						"or drop it", dropped)));
+	names = stringToQualifiedNameList(row.target_name);
+	target = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
+	if (!OidIsValid(target))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("target table %s (OID %u) was dropped; the pipeline waits, storing no offset, "
+						"and resumes from its stored offsets once a table of that name exists again "
+						"(or point it at another table with eo_ingest.alter_pipeline(name, target => ...), "
+						"or drop it)", row.target_name, dropped)));
+
+	PG_TRY();
+	{
+		eo_catalog_check_target(target, row.owner, row.update);
+		eo_catalog_check_event_id_index(id, target);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(edata->sqlerrcode),
+				 errmsg("target table %s was dropped and created again, but the pipeline cannot write "
+						"the new table yet: %s", row.target_name, edata->message)));
+	}
+	PG_END_TRY();
+
+	values[0] = Int32GetDatum(id);
+	values[1] = ObjectIdGetDatum(target);
+	values[2] = CStringGetTextDatum(eo_catalog_target_name(target));
+	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET target = $2, target_name = $3, "
+						   "config_version = config_version + 1 WHERE id = $1",
+						   3, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE ||
+		SPI_processed != 1)
+		elog(ERROR, "updating eo_ingest.pipelines failed");
+	ereport(LOG,
+			(errmsg("eo_ingest pipeline \"%s\": target table %s was created again; "
+					"switching from OID %u to OID %u and continuing from the stored offsets",
+					row.name, row.target_name, dropped, target)));
+	return target;
+}
+
+/*
+ * Remember the target's current name after a rename (same OID); the name is
+ * read from the system catalog, not taken from the caller.  Runs in the
+ * worker's transaction, SPI connected, as the owner.
+ */
+void
+eo_catalog_refresh_target_name(int32 id, Oid target)
+{
+	Oid			argtypes[3] = {INT4OID, REGCLASSOID, TEXTOID};
+	Datum		values[3];
+	char	   *name = eo_catalog_target_name(target);
+	char	   *remembered;
+	EoPipelineRow row;
+
+	if (name == NULL || !eo_catalog_knows_names())
+		return;
+	values[0] = Int32GetDatum(id);
+	if (eo_catalog_execute("SELECT target_name FROM eo_ingest.pipelines WHERE id = $1",
+						   1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "reading eo_ingest.pipelines failed");
+	if (SPI_processed != 1)
+		return;
+	remembered = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (remembered != NULL && strcmp(name, remembered) == 0)
+		return;
+
+	eo_catalog_lock_pipeline(id, GetUserId(), &row);
+	values[0] = Int32GetDatum(id);
+	values[1] = ObjectIdGetDatum(target);
+	values[2] = CStringGetTextDatum(name);
+	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET target_name = $3 "
+						   "WHERE id = $1 AND target = $2",
+						   3, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "updating eo_ingest.pipelines failed");
+	if (SPI_processed == 1)
+		ereport(LOG,
+				(errmsg("eo_ingest pipeline \"%s\": target %s is now named %s",
+						row.name, remembered ? remembered : "?", name)));
 }

@@ -20,5 +20,7 @@ extern int	eo_catalog_execute_pinned_plan(SPIPlanPtr plan, Datum *values,
 										   long count);
 extern void eo_catalog_pin_search_path(void);
 extern int	eo_catalog_pin_begin(void);
+extern Oid	eo_catalog_follow_target(int32 id, Oid dropped);
+extern void eo_catalog_refresh_target_name(int32 id, Oid target);
 
 #endif

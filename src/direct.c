@@ -235,7 +235,7 @@ eo_direct_begin(EoWriter *w)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("target table %s (OID %u) does not exist", map->target_name, map->target),
-				 errhint("Pipelines follow their target by OID: drop the pipeline and create it again on the new table.")));
+				 errhint("The pipeline resumes from its stored offsets once a table of the same name exists again, or once eo_ingest.alter_pipeline(name, target => ...) points it at another table.")));
 	if (!eo_direct_eligible(map, rel))
 	{
 		table_close(rel, RowExclusiveLock);

@@ -118,7 +118,7 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("target table with OID %u does not exist", target),
-				 errhint("Pipelines follow their target by OID: drop the pipeline and create it again on the new table.")));
+				 errhint("The pipeline resumes from its stored offsets once a table of the same name exists again, or once eo_ingest.alter_pipeline(name, target => ...) points it at another table.")));
 	if (rel->rd_rel->relkind != RELKIND_RELATION &&
 		rel->rd_rel->relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,

@@ -30,6 +30,7 @@
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "eo_ingest.h"
@@ -243,7 +244,7 @@ eo_load_config(void)
 								"kafka_options, enabled, config_version, "
 								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id) "
 								"FROM eo_ingest.pipelines p WHERE id = $1",
-								1, argt, argv, NULL, true, 1);
+								1, argt, argv, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading eo_ingest.pipelines failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed == 0)
@@ -276,6 +277,17 @@ eo_load_config(void)
 	cfg = c;
 	if (!c->enabled)
 		return false;
+
+	/*
+	 * A dropped target: follow a table created again under the remembered
+	 * name (or say what the pipeline waits for), then read the row again.
+	 */
+	if (!SearchSysCacheExists1(RELOID, ObjectIdGetDatum(c->target)))
+	{
+		(void) eo_catalog_follow_target(args.pipeline_id, c->target);
+		return eo_load_config();
+	}
+	eo_catalog_refresh_target_name(args.pipeline_id, c->target);
 
 	SetConfigOption("synchronous_commit", c->synchronous_commit ? "on" : "off",
 					PGC_SUSET, PGC_S_SESSION);
@@ -367,6 +379,9 @@ eo_config_changed(void)
 															 SPI_tuptable->tupdesc, 2, &isnull));
 
 			changed = !enabled || (cfg != NULL && version != cfg->config_version);
+			/* a renamed target: remember its new name */
+			if (!changed && cfg != NULL)
+				eo_catalog_refresh_target_name(args.pipeline_id, cfg->target);
 		}
 		eo_commit_xact();
 	}

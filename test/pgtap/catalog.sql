@@ -1,7 +1,7 @@
 -- Catalog shape: schema, tables, views, functions, row-level security,
 -- privileges of PUBLIC and the extension's configuration tables.
 BEGIN;
-SELECT plan(127);
+SELECT plan(129);
 
 SELECT has_schema('eo_ingest');
 SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'eo_ingest'),
@@ -14,11 +14,12 @@ SELECT has_table('eo_ingest', t, 'table eo_ingest.' || t)
 SELECT has_column('eo_ingest', 'pipelines', c, 'pipelines.' || c)
   FROM unnest(ARRAY['id', 'name', 'owner', 'brokers', 'topic', 'target', 'event_id', 'on_duplicate',
                     'format', 'columns', 'start_from', 'batch_size', 'batch_timeout', 'workers',
-                    'synchronous_commit', 'kafka_options', 'enabled']) AS c;
+                    'synchronous_commit', 'kafka_options', 'enabled', 'target_name']) AS c;
 SELECT col_is_pk('eo_ingest', 'pipelines', 'id', 'pipelines is keyed by id');
 SELECT col_is_unique('eo_ingest', 'pipelines', 'name', 'pipeline names are unique');
 SELECT col_type_is('eo_ingest', 'pipelines', 'target', 'regclass', 'pipelines.target is a regclass');
 SELECT col_type_is('eo_ingest', 'pipelines', 'owner', 'regrole', 'pipelines.owner is a regrole');
+SELECT col_type_is('eo_ingest', 'pipelines', 'target_name', 'text', 'pipelines.target_name is text');
 SELECT col_type_is('eo_ingest', 'pipelines', 'kafka_options', 'jsonb', 'pipelines.kafka_options is jsonb');
 
 SELECT has_column('eo_ingest', 'offsets', c, 'offsets.' || c)

@@ -226,7 +226,9 @@ is(sql("SELECT s.owner || ' ' || a.usename FROM eo_ingest.pipeline_status s "
 	check_recovered('lock released');
 }
 
-# --- (c) the target renamed (followed by OID), then dropped and re-created
+# --- (c) the target renamed (followed by OID, its new name remembered), then
+# dropped; a table created under its old name is another table (a table
+# re-created under the remembered name is 022_target_recreated.pl)
 {
 	my $oid = sql("SELECT '$TABLE'::regclass::oid");
 	sql("ALTER TABLE $TABLE RENAME TO events_renamed");
@@ -235,22 +237,25 @@ is(sql("SELECT s.owner || ' ' || a.usename FROM eo_ingest.pipeline_status s "
 	check_recovered('renamed');
 	note('after the rename: ' . sql("SELECT 'target ' || target || ', last_error: ' || coalesce(last_error, '-') "
 		  . "FROM eo_ingest.pipeline_status WHERE name = '$P'"));
+	ok(EoTest::wait_for($node, "SELECT target_name FROM eo_ingest.pipelines WHERE name = '$P'",
+			'public.events_renamed'),
+		'renamed: the pipeline remembers the new name');
 
 	sql("DROP TABLE $TABLE");
 	produce(200);
 	# the cached statement may fail first with the relation's name; then the
-	# mapping, rebuilt for the retry, names the OID
-	wait_retrying('dropped', "\\m$oid\\M.*does not exist");
+	# configuration, reloaded for the retry, says what the pipeline waits for
+	wait_retrying('dropped', "events_renamed.*\\m$oid\\M.*was dropped.*exists again");
 	check_stalled('dropped');
 
-	# A table of the same name is another relation: the pipeline stays on the old OID.
+	# A table of the old name is another relation: the pipeline waits for its own.
 	create_target('public.events');
 	sleep 5;
 	is(sql("SELECT state FROM eo_ingest.pipeline_status WHERE name = '$P'"), 'retrying',
-		're-created: the pipeline still retries against the dropped OID');
+		'old name re-created: the pipeline still waits for public.events_renamed');
 	like(sql("SELECT last_error FROM eo_ingest.pipeline_status WHERE name = '$P'"),
-		qr/\b$oid\b.*does not exist|does not exist.*\b$oid\b/,
-		're-created: last_error still says the OID is gone');
+		qr/events_renamed \(OID $oid\) was dropped/,
+		'old name re-created: last_error still says public.events_renamed is gone');
 	no_dead_letters('dropped');
 
 	# The way out: a new pipeline on the new table reads the topic from the start.

@@ -161,7 +161,7 @@ EoTest::wait_for($node, "SELECT count(*) FROM pg_stat_activity WHERE backend_typ
 
 my %catalog = (
 	pipelines => 'SELECT id, name, owner, brokers, topic, target, event_id, on_duplicate, format, columns, '
-	  . 'start_from, batch_size, batch_timeout, workers, synchronous_commit, kafka_options, enabled, created_at '
+	  . 'start_from, batch_size, batch_timeout, workers, synchronous_commit, kafka_options, enabled, created_at, target_name '
 	  . 'FROM eo_ingest.pipelines ORDER BY id',
 	offsets => 'SELECT pipeline_id, partition, next_offset, committed_at FROM eo_ingest.offsets ORDER BY 1, 2',
 	counters => 'SELECT pipeline_id, worker, rows_inserted, rows_updated, duplicates_skipped, dead_letters, '
