@@ -17,6 +17,8 @@
 #                       of each (default 1; the machine is shared and noisy)
 #   --batch-size N      create every pipeline with batch_size => N (default:
 #                       the extension's default)
+#   --pipeline-args S   appended to every create_pipeline call, e.g.
+#                       ", kafka_options => '{\"queued.min.messages\": \"500000\"}'"
 #   --sql-path          also drain with eo_ingest.direct_insert = off (the
 #                       INSERT ... ON CONFLICT path), for comparison
 #   --perf-seconds S    length of the perf recording (default 20)
@@ -59,7 +61,7 @@ WORKTREE=0
 SYSTEM_INSTALL=0
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -72,6 +74,7 @@ while [ $# -gt 0 ]; do
 		--sql-path) SQLPATH=1; shift ;;
 		--repeat) REPEAT="$2"; shift 2 ;;
 		--batch-size) BATCH_ARG=", batch_size => $2"; shift 2 ;;
+		--pipeline-args) EXTRA_ARGS="$2"; shift 2 ;;
 		--perf-seconds) PERF_SECS="$2"; shift 2 ;;
 		--backlog) BACKLOG="$2"; shift 2 ;;
 		--memory-seconds) MEM_SECS="$2"; shift 2 ;;
@@ -290,7 +293,7 @@ drain() {
 	R_LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 	t0=$(now)
 	pq -c "SELECT eo_ingest.create_pipeline(name => '$name', brokers => '$BROKERS', topic => '$topic',
-	        target => 'public.$name'${BATCH_ARG:-}$extra)" >/dev/null
+	        target => 'public.$name'${BATCH_ARG:-}${EXTRA_ARGS:-}$extra)" >/dev/null
 	while :; do
 		row="$(pq -c "SELECT state, coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters,
 		                     (SELECT string_agg(s.pid::text, ',') FROM eo_ingest._worker_status() s
