@@ -104,7 +104,8 @@ static bool kafka_trouble;
  * Has a broker answered since the worker started or the pipeline was
  * resumed, with these brokers and options (reached_key)?  Until one does,
  * trouble counts against eo_ingest.grace_period from unreachable_since;
- * after that it is an outage, retried for ever.
+ * after that it is an outage, retried for ever.  A new process of a pipeline
+ * with stored offsets starts as reached (see eo_track_brokers).
  */
 static bool broker_reached;
 static char *reached_key;
@@ -600,10 +601,16 @@ eo_track_brokers(void)
 	pfree(options);
 	if (reached_key == NULL || strcmp(key, reached_key) != 0)
 	{
+		/*
+		 * A new worker process (after a crash or a server restart) of a
+		 * pipeline that has stored offsets has reached its brokers before:
+		 * an outage then is retried for ever, as in the process that saw it
+		 * begin.
+		 */
+		broker_reached = reached_key == NULL && cfg->has_offsets;
 		if (reached_key != NULL)
 			pfree(reached_key);
 		reached_key = key;
-		broker_reached = false;
 		unreachable_since = 0;
 	}
 	else

@@ -213,6 +213,32 @@ EOS
 	return $ok;
 }
 
+# Waits until $pipeline is 'retrying' with a last_error matching $pattern
+# (a regex, case-insensitive); one ok() test; returns the error.
+sub wait_retrying
+{
+	my ($node, $pipeline, $label, $pattern, %opt) = @_;
+	my $name = $pipeline =~ s/'/''/gr;
+	my $pat = $pattern =~ s/'/''/gr;
+	my $ok = wait_for($node,
+		"SELECT state = 'retrying' AND last_error ~* '$pat' FROM eo_ingest.pipeline_status WHERE name = '$name'",
+		't', undef, %opt);
+	my $err = $node->safe_psql(_db(%opt),
+		"SELECT last_error FROM eo_ingest.pipeline_status WHERE name = '$name'");
+	ok($ok, "$label: pipeline is retrying: $err");
+	diag_status($node, %opt) unless $ok;
+	return $err;
+}
+
+# { partition => next_offset } of a pipeline, from partition_progress.
+sub next_offsets
+{
+	my ($node, $pipeline, %opt) = @_;
+	my $name = $pipeline =~ s/'/''/gr;
+	return { map { split /\|/ } split /\n/, $node->safe_psql(_db(%opt),
+		"SELECT partition, next_offset FROM eo_ingest.partition_progress WHERE pipeline = '$name'") };
+}
+
 # pipeline_status and partition_progress to the test log, for failures.
 sub diag_status
 {

@@ -72,25 +72,8 @@ sub status
 	return sql("SELECT state || ': ' || coalesce(last_error, '-') FROM eo_ingest.pipeline_status WHERE name = '$P'");
 }
 
-# Waits until $P is 'retrying' with an error matching $pattern; returns it.
-sub wait_retrying
-{
-	my ($label, $pattern) = @_;
-	my $pat = $pattern =~ s/'/''/gr;
-	my $ok = EoTest::wait_for($node,
-		"SELECT state = 'retrying' AND last_error ~* '$pat' FROM eo_ingest.pipeline_status WHERE name = '$P'",
-		't');
-	my $err = sql("SELECT last_error FROM eo_ingest.pipeline_status WHERE name = '$P'");
-	ok($ok, "$label: pipeline is retrying: $err");
-	EoTest::diag_status($node) unless $ok;
-	return $err;
-}
-
-sub next_offsets
-{
-	return { map { split /\|/ } split /\n/,
-		  sql("SELECT partition, next_offset FROM eo_ingest.partition_progress WHERE pipeline = '$P'") };
-}
+sub wait_retrying { return EoTest::wait_retrying($node, $P, @_) }
+sub next_offsets { return EoTest::next_offsets($node, $P) }
 
 sub counters
 {
