@@ -376,14 +376,9 @@ sub delete_topic
 	return 1;
 }
 
-# Runs test/producer/eo_producer against this broker and returns its manifest
-# as an array ref of hashes {partition, offset, event_id, status, key, value
-# [, send_us]}, in manifest order.  Options map to the CLI flags:
-#   topic, count, start_id, salt, partition, dup_ratio, seed, format,
-#   bad_every, headers, timestamp_base, rate, idempotent, transactional,
-#   txn_size, abort_every, create_topic, properties => { prop => value },
-#   args => [ extra raw flags ].
-sub produce
+# The eo_producer command for produce() and produce_start(), and the
+# manifest file it writes.
+sub _produce_cmd
 {
 	my ($self, %a) = @_;
 	croak 'produce: topic required' unless defined $a{topic};
@@ -421,7 +416,20 @@ sub produce
 		push @cmd, '-X', "$p=$a{properties}{$p}";
 	}
 	push @cmd, @{ $a{args} } if $a{args};
+	return ($manifest, @cmd);
+}
 
+# Runs test/producer/eo_producer against this broker and returns its manifest
+# as an array ref of hashes {partition, offset, event_id, status, key, value
+# [, send_us]}, in manifest order.  Options map to the CLI flags:
+#   topic, count, start_id, salt, partition, dup_ratio, seed, format,
+#   bad_every, headers, timestamp_base, rate, idempotent, transactional,
+#   txn_size, abort_every, create_topic, properties => { prop => value },
+#   args => [ extra raw flags ].
+sub produce
+{
+	my ($self, %a) = @_;
+	my ($manifest, @cmd) = $self->_produce_cmd(%a);
 	my ($out, $err) = ('', '');
 	my $ok = eval {
 		IPC::Run::run(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
@@ -430,6 +438,22 @@ sub produce
 	croak "eo_producer failed (@cmd):\n$err$out" . ($@ // '') unless $ok;
 	_log($err) if $err ne '';
 	return read_manifest($manifest);
+}
+
+# produce() in the background (e.g. with rate => N): returns a closure that
+# waits for the producer and returns its manifest.
+sub produce_start
+{
+	my ($self, %a) = @_;
+	my ($manifest, @cmd) = $self->_produce_cmd(%a);
+	my ($out, $err) = ('', '');
+	my $h = IPC::Run::start(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
+		IPC::Run::timeout($a{timeout} // $TIMEOUT));
+	return sub {
+		$h->finish or croak "eo_producer failed (@cmd):\n$err$out";
+		_log($err) if $err ne '';
+		return read_manifest($manifest);
+	};
 }
 
 # The producer escapes tab, newline, carriage return and backslash in keys and

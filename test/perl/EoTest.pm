@@ -46,6 +46,7 @@ use Carp;
 use EoKafka ();
 use IPC::Run ();
 use JSON::PP ();
+use List::Util qw(sum);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -228,6 +229,40 @@ sub wait_retrying
 	ok($ok, "$label: pipeline is retrying: $err");
 	diag_status($node, %opt) unless $ok;
 	return $err;
+}
+
+# For $opt{seconds} (5) nothing of $pipeline moves: offsets, state,
+# counters, and with table => T the row count of T, with all_dead_letters => 1
+# the number of rows in eo_ingest.dead_letters; and records of $topic wait
+# all the while.  Two tests.
+sub check_stalled
+{
+	my ($node, $kafka, $pipeline, $topic, $npart, $label, %opt) = @_;
+	my $name = $pipeline =~ s/'/''/gr;
+	my $sql = <<"EOS";
+SELECT (SELECT string_agg(partition || ':' || next_offset, ',' ORDER BY partition)
+		  FROM eo_ingest.partition_progress WHERE pipeline = '$name'),
+	   (SELECT state || ' inserted=' || rows_inserted || ' skipped=' || duplicates_skipped
+			   || ' dead=' || dead_letters
+		  FROM eo_ingest.pipeline_status WHERE name = '$name')
+EOS
+	$sql .= ", (SELECT count(*) FROM eo_ingest.dead_letters)" if $opt{all_dead_letters};
+	$sql .= ", (SELECT count(*) FROM $opt{table})" if $opt{table};
+	my $seconds = $opt{seconds} // 5;
+	my $first = $node->safe_psql(_db(%opt), $sql);
+	my @moved;
+	for (1 .. $seconds)
+	{
+		sleep 1;
+		my $now = $node->safe_psql(_db(%opt), $sql);
+		push @moved, $now if $now ne $first;
+	}
+	is_deeply(\@moved, [], "$label: no offset advanced, nothing written for ${seconds}s ($first)");
+	my $end = end_offsets($kafka, $topic, $npart);
+	my $next = next_offsets($node, $pipeline, %opt);
+	return ok(sum(values %$end) > sum(values %$next),
+		"$label: records were waiting all the while (end offsets "
+		  . join(',', map { "$_:$end->{$_}" } sort keys %$end) . ')');
 }
 
 # { partition => next_offset } of a pipeline, from partition_progress.

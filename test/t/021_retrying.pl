@@ -9,8 +9,6 @@
 use strict;
 use warnings;
 
-use IPC::Run ();
-use List::Util qw(sum);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use EoKafka;
@@ -67,17 +65,12 @@ sub produce
 sub produce_background
 {
 	my ($count, $rate) = @_;
-	my $file = $kafka->dir . "/manifest_bg_$run.tsv";
-	my @cmd = ($EoKafka::PRODUCER, '-b', $kafka->brokers, '-t', $TOPIC,
-		'--manifest', $file, '-n', $count, '--start-id', 1 + 10_000 * $run,
-		'--timestamp-base', EoTest::ts_base($run), '--rate', $rate);
+	my $wait = $kafka->produce_start(topic => $TOPIC, count => $count,
+		start_id => 1 + 10_000 * $run, timestamp_base => EoTest::ts_base($run),
+		rate => $rate, timeout => 120);
 	$run++;
-	my ($out, $err) = ('', '');
-	my $h = IPC::Run::start(\@cmd, '<', \undef, '>', \$out, '2>', \$err,
-		IPC::Run::timeout(120));
 	return sub {
-		$h->finish or die "eo_producer failed (@cmd):\n$err";
-		my $m = EoKafka::read_manifest($file);
+		my $m = $wait->();
 		push @all, @$m;
 		return $m;
 	};
@@ -90,37 +83,7 @@ sub committed { return EoTest::committed_count(\@all) }
 sub wait_retrying { return EoTest::wait_retrying($node, $P, @_) }
 sub next_offsets { return EoTest::next_offsets($node, $P) }
 
-# For $seconds (more than two retry cycles at retry_max_delay = 2s), nothing
-# moves: offsets, counters, state, dead letters and, when the table can be
-# read, its row count; and records are waiting in the topic all the while.
-sub check_stalled
-{
-	my ($label, %opt) = @_;
-	my $sql = <<"EOS";
-SELECT (SELECT string_agg(partition || ':' || next_offset, ',' ORDER BY partition)
-		  FROM eo_ingest.partition_progress WHERE pipeline = '$P'),
-	   (SELECT state || ' inserted=' || rows_inserted || ' skipped=' || duplicates_skipped
-			   || ' dead=' || dead_letters
-		  FROM eo_ingest.pipeline_status WHERE name = '$P'),
-	   (SELECT count(*) FROM eo_ingest.dead_letters)
-EOS
-	$sql .= ", (SELECT count(*) FROM $opt{table})" if $opt{table};
-	my $first = sql($sql);
-	my @moved;
-	for (1 .. ($opt{seconds} // 5))
-	{
-		sleep 1;
-		my $now = sql($sql);
-		push @moved, $now if $now ne $first;
-	}
-	is_deeply(\@moved, [], "$label: no offset advanced, nothing written for "
-		  . ($opt{seconds} // 5) . "s ($first)");
-	my $end = EoTest::end_offsets($kafka, $TOPIC, $NPART);
-	my $next = next_offsets();
-	ok(sum(values %$end) > sum(values %$next),
-		"$label: records were waiting all the while (end offsets "
-		  . join(',', map { "$_:$end->{$_}" } sort keys %$end) . ')');
-}
+sub check_stalled { return EoTest::check_stalled($node, $kafka, $P, $TOPIC, $NPART, @_, all_dead_letters => 1) }
 
 sub no_dead_letters
 {
