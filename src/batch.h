@@ -121,6 +121,7 @@ extern void eo_record_parse(EoMapping *map, EoRecord *rec);
 
 /* writer.c */
 extern Datum eo_record_datum(EoColumn *col, EoRecord *rec, int c, bool *isnull);
+extern int	eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi);
 extern EoWriter *eo_writer_create(EoMapping *map, MemoryContext parent);
 extern void eo_writer_destroy(EoWriter *w);
 extern void eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts);

@@ -301,12 +301,12 @@ eo_direct_end(EoDirect *d)
 }
 
 /*
- * Prepare the defaults for the attributes a shape leaves out.  False when
- * the SQL path must take the shape: a left-out column of a domain type
- * without a default (the domain's constraints apply to its NULL).
+ * Can the fast path take this shape?  Not when a left-out column of a domain
+ * type has no default (the domain's constraints apply to its NULL).  With
+ * prepare, also prepare the defaults of the attributes the shape leaves out.
  */
 static bool
-eo_direct_shape(EoDirect *d, const char *shape)
+eo_direct_shape(EoDirect *d, const char *shape, bool prepare)
 {
 	TupleDesc	desc = RelationGetDescr(d->rel);
 
@@ -316,14 +316,15 @@ eo_direct_shape(EoDirect *d, const char *shape)
 		int			c = d->att_col[a];
 		Node	   *def;
 
-		d->defaults[a] = NULL;
+		if (prepare)
+			d->defaults[a] = NULL;
 		if (att->attisdropped || (c >= 0 && shape[c] == '1'))
 			continue;
 		def = build_column_default(d->rel, a + 1);
-		if (def != NULL)
-			d->defaults[a] = ExecPrepareExpr((Expr *) def, d->estate);
-		else if (get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
+		if (def == NULL && get_typtype(att->atttypid) == TYPTYPE_DOMAIN)
 			return false;
+		if (def != NULL && prepare)
+			d->defaults[a] = ExecPrepareExpr((Expr *) def, d->estate);
 	}
 	return true;
 }
@@ -356,8 +357,8 @@ eo_direct_flush(EoDirect *d, int n, EoCounts *counts)
 	MemoryContextReset(d->chunk_cxt);
 }
 
-/* Write recs[idx[lo..hi)], all of one shape.  False: the SQL path must. */
-static bool
+/* Write recs[idx[lo..hi)], all of one shape that eo_direct_shape accepted. */
+static void
 eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 				EoCounts *counts, int *existing, int *nexisting)
 {
@@ -370,8 +371,8 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 	int			nbuf = 0;
 	MemoryContext old;
 
-	if (!eo_direct_shape(d, shape))
-		return false;
+	if (!eo_direct_shape(d, shape, true))
+		elog(ERROR, "a record shape lost its fast path while being written");
 	if (d->idx_rel != NULL)
 		eo_direct_find_max(d);
 
@@ -427,7 +428,6 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 	}
 	eo_direct_flush(d, nbuf, counts);
 	MemoryContextSwitchTo(old);
-	return true;
 }
 
 /*
@@ -441,33 +441,24 @@ eo_direct_write(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
 				EoCounts *counts, int *existing, int *nexisting)
 {
 	EoDirect   *d = eo_direct_begin(w);
-	int			start = lo;
 
 	*nexisting = 0;
 	if (d == NULL)
 		return false;
 	/* every shape must qualify before anything is written */
-	for (int i = lo + 1; i <= hi; i++)
+	for (int start = lo, end; start < hi; start = end)
 	{
-		if (i == hi || strcmp(recs[idx[i]].present_shape, recs[idx[start]].present_shape) != 0)
+		end = eo_shape_run_end(recs, idx, start, hi);
+		if (!eo_direct_shape(d, recs[idx[start]].present_shape, false))
 		{
-			if (!eo_direct_shape(d, recs[idx[start]].present_shape))
-			{
-				eo_direct_end(d);
-				return false;
-			}
-			start = i;
+			eo_direct_end(d);
+			return false;
 		}
 	}
-	start = lo;
-	for (int i = lo + 1; i <= hi; i++)
+	for (int start = lo, end; start < hi; start = end)
 	{
-		if (i == hi || strcmp(recs[idx[i]].present_shape, recs[idx[start]].present_shape) != 0)
-		{
-			if (!eo_direct_group(d, recs, idx, start, i, counts, existing, nexisting))
-				elog(ERROR, "a record shape lost its fast path while being written");
-			start = i;
-		}
+		end = eo_shape_run_end(recs, idx, start, hi);
+		eo_direct_group(d, recs, idx, start, end, counts, existing, nexisting);
 	}
 	eo_direct_end(d);
 	return true;

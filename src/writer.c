@@ -475,19 +475,25 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 	}
 }
 
+/* The end of the run of records of recs[idx[start]]'s shape, at most hi. */
+int
+eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi)
+{
+	int			end = start + 1;
+
+	while (end < hi && strcmp(recs[idx[end]].present_shape, recs[idx[start]].present_shape) == 0)
+		end++;
+	return end;
+}
+
 /* Execute recs[idx[lo..hi)], one statement per run of equal shapes. */
 static void
 eo_writer_exec_sql(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *counts)
 {
-	int			start = lo;
-
-	for (int i = lo + 1; i <= hi; i++)
+	for (int start = lo, end; start < hi; start = end)
 	{
-		if (i == hi || strcmp(recs[idx[i]].present_shape, recs[idx[start]].present_shape) != 0)
-		{
-			eo_writer_exec(w, recs, idx, start, i, counts);
-			start = i;
-		}
+		end = eo_shape_run_end(recs, idx, start, hi);
+		eo_writer_exec(w, recs, idx, start, end, counts);
 	}
 }
 
