@@ -9,9 +9,13 @@
  * sasl.kerberos.kinit.cmd through the shell with sasl.kerberos.* values
  * interpolated.  Any of these in a non-superuser's kafka_options would run
  * code as the server's operating-system user, so only superusers may set
- * them.  The check wraps the SQL-callable functions that hand options to
- * librdkafka (rd_kafka_conf_set loads plugins at once) and the catalog
- * functions that store them (src/catalog.c).
+ * them.  The SQL-callable functions that hand options to librdkafka
+ * (src/kafka_sql.c; rd_kafka_conf_set loads plugins at once) and the catalog
+ * functions that store them (src/catalog.c) refuse them to non-superusers
+ * with an error; eo_kafka_conf refuses them unless its caller vouches that
+ * the role is a superuser, so a pipeline row written through an older catalog
+ * (0.1 let PUBLIC insert into eo_ingest.pipelines), or whose owner has since
+ * lost superuser, never reaches librdkafka with them.
  *
  * The log hook keeps kafka_options secrets out of the server log: a failing
  * statement that calls eo_ingest and names a secret property is logged
@@ -28,12 +32,6 @@
 
 #include "guard.h"
 
-PG_FUNCTION_INFO_V1(eo_ingest_guarded_check_kafka_options);
-PG_FUNCTION_INFO_V1(eo_ingest_guarded_query_offsets);
-
-extern Datum eo_ingest_check_kafka_options(PG_FUNCTION_ARGS);
-extern Datum eo_ingest_query_offsets(PG_FUNCTION_ARGS);
-
 static emit_log_hook_type prev_emit_log_hook = NULL;
 
 static bool
@@ -45,17 +43,20 @@ eo_guard_forbidden_key(const char *key)
 		pg_strncasecmp(key, "sasl.kerberos.", 14) == 0;
 }
 
-/* Refuses options a non-superuser may not set. */
-void
-eo_guard_options(Jsonb *options)
+/*
+ * The first option in options that loads code or runs commands, described
+ * for a message ("property \"plugin.library.paths\""), or NULL if none.
+ */
+char *
+eo_guard_code_option(Jsonb *options)
 {
 	JsonbIterator *it;
 	JsonbValue	v;
 	JsonbIteratorToken tok;
 	char	   *key = NULL;
 
-	if (superuser() || !JB_ROOT_IS_OBJECT(options))
-		return;
+	if (options == NULL || !JB_ROOT_IS_OBJECT(options))
+		return NULL;
 	it = JsonbIteratorInit(&options->root);
 	while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 	{
@@ -63,39 +64,37 @@ eo_guard_options(Jsonb *options)
 		{
 			key = pnstrdup(v.val.string.val, v.val.string.len);
 			if (eo_guard_forbidden_key(key))
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("only superusers may set kafka_options property \"%s\"", key),
-						 errdetail("With it, librdkafka loads code or runs commands in the database server."),
-						 errhint("Ask a superuser to create or alter the pipeline.")));
+				return psprintf("property \"%s\"", key);
 		}
 		else if (tok == WJB_VALUE && key != NULL && v.type == jbvString &&
 				 (pg_strcasecmp(key, "sasl.mechanism") == 0 ||
 				  pg_strcasecmp(key, "sasl.mechanisms") == 0) &&
 				 v.val.string.len == 6 &&
 				 pg_strncasecmp(v.val.string.val, "GSSAPI", 6) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only superusers may use kafka_options \"sasl.mechanism\": \"GSSAPI\""),
-					 errdetail("Kerberos makes librdkafka run a kinit command in the database server."),
-					 errhint("Use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or ask a superuser.")));
+			return psprintf("\"%s\": \"GSSAPI\"", key);
 	}
+	return NULL;
 }
 
-/* _check_kafka_options(options jsonb), STRICT */
-Datum
-eo_ingest_guarded_check_kafka_options(PG_FUNCTION_ARGS)
+/* Refuses options a non-superuser may not set. */
+void
+eo_guard_options(Jsonb *options)
 {
-	eo_guard_options(PG_GETARG_JSONB_P(0));
-	return eo_ingest_check_kafka_options(fcinfo);
-}
+	char	   *what;
 
-/* _query_offsets(brokers, topic, options, at_position), STRICT */
-Datum
-eo_ingest_guarded_query_offsets(PG_FUNCTION_ARGS)
-{
-	eo_guard_options(PG_GETARG_JSONB_P(2));
-	return eo_ingest_query_offsets(fcinfo);
+	if (superuser() || (what = eo_guard_code_option(options)) == NULL)
+		return;
+	if (what[0] == 'p')
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("only superusers may set kafka_options %s", what),
+				 errdetail("With it, librdkafka loads code or runs commands in the database server."),
+				 errhint("Ask a superuser to create or alter the pipeline.")));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("only superusers may use kafka_options %s", what),
+			 errdetail("Kerberos makes librdkafka run a kinit command in the database server."),
+			 errhint("Use PLAIN, SCRAM-SHA-256, SCRAM-SHA-512 or OAUTHBEARER, or ask a superuser.")));
 }
 
 /* Case-insensitive strstr. */

@@ -8,6 +8,7 @@
 #include "utils/jsonb.h"
 
 extern void eo_guard_init(void);
+extern char *eo_guard_code_option(Jsonb *options);
 extern void eo_guard_options(Jsonb *options);
 
 #endif

@@ -1,7 +1,6 @@
 /*
  * kafka.c
- *		librdkafka configuration, metadata and offset look-ups, and the SQL
- *		functions that check options and query offsets.
+ *		librdkafka configuration, metadata and offset look-ups.
  *
  * Nothing here raises an error while a librdkafka handle is alive without
  * destroying it first; the worker gets error strings, not ereports, so that
@@ -12,17 +11,14 @@
 #include <pthread.h>
 
 #include "fmgr.h"
-#include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "eo_ingest.h"
+#include "guard.h"
 #include "kafka.h"
-
-PG_FUNCTION_INFO_V1(eo_ingest_check_kafka_options);
-PG_FUNCTION_INFO_V1(eo_ingest_query_offsets);
 
 bool
 eo_kafka_secret_key(const char *key)
@@ -199,17 +195,28 @@ eo_conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
 /*
  * Build a consumer configuration: the user's options first, then the
  * settings exactly-once depends on, which the user may not override.
- * Returns NULL and fills err on failure.
+ * Options that load code or run commands (src/guard.c) pass only when the
+ * caller vouches that the role they belong to is a superuser.  Returns NULL
+ * and fills err on failure.
  */
 rd_kafka_conf_t *
-eo_kafka_conf(const char *brokers, Jsonb *options, const char *group_id,
-			  char *err, size_t errlen)
+eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
+			  const char *group_id, char *err, size_t errlen)
 {
-	rd_kafka_conf_t *conf = rd_kafka_conf_new();
+	rd_kafka_conf_t *conf;
 	char		queue_kb[32];
 	bool		queue_set = false;
 	bool		wait_set = false;
 	bool		min_set = false;
+	char	   *code;
+
+	if (!may_load_code && (code = eo_guard_code_option(options)) != NULL)
+	{
+		snprintf(err, errlen, "%s loads code or runs commands in the database server: only a superuser may set it",
+				 code);
+		return NULL;
+	}
+	conf = rd_kafka_conf_new();
 
 	if (options != NULL && JB_ROOT_IS_OBJECT(options))
 	{
@@ -439,87 +446,4 @@ eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitio
 		rd_kafka_topic_partition_list_destroy(list);
 		return ok;
 	}
-}
-
-Datum
-eo_ingest_check_kafka_options(PG_FUNCTION_ARGS)
-{
-	Jsonb	   *options = PG_GETARG_JSONB_P(0);
-	char		err[512];
-	rd_kafka_conf_t *conf;
-
-	conf = eo_kafka_conf(NULL, options, "eo_ingest.check", err, sizeof(err));
-	if (conf == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid kafka_options"),
-				 errdetail("%s", err),
-				 errhint("kafka_options takes librdkafka configuration properties, see librdkafka's CONFIGURATION.md.")));
-	rd_kafka_conf_destroy(conf);
-	PG_RETURN_VOID();
-}
-
-Datum
-eo_ingest_query_offsets(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	char	   *brokers = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *topic = text_to_cstring(PG_GETARG_TEXT_PP(1));
-	Jsonb	   *options = PG_GETARG_JSONB_P(2);
-	char	   *position = text_to_cstring(PG_GETARG_TEXT_PP(3));
-	char		err[512];
-	rd_kafka_conf_t *conf;
-	rd_kafka_t *rk;
-	int32	   *volatile partitions = NULL;
-	int64	   *volatile offsets = NULL;
-	volatile int n = 0;
-	volatile bool ok = false;
-
-	InitMaterializedSRF(fcinfo, 0);
-	conf = eo_kafka_conf(brokers, options, "eo_ingest.reset", err, sizeof(err));
-	if (conf == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid kafka_options"), errdetail("%s", err)));
-	rk = eo_kafka_consumer(conf, err, sizeof(err));
-	if (rk == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not create Kafka client"), errdetail("%s", err)));
-
-	PG_TRY();
-	{
-		int32	   *found = NULL;
-
-		n = eo_kafka_partitions(rk, topic, &found, err, sizeof(err));
-		partitions = found;
-		if (n > 0)
-		{
-			offsets = palloc(sizeof(int64) * n);
-			ok = eo_kafka_resolve(rk, topic, n, partitions, position, offsets, err, sizeof(err));
-		}
-	}
-	PG_FINALLY();
-	{
-		rd_kafka_destroy(rk);
-	}
-	PG_END_TRY();
-
-	if (!ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_CONNECTION_FAILURE),
-				 errmsg("could not look up offsets of topic \"%s\"", topic),
-				 errdetail("%s", err),
-				 errhint("Check that the brokers are reachable and the topic exists.")));
-
-	for (int i = 0; i < n; i++)
-	{
-		Datum		values[2];
-		bool		nulls[2] = {0};
-
-		values[0] = Int32GetDatum(partitions[i]);
-		values[1] = Int64GetDatum(offsets[i]);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	PG_RETURN_VOID();
 }

@@ -19,7 +19,8 @@ extern rd_kafka_resp_err_t eo_kafka_take_error(char *err, size_t errlen);
 extern void eo_kafka_serve_errors(rd_kafka_t *rk);
 extern char *eo_kafka_scrub(Jsonb *options, const char *msg);
 extern rd_kafka_conf_t *eo_kafka_conf(const char *brokers, Jsonb *options,
-									  const char *group_id, char *err, size_t errlen);
+									  bool may_load_code, const char *group_id,
+									  char *err, size_t errlen);
 extern rd_kafka_t *eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen);
 extern int	eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
 								char *err, size_t errlen);

@@ -58,6 +58,7 @@ typedef struct EoConfig
 	bool		enabled;
 	int64		config_version;
 	bool		has_offsets;	/* any partition stored yet */
+	bool		owner_superuser;	/* may kafka_options load code? */
 } EoConfig;
 
 typedef struct EoPart
@@ -275,6 +276,8 @@ eo_load_config(void)
 	c->enabled = DatumGetBool(SPI_getbinval(tup, desc, 15, &isnull));
 	c->config_version = DatumGetInt64(SPI_getbinval(tup, desc, 16, &isnull));
 	c->has_offsets = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
+	/* the owner's privileges now, not when the options were stored */
+	c->owner_superuser = superuser();
 	cfg = c;
 	if (!c->enabled)
 		return false;
@@ -651,7 +654,8 @@ eo_setup(void)
 
 	eo_track_brokers();
 	group = psprintf("eo_ingest.%u.%d", args.database, args.pipeline_id);
-	conf = eo_kafka_conf(cfg->brokers, cfg->kafka_options, group, err, sizeof(err));
+	conf = eo_kafka_conf(cfg->brokers, cfg->kafka_options, cfg->owner_superuser, group,
+						 err, sizeof(err));
 	if (conf == NULL)
 	{
 		eo_report(EO_STATE_FAILED, "invalid kafka_options: %s", err);
