@@ -1,8 +1,12 @@
 # eo_ingest: PGXS build, regression, pgTAP and Perl TAP suites
 
 EXTENSION = eo_ingest
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/eo_ingest.control)
 MODULE_big = eo_ingest
-DATA = $(wildcard eo_ingest--*.sql)
+# eo_ingest.sql is the current version's install script; older versions'
+# install scripts and every upgrade script are kept as released
+DATA_built = eo_ingest--$(EXTVERSION).sql
+DATA = $(filter-out $(DATA_built),$(wildcard eo_ingest--*.sql))
 OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 
 PG_CONFIG ?= pg_config
@@ -19,6 +23,9 @@ override with_llvm = no
 
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+eo_ingest--$(EXTVERSION).sql: eo_ingest.sql eo_ingest.control
+	sed '1s|.*|/* eo_ingest--$(EXTVERSION).sql: generated from eo_ingest.sql by make */|' $< > $@
 
 all: test/producer/eo_producer
 

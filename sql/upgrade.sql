@@ -1,7 +1,8 @@
 -- Extension versions.  0.1 is the first release; 0.2 makes the catalog
--- read-only for PUBLIC.  CREATE EXTENSION installs 0.1 and applies the
--- update script, and a database updated from 0.1 must end up exactly like a
--- fresh install: same objects, definitions, privileges and policies.
+-- read-only for PUBLIC; 0.3 is the current version.  Each version has an
+-- install script of its own, and a database updated from any earlier version
+-- must end up exactly like a fresh install: same objects, definitions,
+-- privileges and policies.
 -- Dropping the extension drops its pipelines.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
@@ -104,6 +105,40 @@ SELECT name, batch_size, config_version FROM eo_ingest.pipelines;
 SELECT partition, next_offset FROM eo_ingest.offsets ORDER BY 1;
 SELECT eo_ingest.drop_pipeline('up_old');
 RESET ROLE;
+
+-- Every version installed afresh equals 0.1 updated to it (a version with an
+-- install script of its own checks that script; one without checks nothing
+-- new), and each updated to the default equals a fresh install.
+CREATE TEMP TABLE eo_version_diffs (version text, side text, object text, detail text);
+DO $$
+DECLARE
+	v text;
+BEGIN
+	FOR v IN SELECT version FROM pg_available_extension_versions
+			  WHERE name = 'eo_ingest' AND version <> '0.1'
+			  ORDER BY string_to_array(version, '.')::int[] LOOP
+		DROP EXTENSION IF EXISTS eo_ingest;
+		EXECUTE format('CREATE EXTENSION eo_ingest VERSION %L', v);
+		CREATE TEMP TABLE eo_v AS SELECT * FROM eo_fingerprint;
+		ALTER EXTENSION eo_ingest UPDATE;
+		INSERT INTO eo_version_diffs SELECT v || ' updated to the default', 'only fresh', *
+		  FROM (SELECT * FROM eo_fresh EXCEPT SELECT * FROM eo_fingerprint) d;
+		INSERT INTO eo_version_diffs SELECT v || ' updated to the default', 'only updated', *
+		  FROM (SELECT * FROM eo_fingerprint EXCEPT SELECT * FROM eo_fresh) d;
+		DROP EXTENSION eo_ingest;
+		CREATE EXTENSION eo_ingest VERSION '0.1';
+		EXECUTE format('ALTER EXTENSION eo_ingest UPDATE TO %L', v);
+		INSERT INTO eo_version_diffs SELECT v, 'only fresh', *
+		  FROM (SELECT * FROM eo_v EXCEPT SELECT * FROM eo_fingerprint) d;
+		INSERT INTO eo_version_diffs SELECT v, 'only updated', *
+		  FROM (SELECT * FROM eo_fingerprint EXCEPT SELECT * FROM eo_v) d;
+		DROP TABLE eo_v;
+	END LOOP;
+	DROP EXTENSION eo_ingest;
+	CREATE EXTENSION eo_ingest;
+END
+$$;
+SELECT * FROM eo_version_diffs ORDER BY 1, 2, 3;
 
 -- drop with a pipeline in place, then create afresh
 SELECT eo_ingest.create_pipeline('up', '127.0.0.1:1', 'up', 'up_orders', start => false);

@@ -1,5 +1,6 @@
 
-# ALTER EXTENSION eo_ingest UPDATE from 0.1 to 0.2 under a running pipeline.
+# ALTER EXTENSION eo_ingest UPDATE from 0.1 to 0.2, then to the newest
+# version, under a running pipeline.
 # A non-superuser creates the pipeline under 0.1 (where the catalog was
 # writable through row-level security) and it ingests, with dead letters;
 # the update makes the catalog read-only for PUBLIC while the worker runs; the
@@ -57,8 +58,8 @@ EoTest::check_rows($node, 'public.up_orders', \@m, 'skip', label => 'under 0.1')
 
 # a backlog in flight while the update runs
 produce(3_000, bad_every => 97);
-($ret, $out, $err) = $node->psql('postgres', 'ALTER EXTENSION eo_ingest UPDATE');
-is($ret, 0, 'ALTER EXTENSION eo_ingest UPDATE under a running pipeline') or diag($err);
+($ret, $out, $err) = $node->psql('postgres', "ALTER EXTENSION eo_ingest UPDATE TO '0.2'");
+is($ret, 0, 'ALTER EXTENSION eo_ingest UPDATE TO 0.2 under a running pipeline') or diag($err);
 is($node->safe_psql('postgres', "SELECT extversion FROM pg_extension WHERE extname = 'eo_ingest'"),
 	'0.2', 'now at 0.2');
 is($node->safe_psql('postgres', <<'EOS'), 'SELECT', 'PUBLIC only reads the catalog');
@@ -80,6 +81,23 @@ produce(1_000);
 is($ret, 0, 'resume through the API') or diag($err);
 EoTest::wait_caught_up($node, 'up', EoTest::committed_count(\@m));
 EoTest::check_rows($node, 'public.up_orders', \@m, 'skip', label => 'after pause and resume');
+EoTest::check_counters($node, 'up', 'public.up_orders', EoTest::committed_count(\@m));
+EoTest::check_offsets($node, 'up', $kafka, 't033', 2);
+
+# then on to the newest version, again with a backlog in flight
+produce(3_000, bad_every => 89);
+($ret, $out, $err) = $node->psql('postgres', 'ALTER EXTENSION eo_ingest UPDATE');
+is($ret, 0, 'ALTER EXTENSION eo_ingest UPDATE to the default version under a running pipeline')
+  or diag($err);
+is($node->safe_psql('postgres', "SELECT extversion = default_version FROM pg_extension, pg_available_extensions WHERE extname = 'eo_ingest' AND name = extname"),
+	't', 'now at the default version');
+($ret, $out, $err) = as_owner("SELECT eo_ingest.pause_pipeline('up')");
+is($ret, 0, 'pause through the newest API') or diag($err);
+produce(500);
+($ret, $out, $err) = as_owner("SELECT eo_ingest.resume_pipeline('up')");
+is($ret, 0, 'resume through the newest API') or diag($err);
+EoTest::wait_caught_up($node, 'up', EoTest::committed_count(\@m));
+EoTest::check_rows($node, 'public.up_orders', \@m, 'skip', label => 'across the update to the default version');
 EoTest::check_counters($node, 'up', 'public.up_orders', EoTest::committed_count(\@m));
 EoTest::check_offsets($node, 'up', $kafka, 't033', 2);
 
