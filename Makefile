@@ -27,7 +27,8 @@ include $(PGXS)
 eo_ingest--$(EXTVERSION).sql: eo_ingest.sql eo_ingest.control
 	sed '1s|.*|/* eo_ingest--$(EXTVERSION).sql: generated from eo_ingest.sql by make */|' $< > $@
 
-all: test/producer/eo_producer
+# the test producer is built by the targets that use it, not by `make all`
+producer: test/producer/eo_producer
 
 test/producer/eo_producer: test/producer/eo_producer.c
 	$(CC) -O2 -Wall -Wextra -Werror -o $@ $< -lrdkafka
@@ -49,4 +50,4 @@ tapcheck: test/producer/eo_producer
 
 check-all: installcheck pgtapcheck tapcheck
 
-.PHONY: pgtapcheck tapcheck check-all
+.PHONY: producer pgtapcheck tapcheck check-all

@@ -178,7 +178,7 @@ if [ "$BUILD" = 1 ]; then
 		note "source: $(git -C "$SRC" log -1 --format='%h %s' HEAD)"
 	fi
 	chown -R "$BUSER": "$WORK"
-	as_user make -C "$WORK/build" -j2 PG_CONFIG="$PG_CONFIG" >"$OUT/build.log" 2>&1 ||
+	as_user make -C "$WORK/build" -j2 PG_CONFIG="$PG_CONFIG" all producer >"$OUT/build.log" 2>&1 ||
 		{ tail -n 40 "$OUT/build.log"; die "build failed (see $OUT/build.log)"; }
 	# The servers run from a private copy of the PostgreSQL installation
 	# (PostgreSQL finds its lib and share directories relative to its binary)

@@ -85,7 +85,7 @@ if [ "$(id -u)" -eq 0 ]; then
 		tar -C "$DEMO/build" -xf -
 	chown -R "$DEMO_USER": "$DEMO"
 	step "building as $DEMO_USER"
-	as_user make -C "$DEMO/build" -j2 PG_CONFIG="$PG_CONFIG" >"$DEMO/build.log" 2>&1 ||
+	as_user make -C "$DEMO/build" -j2 PG_CONFIG="$PG_CONFIG" all producer >"$DEMO/build.log" 2>&1 ||
 		{ tail -n 40 "$DEMO/build.log"; die "build failed (see $DEMO/build.log)"; }
 	step "installing"
 	make -C "$DEMO/build" PG_CONFIG="$PG_CONFIG" install >>"$DEMO/build.log" 2>&1 ||
