@@ -1,7 +1,9 @@
--- Who may create, see and change a pipeline.  Creating needs INSERT (and
--- UPDATE for on_duplicate => 'update') on the target; only the owner, a member
--- of the owning role or a superuser may change a pipeline; everyone sees every
--- pipeline in pipeline_status, but only the owner reads its kafka_options.
+-- What users are told about who may create, see and change a pipeline.
+-- Creating needs INSERT (and UPDATE for on_duplicate => 'update') on the
+-- target; only the owner, a member of the owning role or a superuser may
+-- change a pipeline; everyone sees every pipeline in pipeline_status, but only
+-- the owner reads its kafka_options.  The privileges themselves, catalog
+-- visibility and every refused direct write: test/pgtap/privileges.sql.
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
@@ -37,46 +39,22 @@ SET ROLE regress_eo_bob;
 SELECT eo_ingest.create_pipeline('perm_bob_bad', '127.0.0.1:1', 'orders', 'perm_orders', start => false);
 -- another role's pipeline name is taken even though bob cannot read its row
 SELECT eo_ingest.create_pipeline('perm_alice', '127.0.0.1:1', 'orders', 'perm_bob', start => false);
--- bob sees alice's pipeline in the views, but not its options or catalog rows
+-- bob sees alice's pipeline in the views (what else he may read of the
+-- catalog, and which writes PUBLIC lacks, is test/pgtap/privileges.sql's job)
 SELECT name, state, topic, target, owner, rows_inserted, dead_letters FROM eo_ingest.pipeline_status;
-SELECT pipeline, partition, next_offset FROM eo_ingest.partition_progress;
 SELECT kafka_options FROM eo_ingest.pipeline_status;
-SELECT count(*) AS pipelines FROM eo_ingest.pipelines;
-SELECT kafka_options FROM eo_ingest.pipelines WHERE name = 'perm_alice';
-SELECT count(*) AS offsets FROM eo_ingest.offsets;
-SELECT count(*) AS counters FROM eo_ingest.counters;
-SELECT count(*) AS dead_letters FROM eo_ingest.dead_letters;
--- nor may he change it through the functions
+-- but may not change it: what he is told
 SELECT eo_ingest.pause_pipeline('perm_alice');
 SELECT eo_ingest.resume_pipeline('perm_alice');
 SELECT eo_ingest.alter_pipeline('perm_alice', batch_size => 1);
 SELECT eo_ingest.reset_offsets('perm_alice', '{"0": 0}');
 SELECT eo_ingest.drop_pipeline('perm_alice');
--- or behind their back, in the catalog tables
-UPDATE eo_ingest.pipelines SET enabled = true WHERE name = 'perm_alice';
-DELETE FROM eo_ingest.pipelines WHERE name = 'perm_alice';
-UPDATE eo_ingest.offsets SET next_offset = 0;
-DELETE FROM eo_ingest.offsets;
-UPDATE eo_ingest.counters SET rows_inserted = 0;
-DELETE FROM eo_ingest.dead_letters;
-INSERT INTO eo_ingest.offsets (pipeline_id, partition, next_offset) VALUES (:alice_id, 1, 0);
-INSERT INTO eo_ingest.counters (pipeline_id, worker) VALUES (:alice_id, 1);
-INSERT INTO eo_ingest.dead_letters (pipeline_id, pipeline, partition, "offset", error, sqlstate)
-VALUES (:alice_id, 'perm_alice', 0, 4, 'forged', '22000');
--- a pipeline row for another owner is refused, and so are columns he may not set
-INSERT INTO eo_ingest.pipelines (name, owner, brokers, topic, target)
-VALUES ('perm_forged', 'regress_eo_alice', '127.0.0.1:1', 'orders', 'perm_bob');
-UPDATE eo_ingest.pipelines SET owner = 'regress_eo_alice';
-UPDATE eo_ingest.pipelines SET id = 0;
-TRUNCATE eo_ingest.offsets;
 -- his own pipeline he may create and change
 SELECT eo_ingest.create_pipeline('perm_bob', '127.0.0.1:1', 'orders', 'perm_bob', on_duplicate => 'update',
                                  start => false);
 SELECT eo_ingest.reset_offsets('perm_bob', '{"0": 1}');
 SELECT name, owner FROM eo_ingest.pipelines;
 SELECT pipeline, partition, next_offset FROM eo_ingest.partition_progress ORDER BY pipeline;
--- but not move it onto alice
-UPDATE eo_ingest.pipelines SET owner = 'regress_eo_alice' WHERE name = 'perm_bob';
 RESET ROLE;
 
 -- nothing bob tried changed alice's pipeline
