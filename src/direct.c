@@ -223,9 +223,8 @@ eo_direct_exists(EoDirect *d, Datum id)
 }
 
 static EoDirect *
-eo_direct_begin(EoWriter *w)
+eo_direct_begin(EoMapping *map)
 {
-	EoMapping  *map = w->map;
 	EoDirect   *d;
 	Relation	rel;
 	RangeTblEntry *rte;
@@ -364,7 +363,7 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 {
 	EoMapping  *map = d->map;
 	TupleDesc	desc = RelationGetDescr(d->rel);
-	const char *shape = recs[idx[lo]].present_shape;
+	const char *shape = recs[idx[lo]].shape;
 	ExprContext *econtext = GetPerTupleExprContext(d->estate);
 	bool		check = desc->constr != NULL &&
 		(desc->constr->has_not_null || desc->constr->num_check > 0);
@@ -389,8 +388,10 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 			int			c = d->att_col[a];
 
 			if (c >= 0 && shape[c] == '1')
-				slot->tts_values[a] = eo_record_datum(&map->columns[c], rec, c,
-													  &slot->tts_isnull[a]);
+			{
+				slot->tts_values[a] = rec->datums[c];
+				slot->tts_isnull[a] = rec->nulls[c];
+			}
 			else if (d->defaults[a] != NULL)
 				slot->tts_values[a] = ExecEvalExpr(d->defaults[a], econtext,
 												   &slot->tts_isnull[a]);
@@ -437,10 +438,10 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
  * but returned in existing[0..*nexisting), for the SQL path's UPDATE.
  */
 bool
-eo_direct_write(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
+eo_direct_write(EoMapping *map, EoRecord *recs, int *idx, int lo, int hi,
 				EoCounts *counts, int *existing, int *nexisting)
 {
-	EoDirect   *d = eo_direct_begin(w);
+	EoDirect   *d = eo_direct_begin(map);
 
 	*nexisting = 0;
 	if (d == NULL)
@@ -449,7 +450,7 @@ eo_direct_write(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
 	for (int start = lo, end; start < hi; start = end)
 	{
 		end = eo_shape_run_end(recs, idx, start, hi);
-		if (!eo_direct_shape(d, recs[idx[start]].present_shape, false))
+		if (!eo_direct_shape(d, recs[idx[start]].shape, false))
 		{
 			eo_direct_end(d);
 			return false;

@@ -898,14 +898,13 @@ eo_worker_batch_xact(const int64 *next, ErrorData **error)
 		EoCounts	counts = {0};
 
 		eo_begin_xact("eo_ingest: writing a batch");
-		writer->subtransactions = 0;
+		/* once per batch (a retry reuses it), before the fence locks anything */
+		writer->subtransactions = eo_record_decode_batch(map, recs, nrecs, batch_cxt);
 		if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "SET CONSTRAINTS failed");
 		eo_fence();
 
 		MemoryContextSwitchTo(attempt_cxt);
-		for (int i = 0; i < nrecs; i++)
-			eo_record_parse(map, &recs[i]);
 		eo_writer_dedup(writer, recs, nrecs, &counts);
 		eo_writer_write(writer, recs, nrecs, &counts);
 		eo_writer_dead_letters(writer, args.pipeline_id, cfg->name, recs, nrecs);

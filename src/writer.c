@@ -18,8 +18,6 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
-#include "utils/datetime.h"
-#include "utils/uuid.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -79,11 +77,10 @@ eo_writer_destroy(EoWriter *w)
  * Duplicates inside the batch: keep the first record of each event id
  * ('skip'), or the latest by Kafka timestamp, then offset ('update').
  */
-static EoMapping *dedup_map;
-
 static int
-eo_cmp_event(const void *a, const void *b)
+eo_cmp_event(const void *a, const void *b, void *arg)
 {
+	const EoMapping *map = arg;
 	const EoRecord *ra = *(EoRecord *const *) a;
 	const EoRecord *rb = *(EoRecord *const *) b;
 	int			len = Min(ra->event_id_len, rb->event_id_len);
@@ -93,7 +90,7 @@ eo_cmp_event(const void *a, const void *b)
 		return c;
 	if (ra->event_id_len != rb->event_id_len)
 		return ra->event_id_len < rb->event_id_len ? -1 : 1;
-	if (dedup_map->update)
+	if (map->update)
 	{
 		/* latest first */
 		if (ra->timestamp != rb->timestamp)
@@ -113,7 +110,10 @@ eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 	int			m = 0;
 
 	for (int i = 0; i < n; i++)
+	{
+		recs[i].status = recs[i].decoded_ok ? EO_REC_OK : EO_REC_DEAD;
 		recs[i].next_dup = NULL;
+	}
 	w->order = NULL;
 	w->norder = 0;
 	if (w->map->id_column < 0)
@@ -122,8 +122,7 @@ eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 	for (int i = 0; i < n; i++)
 		if (recs[i].status == EO_REC_OK)
 			order[m++] = &recs[i];
-	dedup_map = w->map;
-	qsort(order, m, sizeof(EoRecord *), eo_cmp_event);
+	qsort_arg(order, m, sizeof(EoRecord *), eo_cmp_event, w->map);
 	for (int i = 1; i < m; i++)
 	{
 		if (order[i]->event_id_len == order[i - 1]->event_id_len &&
@@ -243,184 +242,6 @@ eo_writer_plan(EoWriter *w, const char *shape)
 	return e->plan;
 }
 
-/*
- * ISO 8601 timestamps with an explicit zone, the form nearly every producer
- * writes ("2024-05-01T12:34:56.789Z", "2024-05-01 12:34:56+02:00"), without
- * timestamptz_in's general parser, which costs about a tenth of a worker's
- * time.  Exactly YYYY-MM-DD, 'T' or ' ', HH:MM:SS, 1 to 6 fraction digits,
- * then Z or +HH, +HHMM, +HH:MM.  Anything else (no zone, which depends on
- * the TimeZone setting, 24:00, leap seconds, more digits, other spellings)
- * returns false and goes through timestamptz_in, as do invalid dates, so
- * errors are timestamptz_in's own.
- */
-static bool
-eo_parse_iso_tstz(const char *s, int len, TimestampTz *result)
-{
-	static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-	int			year,
-				mon,
-				mday,
-				hour,
-				min,
-				sec;
-	int64		usec = 0;
-	int			off = 0;
-	int			p = 19;
-
-#define D(i) ((unsigned) (s[i] - '0') <= 9)
-#define N2(i) ((s[i] - '0') * 10 + (s[(i) + 1] - '0'))
-	if (len < 20 || !D(0) || !D(1) || !D(2) || !D(3) || s[4] != '-' || !D(5) || !D(6) ||
-		s[7] != '-' || !D(8) || !D(9) || (s[10] != 'T' && s[10] != ' ') ||
-		!D(11) || !D(12) || s[13] != ':' || !D(14) || !D(15) || s[16] != ':' ||
-		!D(17) || !D(18))
-		return false;
-	year = N2(0) * 100 + N2(2);
-	mon = N2(5);
-	mday = N2(8);
-	hour = N2(11);
-	min = N2(14);
-	sec = N2(17);
-	if (year < 1 || mon < 1 || mon > 12 || mday < 1 || hour > 23 || min > 59 || sec > 59)
-		return false;
-	if (mday > mdays[mon - 1] &&
-		!(mon == 2 && mday == 29 && (year % 4 == 0 && (year % 100 != 0 || year % 400 == 0))))
-		return false;
-	if (s[p] == '.')
-	{
-		int			digits = 0;
-
-		p++;
-		while (p < len && D(p))
-		{
-			if (++digits > 6)
-				return false;
-			usec = usec * 10 + (s[p++] - '0');
-		}
-		if (digits == 0)
-			return false;
-		for (; digits < 6; digits++)
-			usec *= 10;
-	}
-	if (p < len && s[p] == 'Z' && p + 1 == len)
-		off = 0;
-	else if (p < len && (s[p] == '+' || s[p] == '-'))
-	{
-		int			rest = len - p - 1;
-		int			oh,
-					om = 0;
-
-		if (rest < 2 || !D(p + 1) || !D(p + 2))
-			return false;
-		oh = N2(p + 1);
-		if (rest == 4 && D(p + 3) && D(p + 4))
-			om = N2(p + 3);
-		else if (rest == 5 && s[p + 3] == ':' && D(p + 4) && D(p + 5))
-			om = N2(p + 4);
-		else if (rest != 2)
-			return false;
-		if (oh > 14 || om > 59)
-			return false;
-		off = (oh * 60 + om) * 60;
-		if (s[p] == '-')
-			off = -off;
-	}
-	else
-		return false;
-#undef D
-#undef N2
-
-	*result = ((int64) (date2j(year, mon, mday) - POSTGRES_EPOCH_JDATE) * SECS_PER_DAY +
-			   (hour * 60 + min) * 60 + sec - off) * USECS_PER_SEC + usec;
-	return true;
-}
-
-/*
- * A uuid in its canonical spelling, 8-4-4-4-12 hex digits, without uuid_in,
- * which calls strtoul for every byte.  Anything else returns false and goes
- * through uuid_in (braces, no hyphens, errors).
- */
-static bool
-eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
-{
-	static const int8 hex[256] = {
-		['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7,
-		['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
-		['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
-		['F'] = 16
-	};
-	int			p = 0;
-
-	if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
-		return false;
-	for (int i = 0; i < UUID_LEN; i++)
-	{
-		int			hi,
-					lo;
-
-		if (p == 8 || p == 13 || p == 18 || p == 23)
-			p++;
-		hi = hex[(unsigned char) s[p]];
-		lo = hex[(unsigned char) s[p + 1]];
-		if (hi == 0 || lo == 0)
-			return false;
-		uuid->data[i] = (uint8) (((hi - 1) << 4) | (lo - 1));
-		p += 2;
-	}
-	return true;
-}
-
-/*
- * The value of a record's column c, converted to the column's type.  A NULL
- * still goes through the input function when that is not strict (a domain's
- * NOT NULL).
- */
-Datum
-eo_record_datum(EoColumn *col, EoRecord *rec, int c, bool *isnull)
-{
-	char	   *v = rec->values[c];
-	Datum		d;
-
-	if (rec->nulls[c] || v == NULL)
-	{
-		*isnull = true;
-		if (col->binary || col->infunc.fn_strict)
-			return (Datum) 0;
-		/* the domain's checks raise the error; a NULL that passes stays NULL */
-		d = InputFunctionCall(&col->infunc, NULL, col->ioparam, col->typmod);
-		return d;
-	}
-	*isnull = false;
-	if (col->binary)
-	{
-		bytea	   *b = palloc(VARHDRSZ + rec->lengths[c]);
-
-		SET_VARSIZE(b, VARHDRSZ + rec->lengths[c]);
-		memcpy(VARDATA(b), v, rec->lengths[c]);
-		return PointerGetDatum(b);
-	}
-	if (col->typid == TIMESTAMPTZOID)
-	{
-		TimestampTz ts;
-
-		if (eo_parse_iso_tstz(v, rec->lengths[c], &ts))
-			return TimestampTzGetDatum(ts);
-	}
-	else if (col->typid == TEXTOID)
-		return PointerGetDatum(cstring_to_text_with_len(v, rec->lengths[c]));
-	else if (col->typid == UUIDOID)
-	{
-		pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
-
-		if (eo_parse_uuid(v, rec->lengths[c], u))
-			return UUIDPGetDatum(u);
-		pfree(u);
-	}
-	/* input functions want a terminated string; Kafka's bytes are not */
-	if (col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE)
-		v = pnstrdup(v, rec->lengths[c]);
-	return InputFunctionCall(&col->infunc, v, col->ioparam, col->typmod);
-}
-
 /* Execute the statement for recs[idx[lo..hi)], all of one shape. */
 static void
 eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *counts)
@@ -428,7 +249,7 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 	EoMapping  *map = w->map;
 	EoRecord   *first = &recs[idx[lo]];
 	int			nrows = hi - lo;
-	SPIPlanPtr	plan = eo_writer_plan(w, first->present_shape);
+	SPIPlanPtr	plan = eo_writer_plan(w, first->shape);
 	Datum	   *args = palloc(sizeof(Datum) * map->ncolumns);
 	Datum	   *elems = palloc(sizeof(Datum) * nrows);
 	bool	   *enulls = palloc(sizeof(bool) * nrows);
@@ -441,10 +262,13 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 		int			dims[1] = {nrows};
 		int			lbs[1] = {1};
 
-		if (first->present_shape[c] != '1')
+		if (first->shape[c] != '1')
 			continue;
 		for (int r = 0; r < nrows; r++)
-			elems[r] = eo_record_datum(col, &recs[idx[lo + r]], c, &enulls[r]);
+		{
+			elems[r] = recs[idx[lo + r]].datums[c];
+			enulls[r] = recs[idx[lo + r]].nulls[c];
+		}
 		args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
 														   col->typid, col->typlen,
 														   col->typbyval, col->typalign));
@@ -475,17 +299,6 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 	}
 }
 
-/* The end of the run of records of recs[idx[start]]'s shape, at most hi. */
-int
-eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi)
-{
-	int			end = start + 1;
-
-	while (end < hi && strcmp(recs[idx[end]].present_shape, recs[idx[start]].present_shape) == 0)
-		end++;
-	return end;
-}
-
 /* Execute recs[idx[lo..hi)], one statement per run of equal shapes. */
 static void
 eo_writer_exec_sql(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *counts)
@@ -507,7 +320,7 @@ eo_writer_direct(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
 
 	PG_TRY();
 	{
-		ok = eo_direct_write(w, recs, idx, lo, hi, counts, existing, nexisting);
+		ok = eo_direct_write(w->map, recs, idx, lo, hi, counts, existing, nexisting);
 	}
 	PG_CATCH();
 	{
@@ -519,35 +332,49 @@ eo_writer_direct(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
 	return ok;
 }
 
-/*
- * Write recs[idx[lo..hi)]: with the fast path (direct.c) where the target
- * allows it, else with INSERT ... ON CONFLICT.  Returns whether the fast
- * path was used.
- */
-static bool
-eo_writer_exec_range(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
-					 bool sql_only, EoCounts *counts)
+/* One try of eo_writer_try: recs[idx[lo..hi)] */
+typedef struct EoTry
 {
+	EoWriter   *w;
+	EoRecord   *recs;
+	int		   *idx;
+	int			lo;
+	int			hi;
+	bool		sql_only;
+	bool		direct;			/* the fast path took the records */
+	EoCounts	counts;
+	MemoryContext cxt;			/* freed after the try */
+} EoTry;
+
+/*
+ * Write the try's records: with the fast path (direct.c) where the target
+ * allows it, else with INSERT ... ON CONFLICT.
+ */
+static void
+eo_writer_exec_range(void *arg)
+{
+	EoTry	   *t = arg;
+	MemoryContext old = MemoryContextSwitchTo(t->cxt);
 	int		   *existing;
 	int			nexisting = 0;
 
-	if (sql_only || !eo_direct_insert)
+	if (t->sql_only || !eo_direct_insert)
+		eo_writer_exec_sql(t->w, t->recs, t->idx, t->lo, t->hi, &t->counts);
+	else
 	{
-		eo_writer_exec_sql(w, recs, idx, lo, hi, counts);
-		return false;
+		existing = palloc(sizeof(int) * (t->hi - t->lo));
+		t->direct = true;
+		if (!eo_writer_direct(t->w, t->recs, t->idx, t->lo, t->hi, &t->counts,
+							  existing, &nexisting))
+		{
+			t->direct = false;
+			eo_writer_exec_sql(t->w, t->recs, t->idx, t->lo, t->hi, &t->counts);
+		}
+		/* 'update': the records whose event id exists take the UPDATE */
+		else if (nexisting > 0)
+			eo_writer_exec_sql(t->w, t->recs, existing, 0, nexisting, &t->counts);
 	}
-	existing = palloc(sizeof(int) * (hi - lo));
-	if (!eo_writer_direct(w, recs, idx, lo, hi, counts, existing, &nexisting))
-	{
-		pfree(existing);
-		eo_writer_exec_sql(w, recs, idx, lo, hi, counts);
-		return false;
-	}
-	/* 'update': the records whose event id exists take the UPDATE */
-	if (nexisting > 0)
-		eo_writer_exec_sql(w, recs, existing, 0, nexisting, counts);
-	pfree(existing);
-	return true;
+	MemoryContextSwitchTo(old);
 }
 
 /*
@@ -559,43 +386,30 @@ static void
 eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, bool sql_only,
 			  EoCounts *counts)
 {
-	volatile bool direct = false;
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	ErrorData  *volatile edata = NULL;
-	EoCounts	local = {0};
+	EoTry		t = {w, recs, idx, lo, hi, sql_only, false, {0}, NULL};
+	ErrorData  *edata;
 
+	/*
+	 * What one try allocates (the statement's arrays, the fast path's state)
+	 * is freed before the halves are tried: a batch with many scattered bad
+	 * records holds one try's memory at a time, not every level's.
+	 */
+	t.cxt = AllocSetContextCreate(CurrentMemoryContext, "eo_ingest write try",
+								  ALLOCSET_DEFAULT_SIZES);
 	w->subtransactions++;
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(cxt);
-	PG_TRY();
-	{
-		direct = eo_writer_exec_range(w, recs, idx, lo, hi, sql_only, &local);
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_CATCH();
-	{
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(cxt);
-		CurrentResourceOwner = owner;
-	}
-	PG_END_TRY();
+	edata = eo_subxact_run(eo_writer_exec_range, &t);
+	MemoryContextDelete(t.cxt);
 
 	if (edata == NULL)
 	{
-		counts->inserted += local.inserted;
-		counts->updated += local.updated;
-		counts->skipped += local.skipped;
+		counts->inserted += t.counts.inserted;
+		counts->updated += t.counts.updated;
+		counts->skipped += t.counts.skipped;
 		return;
 	}
 	if (!eo_is_data_error(edata->sqlerrcode))
 		ReThrowError(edata);
-	if (direct && edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+	if (t.direct && edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
 	{
 		/*
 		 * Another transaction committed one of these event ids between the
@@ -612,8 +426,7 @@ eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, bool sql_on
 
 		rec->status = EO_REC_DEAD;
 		rec->sqlerrcode = edata->sqlerrcode;
-		rec->error = edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
-			: pstrdup(edata->message);
+		rec->error = eo_error_text(edata);
 		FreeErrorData(edata);
 		return;
 	}
@@ -622,20 +435,24 @@ eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, bool sql_on
 	eo_writer_try(w, recs, idx, lo + (hi - lo) / 2, hi, sql_only, counts);
 }
 
-static EoRecord *shape_recs;
-static int *shape_rank;
+typedef struct EoShapeSort
+{
+	EoRecord   *recs;
+	int		   *rank;
+} EoShapeSort;
 
 /* By shape, then by rank (event id order, or batch order without ids). */
 static int
-eo_cmp_shape(const void *a, const void *b)
+eo_cmp_shape(const void *a, const void *b, void *arg)
 {
+	const EoShapeSort *sort = arg;
 	int			ia = *(const int *) a;
 	int			ib = *(const int *) b;
-	int			c = strcmp(shape_recs[ia].present_shape, shape_recs[ib].present_shape);
+	int			c = strcmp(sort->recs[ia].shape, sort->recs[ib].shape);
 
 	if (c != 0)
 		return c;
-	return shape_rank[ia] - shape_rank[ib];
+	return sort->rank[ia] - sort->rank[ib];
 }
 
 /*
@@ -678,12 +495,8 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 			if (!todo[i])
 				continue;
 			todo[i] = false;
-			recs[i].present_shape = palloc(w->map->ncolumns + 1);
-			for (int c = 0; c < w->map->ncolumns; c++)
-				recs[i].present_shape[c] = recs[i].present[c] ? '1' : '0';
-			recs[i].present_shape[w->map->ncolumns] = '\0';
 			if (m > 0 && one_shape &&
-				memcmp(recs[i].present_shape, recs[idx[0]].present_shape, w->map->ncolumns) != 0)
+				memcmp(recs[i].shape, recs[idx[0]].shape, w->map->ncolumns) != 0)
 				one_shape = false;
 			idx[m++] = i;
 		}
@@ -691,9 +504,9 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 			break;
 		if (!one_shape)
 		{
-			shape_recs = recs;
-			shape_rank = rank;
-			qsort(idx, m, sizeof(int), eo_cmp_shape);
+			EoShapeSort sort = {recs, rank};
+
+			qsort_arg(idx, m, sizeof(int), eo_cmp_shape, &sort);
 		}
 		eo_writer_try(w, recs, idx, 0, m, false, counts);
 

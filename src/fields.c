@@ -1,0 +1,73 @@
+/*
+ * fields.c
+ *		What a format hands back for one record (record.h, EoFields): each
+ *		column's text or Datum, or the error that makes the record a dead
+ *		letter.
+ */
+#include "postgres.h"
+
+#include "mb/pg_wchar.h"
+
+#include "record.h"
+
+/* text is NUL-terminated and lives until the record is decoded */
+void
+eo_fields_text(EoFields *f, int c, const char *text, int len)
+{
+	f->present[c] = 1;
+	f->isnull[c] = false;
+	f->is_datum[c] = false;
+	f->text[c] = text;
+	f->len[c] = len;
+}
+
+void
+eo_fields_datum(EoFields *f, int c, Datum d, bool isnull)
+{
+	f->present[c] = 1;
+	f->isnull[c] = isnull;
+	f->is_datum[c] = true;
+	f->datum[c] = d;
+}
+
+void
+eo_fields_null(EoFields *f, int c)
+{
+	f->present[c] = 1;
+	f->isnull[c] = true;
+	f->is_datum[c] = false;
+	f->text[c] = NULL;
+}
+
+bool
+eo_fields_fail(EoFields *f, int sqlerrcode, const char *error)
+{
+	f->sqlerrcode = sqlerrcode;
+	f->error = pstrdup(error);
+	return false;
+}
+
+/*
+ * Bytes taken whole (the key, a text or bytea value): a bytea column gets
+ * them as they are, any other column as text in the database encoding.
+ */
+bool
+eo_fields_raw(EoFields *f, int c, const char *bytes, size_t len, const char *what)
+{
+	if (bytes == NULL)
+		eo_fields_null(f, c);
+	else if (f->map->columns[c].binary)
+	{
+		bytea	   *b = palloc(VARHDRSZ + len);
+
+		SET_VARSIZE(b, VARHDRSZ + len);
+		memcpy(VARDATA(b), bytes, len);
+		eo_fields_datum(f, c, PointerGetDatum(b), false);
+	}
+	else if (!pg_verifymbstr(bytes, len, true))
+		return eo_fields_fail(f, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+							  psprintf("%s is not valid in the database encoding", what));
+	else
+		eo_fields_text(f, c, pnstrdup(bytes, len), len);
+	return true;
+}

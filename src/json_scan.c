@@ -1,0 +1,406 @@
+/*
+ * json_scan.c
+ *		The JSON scanner of the json format: one validating pass over a value
+ *		that captures the text of the mapped fields and copies nothing else.
+ *
+ * It keeps its own stack of open containers instead of recursing, so no
+ * nesting can exhaust the C stack; nesting beyond EO_JSON_MAX_NESTING is
+ * refused (the record becomes a dead letter) before anything recursive, such
+ * as jsonb_in, sees the value.  Field names at mapped levels and captured
+ * strings with escapes are de-escaped by PostgreSQL's own lexer; invalid
+ * JSON returns EO_JSON_INVALID, and the caller asks PostgreSQL's parser for
+ * the error message.
+ */
+#include "postgres.h"
+
+#include "common/jsonapi.h"
+#include "mb/pg_wchar.h"
+
+#include "json_scan.h"
+
+/* frames kept in full: only containers this shallow can be captured */
+#define EO_FRAMES (EO_MAX_DEPTH + 2)
+
+typedef struct EoFrame
+{
+	const char *start;			/* where the container begins */
+	int			field_level;	/* the mapped level of the field whose value
+								 * it is, or 0 */
+	int			level;			/* an object whose fields sit at this mapped
+								 * level, or 0 */
+} EoFrame;
+
+typedef struct EoScan
+{
+	const char *p;
+	const char *end;
+	EoFields   *f;
+	int			depth;
+	const char *name[EO_MAX_DEPTH + 1];
+	int			namelen[EO_MAX_DEPTH + 1];
+	EoFrame		frames[EO_FRAMES];
+	char		kinds[EO_JSON_MAX_NESTING]; /* '{' or '[' per open container */
+} EoScan;
+
+static inline void
+eo_scan_ws(EoScan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* At an opening quote; on success p is past the closing quote. */
+static bool
+eo_scan_string(EoScan *s, bool *escaped)
+{
+	const char *p = s->p + 1;
+
+	*escaped = false;
+	while (p < s->end)
+	{
+		unsigned char c = (unsigned char) *p;
+
+		if (c == '"')
+		{
+			s->p = p + 1;
+			return true;
+		}
+		if (c < 0x20)
+			return false;
+		if (c == '\\')
+		{
+			*escaped = true;
+			if (++p >= s->end)
+				return false;
+			switch (*p)
+			{
+				case '"':
+				case '\\':
+				case '/':
+				case 'b':
+				case 'f':
+				case 'n':
+				case 'r':
+				case 't':
+					break;
+				case 'u':
+					for (int i = 0; i < 4; i++)
+						if (++p >= s->end || !isxdigit((unsigned char) *p))
+							return false;
+					break;
+				default:
+					return false;
+			}
+		}
+		p++;
+	}
+	return false;
+}
+
+static bool
+eo_scan_number(EoScan *s)
+{
+	const char *p = s->p;
+	const char *e = s->end;
+
+	if (p < e && *p == '-')
+		p++;
+	if (p >= e || !isdigit((unsigned char) *p))
+		return false;
+	if (*p == '0')
+		p++;
+	else
+		while (p < e && isdigit((unsigned char) *p))
+			p++;
+	if (p < e && *p == '.')
+	{
+		p++;
+		if (p >= e || !isdigit((unsigned char) *p))
+			return false;
+		while (p < e && isdigit((unsigned char) *p))
+			p++;
+	}
+	if (p < e && (*p == 'e' || *p == 'E'))
+	{
+		p++;
+		if (p < e && (*p == '+' || *p == '-'))
+			p++;
+		if (p >= e || !isdigit((unsigned char) *p))
+			return false;
+		while (p < e && isdigit((unsigned char) *p))
+			p++;
+	}
+	/* a number runs into the next structural character or whitespace */
+	if (p < e && (isalnum((unsigned char) *p) || *p == '.' || *p == '"'))
+		return false;
+	s->p = p;
+	return true;
+}
+
+static bool
+eo_scan_literal(EoScan *s, const char *word, int len)
+{
+	if (s->end - s->p < len || memcmp(s->p, word, len) != 0)
+		return false;
+	if (s->end - s->p > len && isalnum((unsigned char) s->p[len]))
+		return false;
+	s->p += len;
+	return true;
+}
+
+/* De-escape one JSON string token with PostgreSQL's lexer; NULL if refused. */
+static char *
+eo_unescape(const char *start, int len)
+{
+	JsonLexContext *lex = makeJsonLexContextCstringLen((char *) start, len,
+													   GetDatabaseEncoding(), true);
+
+	if (json_lex(lex) != JSON_SUCCESS || lex->strval == NULL)
+		return NULL;
+	return lex->strval->data;
+}
+
+/* Do the field names down to this level spell the start of col's path? */
+static bool
+eo_scan_path_matches(EoScan *s, const EoColumn *col, int level)
+{
+	for (int k = 0; k < level; k++)
+		if (col->pathlen[k] != s->namelen[k + 1] ||
+			memcmp(col->path[k], s->name[k + 1], s->namelen[k + 1]) != 0)
+			return false;
+	return true;
+}
+
+/* Does any column's path continue below this field? */
+static bool
+eo_scan_descend(EoScan *s, int level)
+{
+	const EoMapping *map = s->f->map;
+
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		const EoColumn *col = &map->columns[c];
+
+		if (col->source == EO_SRC_JSON && col->npath > level &&
+			eo_scan_path_matches(s, col, level))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * Store the value that runs from start to p (kind 's'tring, 'n'ull, or
+ * anything else kept as JSON text) into every column mapped from the path of
+ * the field at this level.
+ */
+static bool
+eo_scan_capture(EoScan *s, int level, const char *start, char kind, bool escaped)
+{
+	const EoMapping *map = s->f->map;
+	int			len = s->p - start;
+
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		const EoColumn *col = &map->columns[c];
+
+		if (col->source != EO_SRC_JSON || col->npath != level ||
+			!eo_scan_path_matches(s, col, level))
+			continue;
+		if (kind == 'n')
+			eo_fields_null(s->f, c);
+		else if (kind == 's' && !col->json_raw && escaped)
+		{
+			char	   *v = eo_unescape(start, len);
+
+			if (v == NULL)
+				return false;
+			eo_fields_text(s->f, c, v, strlen(v));
+		}
+		else if (kind == 's' && !col->json_raw)
+			eo_fields_text(s->f, c, pnstrdup(start + 1, len - 2), len - 2);
+		else
+			eo_fields_text(s->f, c, pnstrdup(start, len), len);
+	}
+	return true;
+}
+
+/* At a field name in the innermost object; p ends past the colon. */
+static bool
+eo_scan_field(EoScan *s, int *field_level)
+{
+	const char *name = s->p;
+	bool		escaped;
+	int			level = s->depth <= EO_FRAMES ? s->frames[s->depth - 1].level : 0;
+
+	*field_level = 0;
+	if (s->p >= s->end || *s->p != '"' || !eo_scan_string(s, &escaped))
+		return false;
+	if (level > 0 && level <= s->f->map->max_depth)
+	{
+		if (escaped)
+		{
+			char	   *v = eo_unescape(name, s->p - name);
+
+			if (v == NULL)
+				return false;
+			s->name[level] = v;
+			s->namelen[level] = strlen(v);
+		}
+		else
+		{
+			s->name[level] = name + 1;
+			s->namelen[level] = s->p - name - 2;
+		}
+		*field_level = level;
+	}
+	eo_scan_ws(s);
+	if (s->p >= s->end || *s->p != ':')
+		return false;
+	s->p++;
+	return true;
+}
+
+/* At '{' or '['; field_level as for the value this container is. */
+static EoJsonScan
+eo_scan_open(EoScan *s, int field_level)
+{
+	char		kind = *s->p;
+
+	if (s->depth == EO_JSON_MAX_NESTING)
+		return EO_JSON_TOO_DEEP;
+	s->kinds[s->depth] = kind;
+	if (s->depth < EO_FRAMES)
+	{
+		EoFrame    *fr = &s->frames[s->depth];
+
+		fr->start = s->p;
+		fr->field_level = field_level;
+		if (kind != '{')
+			fr->level = 0;
+		else if (s->depth == 0)
+			fr->level = 1;
+		else
+			fr->level = field_level > 0 && eo_scan_descend(s, field_level) ? field_level + 1 : 0;
+	}
+	s->depth++;
+	s->p++;
+	return EO_JSON_OK;
+}
+
+/*
+ * Scan the JSON value in p .. end (an object: the caller checked the first
+ * character) and hand the mapped fields' text to f.
+ */
+EoJsonScan
+eo_json_scan(EoFields *f, const char *p, const char *end)
+{
+	EoScan	   *s = palloc(sizeof(EoScan));
+	int			field_level = 0;
+
+	s->p = p;
+	s->end = end;
+	s->f = f;
+	s->depth = 0;
+
+	for (;;)
+	{
+		const char *start;
+		char		kind;
+		bool		escaped = false;
+		bool		closed = false;
+
+		/* a value is next */
+		eo_scan_ws(s);
+		if (s->p >= s->end)
+			return EO_JSON_INVALID;
+		start = s->p;
+		kind = *s->p;
+		switch (kind)
+		{
+			case '{':
+			case '[':
+				{
+					EoJsonScan	r = eo_scan_open(s, field_level);
+
+					if (r != EO_JSON_OK)
+						return r;
+					eo_scan_ws(s);
+					if (s->p < s->end && *s->p == (kind == '{' ? '}' : ']'))
+					{
+						s->p++;
+						closed = true;
+						break;
+					}
+					if (kind == '[')
+					{
+						field_level = 0;
+						continue;
+					}
+					eo_scan_ws(s);
+					if (!eo_scan_field(s, &field_level))
+						return EO_JSON_INVALID;
+					continue;
+				}
+			case '"':
+				if (!eo_scan_string(s, &escaped))
+					return EO_JSON_INVALID;
+				break;
+			case 't':
+				if (!eo_scan_literal(s, "true", 4))
+					return EO_JSON_INVALID;
+				break;
+			case 'f':
+				if (!eo_scan_literal(s, "false", 5))
+					return EO_JSON_INVALID;
+				break;
+			case 'n':
+				if (!eo_scan_literal(s, "null", 4))
+					return EO_JSON_INVALID;
+				break;
+			default:
+				if (!eo_scan_number(s))
+					return EO_JSON_INVALID;
+				break;
+		}
+		if (!closed && field_level > 0 &&
+			!eo_scan_capture(s, field_level, start, kind == '"' ? 's' : kind, escaped))
+			return EO_JSON_INVALID;
+
+		/* after a value: close containers, or go on to the next element */
+		for (;;)
+		{
+			char		open;
+
+			if (closed)
+			{
+				s->depth--;
+				if (s->depth < EO_FRAMES && s->frames[s->depth].field_level > 0 &&
+					!eo_scan_capture(s, s->frames[s->depth].field_level,
+									 s->frames[s->depth].start, 'c', false))
+					return EO_JSON_INVALID;
+				closed = false;
+			}
+			eo_scan_ws(s);
+			if (s->depth == 0)
+				return s->p == s->end ? EO_JSON_OK : EO_JSON_INVALID;
+			if (s->p >= s->end)
+				return EO_JSON_INVALID;
+			open = s->kinds[s->depth - 1];
+			if (*s->p == (open == '{' ? '}' : ']'))
+			{
+				s->p++;
+				closed = true;
+				continue;
+			}
+			if (*s->p != ',')
+				return EO_JSON_INVALID;
+			s->p++;
+			eo_scan_ws(s);
+			if (open == '[')
+				field_level = 0;
+			else if (!eo_scan_field(s, &field_level))
+				return EO_JSON_INVALID;
+			break;
+		}
+	}
+}

@@ -1,0 +1,23 @@
+/*
+ * json_scan.h
+ *		One pass over a JSON value that captures the mapped fields.
+ */
+#ifndef EO_JSON_SCAN_H
+#define EO_JSON_SCAN_H
+
+#include "record.h"
+
+/* containers nested deeper than this make the record a dead letter */
+#define EO_JSON_MAX_NESTING 10000
+
+typedef enum EoJsonScan
+{
+	EO_JSON_OK,
+	EO_JSON_INVALID,			/* not valid JSON (or an escape PostgreSQL
+								 * refuses) */
+	EO_JSON_TOO_DEEP
+} EoJsonScan;
+
+extern EoJsonScan eo_json_scan(EoFields *f, const char *p, const char *end);
+
+#endif							/* EO_JSON_SCAN_H */

@@ -1,0 +1,404 @@
+/*
+ * record.c
+ *		Decoding a batch's Kafka messages into column values, once per batch
+ *		and before the batch transaction locks anything; the table of
+ *		formats.
+ *
+ * The Kafka metadata ($key, $topic, $partition, $offset, $timestamp,
+ * $headers) is filled here, the value by the pipeline's format.  Whatever
+ * stops one record from becoming column values (malformed data, a failed
+ * cast, a limit, the stack depth of a type's input function: any error that
+ * is about the record and not the server) makes that record a dead letter;
+ * the rest of the batch goes on.
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/timestamp.h"
+
+#include "record.h"
+
+/* The formats: one line each. */
+static const EoFormat *const eo_formats[] = {
+	&eo_format_json,
+	&eo_format_text,
+	&eo_format_bytea,
+};
+
+/* the batch decoded last, until its memory context is reset */
+static char *decoded_signature;
+static int	decoded_n;
+
+const EoFormat *
+eo_format_find(const char *name)
+{
+	for (int i = 0; i < lengthof(eo_formats); i++)
+		if (strcmp(eo_formats[i]->name, name) == 0)
+			return eo_formats[i];
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("invalid format \"%s\"", name),
+			 errhint("The library knows the formats json, text and bytea.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+static char *
+eo_headers_json(rd_kafka_message_t *msg)
+{
+	rd_kafka_headers_t *hdrs = NULL;
+	StringInfoData buf;
+	size_t		idx = 0;
+	const char *name;
+	const void *value;
+	size_t		size;
+	bool		first = true;
+
+	if (rd_kafka_message_headers(msg, &hdrs) != RD_KAFKA_RESP_ERR_NO_ERROR || hdrs == NULL)
+		return pstrdup("{}");
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	while (rd_kafka_header_get_all(hdrs, idx++, &name, &value, &size) == RD_KAFKA_RESP_ERR_NO_ERROR)
+	{
+		if (!first)
+			appendStringInfoChar(&buf, ',');
+		first = false;
+		escape_json(&buf, name);
+		appendStringInfoChar(&buf, ':');
+		if (value == NULL)
+			appendStringInfoString(&buf, "null");
+		else if (pg_verifymbstr(value, size, true))
+		{
+			char	   *v = pnstrdup(value, size);
+
+			escape_json(&buf, v);
+		}
+		else
+			appendStringInfoString(&buf, "null");
+	}
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+static char *
+eo_timestamp_text(EoColumn *col, int64 ms)
+{
+	if (col->typid == TIMESTAMPTZOID || col->typid == TIMESTAMPOID || col->typid == DATEOID)
+	{
+		TimestampTz ts = (ms - ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)) * 1000;
+
+		return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(ts)));
+	}
+	return psprintf(INT64_FORMAT, ms);
+}
+
+/* The Kafka metadata, then the value through the format. */
+static bool
+eo_record_fill(EoFields *f, EoRecord *rec)
+{
+	EoMapping  *map = f->map;
+	rd_kafka_message_t *msg = rec->msg;
+
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		EoColumn   *col = &map->columns[c];
+		char	   *v;
+
+		switch (col->source)
+		{
+			case EO_SRC_JSON:
+			case EO_SRC_VALUE:
+				continue;
+			case EO_SRC_KEY:
+				if (!eo_fields_raw(f, c, msg->key, msg->key_len, "key"))
+					return false;
+				continue;
+			case EO_SRC_TOPIC:
+				v = map->topic;
+				break;
+			case EO_SRC_PARTITION:
+				v = psprintf("%d", rec->partition);
+				break;
+			case EO_SRC_OFFSET:
+				v = psprintf(INT64_FORMAT, rec->offset);
+				break;
+			case EO_SRC_TIMESTAMP:
+				if (rec->timestamp < 0)
+				{
+					eo_fields_null(f, c);
+					continue;
+				}
+				v = eo_timestamp_text(col, rec->timestamp);
+				break;
+			case EO_SRC_HEADERS:
+				v = eo_headers_json(msg);
+				break;
+			default:
+				elog(ERROR, "unknown column source %d", col->source);
+		}
+		eo_fields_text(f, c, v, strlen(v));
+	}
+	return map->format->decode(f, map->format_state, msg->payload, msg->len);
+}
+
+/* The event id's bytes, compared to find duplicates inside the batch. */
+static void
+eo_record_event_id(EoFields *f, EoRecord *rec, MemoryContext cxt)
+{
+	int			c = f->map->id_column;
+	EoColumn   *col = &f->map->columns[c];
+	const char *src;
+	int			len;
+
+	if (!f->is_datum[c])
+	{
+		src = f->text[c];
+		len = f->len[c];
+	}
+	else if (col->typbyval)
+	{
+		src = (const char *) &f->datum[c];
+		len = sizeof(Datum);
+	}
+	else if (col->typlen == -1)
+	{
+		src = VARDATA_ANY(DatumGetPointer(f->datum[c]));
+		len = VARSIZE_ANY_EXHDR(DatumGetPointer(f->datum[c]));
+	}
+	else
+	{
+		src = DatumGetPointer(f->datum[c]);
+		len = col->typlen;
+	}
+	rec->event_id = MemoryContextAlloc(cxt, Max(len, 1));
+	memcpy(rec->event_id, src, len);
+	rec->event_id_len = len;
+}
+
+/*
+ * Decode rec into column values in cxt; the current memory context is
+ * scratch space.  An error the format reports marks the record dead; one
+ * raised (by an input function) propagates to eo_record_decode_batch.
+ */
+static void
+eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
+{
+	EoMapping  *map = f->map;
+	int			n = map->ncolumns;
+	bool		ok;
+
+	memset(f->present, 0, n);
+	f->sqlerrcode = 0;
+	f->error = NULL;
+	rec->decoded_ok = false;
+	rec->error = NULL;
+	ok = eo_record_fill(f, rec);
+	if (ok && map->id_column >= 0 &&
+		(!f->present[map->id_column] || f->isnull[map->id_column]))
+		ok = eo_fields_fail(f, ERRCODE_NOT_NULL_VIOLATION, "record has no event id");
+	if (!ok)
+	{
+		rec->sqlerrcode = f->sqlerrcode;
+		rec->error = MemoryContextStrdup(cxt, f->error);
+		return;
+	}
+
+	rec->shape = MemoryContextAlloc(cxt, n + 1);
+	rec->datums = MemoryContextAlloc(cxt, sizeof(Datum) * n);
+	rec->nulls = MemoryContextAlloc(cxt, sizeof(bool) * n);
+	rec->shape[n] = '\0';
+	for (int c = 0; c < n; c++)
+	{
+		EoColumn   *col = &map->columns[c];
+		Datum		d;
+		MemoryContext old;
+
+		rec->shape[c] = f->present[c] ? '1' : '0';
+		rec->datums[c] = (Datum) 0;
+		rec->nulls[c] = true;
+		if (!f->present[c])
+			continue;
+		d = f->is_datum[c] ? f->datum[c] :
+			eo_text_datum(col, f->text[c], f->len[c], f->isnull[c]);
+		if (f->isnull[c])
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		rec->datums[c] = datumCopy(d, col->typbyval, col->typlen);
+		MemoryContextSwitchTo(old);
+		rec->nulls[c] = false;
+	}
+	if (map->id_column >= 0)
+		eo_record_event_id(f, rec, cxt);
+	rec->decoded_ok = true;
+}
+
+/*
+ * Errors about the server rather than the record abort the batch even while
+ * decoding: out of memory or disk (class 53), a cancel or shutdown (57), an
+ * I/O error (58).
+ */
+static bool
+eo_record_error_is_records(int sqlerrcode)
+{
+	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);
+
+	return category != ERRCODE_INSUFFICIENT_RESOURCES &&
+		category != ERRCODE_OPERATOR_INTERVENTION &&
+		category != ERRCODE_SYSTEM_ERROR;
+}
+
+/* "message: detail", the error a dead letter keeps */
+char *
+eo_error_text(ErrorData *edata)
+{
+	return edata->detail ? psprintf("%s: %s", edata->message, edata->detail)
+		: pstrdup(edata->message);
+}
+
+static void
+eo_decoded_forget(void *arg)
+{
+	decoded_signature = NULL;
+}
+
+/*
+ * Run fn(arg) in a subtransaction.  Returns NULL if it succeeded; else the
+ * subtransaction is rolled back and its error returned, copied into the
+ * caller's memory context.
+ */
+ErrorData *
+eo_subxact_run(void (*fn) (void *arg), void *arg)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	ResourceOwner owner = CurrentResourceOwner;
+	ErrorData  *volatile edata = NULL;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(cxt);
+	PG_TRY();
+	{
+		fn(arg);
+		ReleaseCurrentSubTransaction();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+	}
+	PG_END_TRY();
+	MemoryContextSwitchTo(cxt);
+	CurrentResourceOwner = owner;
+	return edata;
+}
+
+typedef struct EoDecodeRun
+{
+	EoFields	f;
+	EoRecord   *recs;
+	int			next;			/* the record being decoded */
+	int			n;
+	MemoryContext cxt;			/* the batch's */
+	MemoryContext scratch;		/* one record's */
+} EoDecodeRun;
+
+static void
+eo_decode_run(void *arg)
+{
+	EoDecodeRun *run = arg;
+	MemoryContext old = MemoryContextSwitchTo(run->scratch);
+
+	for (; run->next < run->n; run->next++)
+	{
+		CHECK_FOR_INTERRUPTS();
+		eo_record_decode(&run->f, &run->recs[run->next], run->cxt);
+		MemoryContextReset(run->scratch);
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
+ * Decode recs[0..n) into cxt, the batch's memory context, unless this batch
+ * was decoded already for an equal mapping (a retry).  All records are
+ * decoded in one subtransaction; an error raised while decoding one ends it,
+ * makes that record a dead letter and decoding goes on after it in a new
+ * subtransaction.  Returns the number of subtransactions used.
+ */
+int
+eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
+{
+	EoDecodeRun run;
+	int			subxacts = 0;
+	int			nc = Max(map->ncolumns, 1);
+
+	if (decoded_signature != NULL && decoded_n == n &&
+		strcmp(decoded_signature, map->signature) == 0)
+		return 0;
+	if (decoded_signature == NULL)
+	{
+		MemoryContextCallback *cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
+
+		cb->func = eo_decoded_forget;
+		MemoryContextRegisterResetCallback(cxt, cb);
+	}
+	decoded_signature = NULL;
+
+	run.f.map = map;
+	run.f.present = MemoryContextAlloc(cxt, nc);
+	run.f.text = MemoryContextAlloc(cxt, sizeof(char *) * nc);
+	run.f.len = MemoryContextAlloc(cxt, sizeof(int) * nc);
+	run.f.isnull = MemoryContextAlloc(cxt, sizeof(bool) * nc);
+	run.f.is_datum = MemoryContextAlloc(cxt, sizeof(bool) * nc);
+	run.f.datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
+	run.recs = recs;
+	run.next = 0;
+	run.n = n;
+	run.cxt = cxt;
+	run.scratch = AllocSetContextCreate(cxt, "eo_ingest decode", ALLOCSET_DEFAULT_SIZES);
+
+	while (run.next < n)
+	{
+		ErrorData  *edata;
+		EoRecord   *rec = &recs[run.next];
+		MemoryContext old;
+
+		subxacts++;
+		edata = eo_subxact_run(eo_decode_run, &run);
+		if (edata == NULL)
+			break;
+		if (!eo_record_error_is_records(edata->sqlerrcode))
+			ReThrowError(edata);
+		rec->decoded_ok = false;
+		rec->sqlerrcode = edata->sqlerrcode;
+		old = MemoryContextSwitchTo(cxt);
+		rec->error = eo_error_text(edata);
+		MemoryContextSwitchTo(old);
+		FreeErrorData(edata);
+		MemoryContextReset(run.scratch);
+		run.next++;
+	}
+	MemoryContextDelete(run.scratch);
+	decoded_signature = MemoryContextStrdup(cxt, map->signature);
+	decoded_n = n;
+	return subxacts;
+}
+
+/* The end of the run of records of recs[idx[start]]'s shape, at most hi. */
+int
+eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi)
+{
+	int			end = start + 1;
+
+	while (end < hi && strcmp(recs[idx[end]].shape, recs[idx[start]].shape) == 0)
+		end++;
+	return end;
+}

@@ -1,0 +1,181 @@
+/*
+ * record.h
+ *		A pipeline's column mapping, the records of one batch, and the
+ *		interface of the formats that decode a Kafka message into column
+ *		values.
+ *
+ * A record is decoded once per batch, before the batch transaction locks
+ * anything: its mapped columns become Datums of the column types (with null
+ * flags), or the record becomes a dead letter with the error that stopped
+ * it.  Writing (writer.c, direct.c) only reads the decoded values.
+ *
+ * Adding a format (say 'avro'):
+ *	1. a file src/format_avro.c defining
+ *		 const EoFormat eo_format_avro = {.name = "avro", .fills = ..., .decode = ...};
+ *	   whose decode() fills the value's columns through eo_fields_text(),
+ *	   eo_fields_datum() or eo_fields_null(), or returns false after
+ *	   eo_fields_fail() (or simply ereports: every error while decoding makes
+ *	   the record a dead letter);
+ *	2. one line in the table eo_formats[] in record.c (and its declaration
+ *	   below);
+ *	3. the name in create_pipeline's check of format (eo_ingest.sql).
+ * A format that needs per-pipeline state (a schema cache) builds it in
+ * prepare(), once per mapping, in the mapping's memory context.  Key decoding
+ * (key_format) will run a second EoFormat over the key; an envelope
+ * (debezium, upsert) will sit between decode and the record's values and set
+ * the operation (insert, upsert, delete) the writer carries out.
+ */
+#ifndef EO_RECORD_H
+#define EO_RECORD_H
+
+#include <librdkafka/rdkafka.h>
+
+#include "access/attnum.h"
+#include "fmgr.h"
+
+/* JSON paths of the columns argument have at most this many levels */
+#define EO_MAX_DEPTH 16
+
+typedef enum EoSource
+{
+	EO_SRC_JSON,				/* a key or dotted path in the value */
+	EO_SRC_KEY,
+	EO_SRC_VALUE,
+	EO_SRC_TOPIC,
+	EO_SRC_PARTITION,
+	EO_SRC_OFFSET,
+	EO_SRC_TIMESTAMP,
+	EO_SRC_HEADERS
+} EoSource;
+
+typedef struct EoColumn
+{
+	char	   *name;			/* quoted column name */
+	AttrNumber	attnum;
+	char	   *type;			/* qualified type name with typmod */
+	Oid			typid;
+	EoSource	source;
+	int			npath;
+	char	  **path;
+	int		   *pathlen;		/* strlen of each path element */
+	bool		binary;			/* raw bytes into a bytea column */
+	bool		json_raw;		/* json/jsonb column: keep the JSON text */
+	/* the writer passes values as an array of the column type */
+	Oid			arraytype;
+	FmgrInfo	infunc;
+	Oid			ioparam;
+	int32		typmod;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+} EoColumn;
+
+struct EoFormat;
+
+typedef struct EoMapping
+{
+	Oid			target;
+	char	   *target_name;	/* qualified, quoted */
+	const struct EoFormat *format;
+	void	   *format_state;	/* from format->prepare, or NULL */
+	bool		update;			/* on_duplicate = 'update' */
+	int			ncolumns;
+	EoColumn   *columns;
+	int			id_column;		/* -1: no deduplication */
+	int			ts_column;		/* a column fed from $timestamp, or -1 */
+	int			max_depth;		/* of the JSON paths */
+	char	   *topic;
+	char	   *signature;		/* equal signatures decode equally */
+} EoMapping;
+
+typedef enum EoRecordStatus
+{
+	EO_REC_OK,
+	EO_REC_DUPLICATE,
+	EO_REC_DEAD
+} EoRecordStatus;
+
+typedef struct EoRecord
+{
+	rd_kafka_message_t *msg;
+	int32		partition;
+	int64		offset;
+	int64		timestamp;		/* ms since the Unix epoch, -1 if none */
+	/* decoded once per batch (record.c) */
+	bool		decoded_ok;		/* false: a dead letter before any write */
+	char	   *shape;			/* per column '1' if it has a value (maybe
+								 * NULL), else '0' */
+	Datum	   *datums;
+	bool	   *nulls;
+	char	   *event_id;		/* the id's text, for in-batch duplicates */
+	int			event_id_len;
+	/* set by each attempt to write the batch (writer.c) */
+	EoRecordStatus status;
+	struct EoRecord *next_dup;	/* the next record of this event id, in
+								 * winning order (dedup) */
+	char	   *error;
+	int			sqlerrcode;
+} EoRecord;
+
+/*
+ * What a format hands back for one record: per column, text that record.c
+ * converts with the column type's input function, or a ready Datum.
+ */
+typedef struct EoFields
+{
+	EoMapping  *map;
+	char	   *present;
+	const char **text;
+	int		   *len;
+	bool	   *isnull;
+	bool	   *is_datum;
+	Datum	   *datum;
+	int			sqlerrcode;		/* set by eo_fields_fail */
+	char	   *error;
+} EoFields;
+
+typedef struct EoFormat
+{
+	const char *name;			/* format => 'name' */
+	/* can the value of this format fill a column fed from source? */
+	bool		(*fills) (EoSource source);
+	/* do target columns not in the columns argument take same-named fields? */
+	bool		by_name;
+	/* per-pipeline state, built once per mapping; may be NULL */
+	void	   *(*prepare) (EoMapping *map);
+	/*
+	 * Fill fields from the message's value (which may be NULL, a
+	 * tombstone).  Returns false after eo_fields_fail for a bad record.
+	 */
+	bool		(*decode) (EoFields *fields, void *state, const char *value, size_t len);
+} EoFormat;
+
+/* the formats (one file each), registered in record.c */
+extern const EoFormat eo_format_json;
+extern const EoFormat eo_format_text;
+extern const EoFormat eo_format_bytea;
+
+/* fields.c */
+extern void eo_fields_text(EoFields *f, int c, const char *text, int len);
+extern void eo_fields_datum(EoFields *f, int c, Datum d, bool isnull);
+extern void eo_fields_null(EoFields *f, int c);
+extern bool eo_fields_raw(EoFields *f, int c, const char *bytes, size_t len, const char *what);
+extern bool eo_fields_fail(EoFields *f, int sqlerrcode, const char *error);
+
+/* record.c */
+extern const EoFormat *eo_format_find(const char *name);
+extern int	eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n,
+								   MemoryContext cxt);
+extern char *eo_error_text(ErrorData *edata);
+extern ErrorData *eo_subxact_run(void (*fn) (void *arg), void *arg);
+extern int	eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi);
+
+/* convert.c */
+extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull);
+
+/* mapping.c */
+extern EoMapping *eo_mapping_build(Oid target, const char *format, const char *event_id,
+								   const char *on_duplicate, Datum columns, bool columns_null,
+								   const char *topic);
+
+#endif							/* EO_RECORD_H */
