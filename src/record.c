@@ -20,11 +20,13 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "catalog.h"
 #include "record.h"
 
 /* The formats: one line each. */
@@ -339,6 +341,7 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	EoDecodeRun run;
 	int			subxacts = 0;
 	int			nc = Max(map->ncolumns, 1);
+	int			nestlevel;
 
 	if (decoded_signature != NULL && decoded_n == n &&
 		strcmp(decoded_signature, map->signature) == 0)
@@ -365,16 +368,20 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	run.cxt = cxt;
 	run.scratch = AllocSetContextCreate(cxt, "eo_ingest decode", ALLOCSET_DEFAULT_SIZES);
 
+	/* input functions and domain checks are user code: pin search_path */
+	nestlevel = eo_catalog_pin_begin();
 	while (run.next < n)
 	{
 		ErrorData  *edata;
-		EoRecord   *rec = &recs[run.next];
+		EoRecord   *rec;
 		MemoryContext old;
 
 		subxacts++;
 		edata = eo_subxact_run(eo_decode_run, &run);
 		if (edata == NULL)
 			break;
+		/* the record whose decoding raised the error */
+		rec = &recs[run.next];
 		if (!eo_record_error_is_records(edata->sqlerrcode))
 			ReThrowError(edata);
 		rec->decoded_ok = false;
@@ -386,6 +393,7 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 		MemoryContextReset(run.scratch);
 		run.next++;
 	}
+	AtEOXact_GUC(true, nestlevel);
 	MemoryContextDelete(run.scratch);
 	decoded_signature = MemoryContextStrdup(cxt, map->signature);
 	decoded_n = n;

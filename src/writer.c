@@ -5,13 +5,13 @@
  *		shape, finds bad records by bisection in subtransactions, and stores
  *		them as dead letters.
  *
- * All of it runs inside the batch transaction opened by worker.c.  Only data
- * errors (SQLSTATE classes 22 and 23, and a value too large for an index)
- * make a dead letter; anything else is rethrown and aborts the batch.
+ * All of it runs inside the batch transaction opened by worker.c, on records
+ * record.c has decoded already.  While writing, only data errors (SQLSTATE
+ * classes 22 and 23, and a value too large for an index) make a dead letter;
+ * anything else is rethrown and aborts the batch.
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -19,7 +19,6 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/resowner.h"
 
 #include "batch.h"
 #include "eo_ingest.h"
