@@ -43,13 +43,18 @@ static int	decoded_n;
 const EoFormat *
 eo_format_find(const char *name)
 {
+	StringInfoData known;
+
 	for (int i = 0; i < lengthof(eo_formats); i++)
 		if (strcmp(eo_formats[i]->name, name) == 0)
 			return eo_formats[i];
+	initStringInfo(&known);
+	for (int i = 0; i < lengthof(eo_formats); i++)
+		appendStringInfo(&known, "%s%s", i > 0 ? ", " : "", eo_formats[i]->name);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("invalid format \"%s\"", name),
-			 errhint("The library knows the formats json, text and bytea.")));
+			 errhint("The library knows the formats %s.", known.data)));
 	return NULL;				/* keep compiler quiet */
 }
 
