@@ -11,7 +11,7 @@ OBJS = $(patsubst %.c,%.o,$(wildcard src/*.c))
 
 PG_CONFIG ?= pg_config
 PG_CPPFLAGS = -I$(srcdir)/src -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare -Wno-cast-function-type
-SHLIB_LINK = -lrdkafka
+SHLIB_LINK = -lrdkafka -lavro -lcurl
 
 REGRESS = $(patsubst sql/%.sql,%,$(sort $(wildcard sql/*.sql)))
 REGRESS_OPTS = --temp-instance=tmp_check_regress --temp-config=$(srcdir)/test/regress.conf --load-extension=eo_ingest

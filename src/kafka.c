@@ -227,8 +227,20 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 
 		while ((tok = JsonbIteratorNext(&it, &v, true)) != WJB_DONE)
 		{
+			bool		known;
+
 			if (tok == WJB_KEY)
 				key = pnstrdup(v.val.string.val, v.val.string.len);
+			else if (tok == WJB_VALUE && key != NULL && eo_avro_registry_option(key, &known))
+			{
+				/* the schema registry's settings, not librdkafka's */
+				if (!known)
+				{
+					snprintf(err, errlen, "unknown schema registry property \"%s\"", key);
+					rd_kafka_conf_destroy(conf);
+					return NULL;
+				}
+			}
 			else if (tok == WJB_VALUE && key != NULL)
 			{
 				char	   *value = eo_jsonb_scalar_text(&v);

@@ -27,4 +27,7 @@ extern int	eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partit
 extern bool eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitions,
 							 const char *position, int64 *offsets, char *err, size_t errlen);
 
+/* avro_cache.c: schema.registry.* settings ride in kafka_options */
+extern bool eo_avro_registry_option(const char *key, bool *known);
+
 #endif							/* EO_KAFKA_H */

@@ -34,6 +34,7 @@ static const EoFormat *const eo_formats[] = {
 	&eo_format_json,
 	&eo_format_text,
 	&eo_format_bytea,
+	&eo_format_avro,
 };
 
 /* the batch decoded last, until its memory context is reset */

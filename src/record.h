@@ -154,6 +154,7 @@ typedef struct EoFormat
 extern const EoFormat eo_format_json;
 extern const EoFormat eo_format_text;
 extern const EoFormat eo_format_bytea;
+extern const EoFormat eo_format_avro;
 
 /* fields.c */
 extern void eo_fields_text(EoFields *f, int c, const char *text, int len);

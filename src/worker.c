@@ -33,6 +33,7 @@
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
+#include "avro_format.h"
 #include "eo_ingest.h"
 #include "batch.h"
 #include "catalog.h"
@@ -59,6 +60,8 @@ typedef struct EoConfig
 	int64		config_version;
 	bool		has_offsets;	/* any partition stored yet */
 	bool		owner_superuser;	/* may kafka_options load code? */
+	char	   *schema_registry;	/* format avro: registry URLs, or */
+	char	   *avro_schema;	/* the inline writer schema */
 } EoConfig;
 
 typedef struct EoPart
@@ -244,7 +247,9 @@ eo_load_config(void)
 	ret = SPI_execute_with_args("SELECT name, brokers, topic, target::oid, event_id, on_duplicate, format, "
 								"columns, start_from, batch_size, batch_timeout, workers, synchronous_commit, "
 								"kafka_options, enabled, config_version, "
-								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id) "
+								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id), "
+	/* columns of 0.3, read so that a database still at 0.2 works too */
+								"to_jsonb(p) ->> 'schema_registry', to_jsonb(p) ->> 'avro_schema' "
 								"FROM eo_ingest.pipelines p WHERE id = $1",
 								1, argt, argv, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
@@ -278,6 +283,8 @@ eo_load_config(void)
 	c->has_offsets = DatumGetBool(SPI_getbinval(tup, desc, 17, &isnull));
 	/* the owner's privileges now, not when the options were stored */
 	c->owner_superuser = superuser();
+	c->schema_registry = eo_getstr(tup, desc, 18);
+	c->avro_schema = eo_getstr(tup, desc, 19);
 	cfg = c;
 	if (!c->enabled)
 		return false;
@@ -301,6 +308,8 @@ eo_load_config(void)
 						   c->columns, c->columns_null, c->topic);
 	writer = eo_writer_create(map, config_cxt);
 	MemoryContextSwitchTo(old);
+	if (map->format == &eo_format_avro)
+		eo_avro_configure(c->schema_registry, c->avro_schema, c->kafka_options);
 	return true;
 }
 
@@ -1085,15 +1094,86 @@ eo_next_offsets(int64 *next)
 	return moved;
 }
 
+typedef struct EoAvroIds
+{
+	int32	   *ids;
+	int			n;
+} EoAvroIds;
+
+static void
+eo_avro_load_step(void *arg)
+{
+	EoAvroIds  *ids = (EoAvroIds *) arg;
+
+	eo_avro_load_catalog(ids->ids, ids->n);
+}
+
+static void
+eo_avro_store_step(void *arg)
+{
+	eo_avro_store_catalog();
+}
+
+/*
+ * Avro: know every writer schema of the batch before its transaction
+ * begins.  The catalog table first, then the registry, with no transaction
+ * open while it is asked.  An unreachable registry is retried with backoff
+ * (nothing is dead-lettered for it); one that is no registry or refuses us
+ * fails the pipeline.
+ */
+static EoRestart
+eo_avro_prepare(void)
+{
+	long		delay = 1000;
+
+	while (map != NULL && map->format == &eo_format_avro)
+	{
+		MemoryContext old = MemoryContextSwitchTo(batch_cxt);
+		EoAvroIds	ids;
+		EoAvroReady ready = EO_AVRO_RETRY;
+		char		err[512] = "";
+
+		ids.n = eo_avro_missing_ids(recs, nrecs, &ids.ids);
+		MemoryContextSwitchTo(old);
+		if (ids.n == 0)
+			break;
+		if (eo_try_xact("eo_ingest: reading Avro schemas", eo_avro_load_step, &ids))
+		{
+			old = MemoryContextSwitchTo(batch_cxt);
+			ids.n = eo_avro_missing_ids(recs, nrecs, &ids.ids);
+			MemoryContextSwitchTo(old);
+			ready = eo_avro_fetch(ids.ids, ids.n, err, sizeof(err));
+			if (ready == EO_AVRO_FAILED)
+			{
+				eo_report(EO_STATE_FAILED, "%s", err);
+				return EO_RESTART_FAILED;
+			}
+			if (eo_try_xact("eo_ingest: storing Avro schemas", eo_avro_store_step, NULL) &&
+				ready == EO_AVRO_READY)
+				break;
+			if (ready == EO_AVRO_RETRY)
+				eo_report(EO_STATE_RETRYING, "%s; retrying in %ld ms", err, delay);
+		}
+		if (eo_backoff(delay))
+			return EO_RESTART_SETUP;
+		delay = Min(delay * 2, (long) eo_retry_max_delay);
+	}
+	return EO_RESTART_NONE;
+}
+
 /* Commit the polled batch, retrying with backoff until it lands. */
 static EoRestart
 eo_commit_batch(void)
 {
 	int64	   *next = MemoryContextAlloc(batch_cxt, sizeof(int64) * Max(nparts, 1));
 	long		delay = 1000;
+	EoRestart	r;
 
 	if (!eo_next_offsets(next) && nrecs == 0)
 		return EO_RESTART_NONE;
+	r = eo_avro_prepare();
+	if (r != EO_RESTART_NONE)
+		return r;
 
 	for (;;)
 	{
