@@ -22,7 +22,6 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/json.h"
-#include "utils/lsyscache.h"
 #include "utils/timestamp.h"
 
 #include "avro_format.h"
@@ -588,7 +587,7 @@ eo_decode_record(EoReader *r, EoMapping *map, EoAvroSink *sink, EoAvroNode *s,
 			r->p = start;
 			initStringInfo(&buf);
 			if (!eo_render(r, f, col->json_raw ? EO_RENDER_JSON : EO_RENDER_TEXT,
-						   OidIsValid(get_element_type(col->typid)), &buf, &isnull, level))
+						   col->is_array, &buf, &isnull, level))
 				return false;
 			read = true;
 			sink->emit(sink->arg, c, isnull ? NULL : buf.data, isnull ? 0 : buf.len);

@@ -194,6 +194,7 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 			(col->source == EO_SRC_KEY || col->source == EO_SRC_VALUE);
 		col->json_raw = col->typid == JSONOID || col->typid == JSONBOID;
 		col->typmod = att->atttypmod;
+		col->is_array = OidIsValid(get_element_type(col->typid));
 		col->arraytype = get_array_type(col->typid);
 		if (!OidIsValid(col->arraytype))
 			ereport(ERROR,

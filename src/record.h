@@ -60,6 +60,8 @@ typedef struct EoColumn
 	int		   *pathlen;		/* strlen of each path element */
 	bool		binary;			/* raw bytes into a bytea column */
 	bool		json_raw;		/* json/jsonb column: keep the JSON text */
+	bool		is_array;		/* an array type: Avro arrays fill it as an
+								 * array literal, not JSON */
 	/* the writer passes values as an array of the column type */
 	Oid			arraytype;
 	FmgrInfo	infunc;

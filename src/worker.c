@@ -1139,10 +1139,11 @@ eo_avro_prepare(void)
 			break;
 		if (eo_try_xact("eo_ingest: reading Avro schemas", eo_avro_load_step, &ids))
 		{
+			/* the answers' parsing garbage goes with the batch */
 			old = MemoryContextSwitchTo(batch_cxt);
 			ids.n = eo_avro_missing_ids(recs, nrecs, &ids.ids);
-			MemoryContextSwitchTo(old);
 			ready = eo_avro_fetch(ids.ids, ids.n, err, sizeof(err));
+			MemoryContextSwitchTo(old);
 			if (ready == EO_AVRO_FAILED)
 			{
 				eo_report(EO_STATE_FAILED, "%s", err);
