@@ -24,3 +24,379 @@ CREATE OR REPLACE FUNCTION eo_ingest.resume_pipeline(name text)
 RETURNS void LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT eo_ingest._set_enabled(name, true) $$;
+
+/* Avro values (format => 'avro') with a Confluent Schema Registry or an inline writer schema */
+
+-- the registry URLs or the inline schema of an Avro pipeline
+ALTER TABLE eo_ingest.pipelines
+	ADD COLUMN schema_registry text,
+	ADD COLUMN avro_schema text,
+	DROP CONSTRAINT pipelines_format_check,
+	ADD CONSTRAINT pipelines_format_check CHECK (format IN ('json', 'avro', 'text', 'bytea'));
+
+-- Writer schemas by id, per registry: replay, restart, failover and
+-- restore never need the registry for an id already seen.
+CREATE TABLE eo_ingest.avro_schemas (
+	registry	text NOT NULL,
+	id			integer NOT NULL,
+	schema		text NOT NULL,
+	fetched_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (registry, id)
+);
+COMMENT ON TABLE eo_ingest.avro_schemas IS 'Avro writer schemas fetched from schema registries, by registry (the pipeline''s schema_registry) and id';
+SELECT pg_catalog.pg_extension_config_dump('eo_ingest.avro_schemas', '');
+REVOKE ALL ON eo_ingest.avro_schemas FROM PUBLIC;
+GRANT SELECT ON eo_ingest.avro_schemas TO PUBLIC;
+-- a role sees the schemas of the registries its own pipelines use
+ALTER TABLE eo_ingest.avro_schemas ENABLE ROW LEVEL SECURITY;
+CREATE POLICY avro_schemas_owner ON eo_ingest.avro_schemas
+	USING (EXISTS (SELECT FROM eo_ingest.pipelines p WHERE p.schema_registry OPERATOR(pg_catalog.=) registry));
+
+CREATE FUNCTION eo_ingest._check_avro_schema(schema text)
+RETURNS void LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'eo_ingest_check_avro_schema';
+COMMENT ON FUNCTION eo_ingest._check_avro_schema IS 'internal: raises an error for an Avro schema eo_ingest cannot read';
+
+CREATE FUNCTION eo_ingest._catalog_set_avro(id integer, schema_registry text, avro_schema text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_catalog_set_avro';
+COMMENT ON FUNCTION eo_ingest._catalog_set_avro IS 'internal: use eo_ingest.create_pipeline or alter_pipeline';
+
+CREATE FUNCTION eo_ingest._check_avro(format text, schema_registry text, avro_schema text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	url text;
+BEGIN
+	IF format <> 'avro' THEN
+		IF schema_registry IS NOT NULL OR avro_schema IS NOT NULL THEN
+			RAISE EXCEPTION 'schema_registry and avro_schema need format ''avro'''
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN;
+	END IF;
+	IF schema_registry IS NOT NULL AND avro_schema IS NOT NULL THEN
+		RAISE EXCEPTION 'format ''avro'' takes schema_registry or avro_schema, not both'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'With a registry each record names its writer schema; avro_schema is for plain Avro binary without one.';
+	END IF;
+	IF schema_registry IS NULL AND avro_schema IS NULL THEN
+		RAISE EXCEPTION 'format ''avro'' needs either schema_registry or avro_schema'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give schema_registry => ''http://host:8081'' for the Confluent wire format, or avro_schema => the writer schema (JSON) for plain Avro binary.';
+	END IF;
+	IF schema_registry IS NOT NULL THEN
+		IF btrim(schema_registry) = '' OR length(schema_registry) > 10000 THEN
+			RAISE EXCEPTION 'schema_registry must be a comma-separated list of URLs'
+				USING ERRCODE = 'invalid_parameter_value', HINT = 'For example ''http://registry1:8081,http://registry2:8081''.';
+		END IF;
+		FOR url IN SELECT btrim(u) FROM regexp_split_to_table(schema_registry, ',') u LOOP
+			IF url !~ '^https?://[^/@\s]+(/\S*)?$' THEN
+				RAISE EXCEPTION 'invalid schema_registry URL "%"', eo_ingest._shorten(url)
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'Each URL starts with http:// or https:// and carries no user name or password.',
+						  HINT = 'Put credentials in kafka_options as schema.registry.user and schema.registry.password.';
+			END IF;
+		END LOOP;
+	END IF;
+	IF avro_schema IS NOT NULL THEN
+		PERFORM eo_ingest._check_avro_schema(avro_schema);
+	END IF;
+END
+$$;
+
+DROP FUNCTION eo_ingest.create_pipeline(text, text, text, regclass, text, text, text, jsonb, text, integer,
+										jsonb, boolean, integer, boolean, integer);
+CREATE FUNCTION eo_ingest.create_pipeline(
+	name			text,
+	brokers			text,
+	topic			text,
+	target			regclass,
+	event_id		text DEFAULT 'event_id',
+	on_duplicate	text DEFAULT 'skip',
+	format			text DEFAULT 'json',
+	columns			jsonb DEFAULT NULL,
+	start_from		text DEFAULT 'earliest',
+	batch_size		integer DEFAULT 50000,
+	kafka_options	jsonb DEFAULT '{}',
+	start			boolean DEFAULT true,
+	workers			integer DEFAULT 1,
+	synchronous_commit boolean DEFAULT true,
+	batch_timeout	integer DEFAULT 100,
+	schema_registry	text DEFAULT NULL,
+	avro_schema		text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	rel record;
+	k text;
+	v jsonb;
+	id_col name;
+	src text;
+	has_value boolean := false;
+	is_avro boolean := format = 'avro';
+	new_id integer;
+BEGIN
+	IF name IS NULL OR name = '' THEN
+		RAISE EXCEPTION 'name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF length(name) > 63 OR name !~ '^[A-Za-z0-9_][A-Za-z0-9_.-]*$' THEN
+		RAISE EXCEPTION 'invalid pipeline name "%"', eo_ingest._shorten(name)
+			USING ERRCODE = 'invalid_name',
+				  HINT = 'Use up to 63 letters, digits, underscores, dots or dashes.';
+	END IF;
+	IF EXISTS (SELECT FROM eo_ingest.pipeline_status s WHERE s.name OPERATOR(pg_catalog.=) create_pipeline.name) THEN
+		RAISE EXCEPTION 'pipeline "%" already exists', eo_ingest._shorten(name)
+			USING ERRCODE = 'duplicate_object',
+				  HINT = 'Drop it first with eo_ingest.drop_pipeline, or choose another name.';
+	END IF;
+	IF brokers IS NULL OR btrim(brokers) = '' THEN
+		RAISE EXCEPTION 'brokers must not be empty' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
+	END IF;
+	IF length(brokers) > 10000 THEN
+		RAISE EXCEPTION 'brokers is too long' USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('brokers has %s characters; at most 10000 are accepted.', length(brokers)),
+			HINT = 'A few bootstrap brokers are enough: the client learns the others from them.';
+	END IF;
+	IF brokers !~ '^\s*[^,\s]+(\s*,\s*[^,\s]+)*\s*$' THEN
+		RAISE EXCEPTION 'invalid brokers "%"', eo_ingest._shorten(brokers) USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
+	END IF;
+	IF topic IS NULL OR topic = '' THEN
+		RAISE EXCEPTION 'topic must not be empty' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF length(topic) > 249 OR topic !~ '^[A-Za-z0-9._-]+$' OR topic IN ('.', '..') THEN
+		RAISE EXCEPTION 'invalid topic name "%"', eo_ingest._shorten(topic) USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Kafka topic names use up to 249 letters, digits, dots, underscores and dashes.';
+	END IF;
+	IF target IS NULL THEN
+		RAISE EXCEPTION 'target must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	SELECT c.relkind, c.relpersistence, c.relnamespace INTO rel FROM pg_class c WHERE c.oid = target;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'target relation with OID % does not exist', target::oid
+			USING ERRCODE = 'undefined_table';
+	END IF;
+	IF rel.relnamespace IN ('pg_catalog'::regnamespace, 'eo_ingest'::regnamespace, 'information_schema'::regnamespace)
+	   OR target::oid < 16384 THEN
+		RAISE EXCEPTION 'target % is a system or eo_ingest catalog table', target
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Pipelines write into your own tables.';
+	END IF;
+	IF rel.relkind NOT IN ('r', 'p') THEN
+		RAISE EXCEPTION 'target "%" is not a table', target
+			USING ERRCODE = 'wrong_object_type',
+				  DETAIL = format('%s is a %s.', target,
+						CASE rel.relkind WHEN 'v' THEN 'view' WHEN 'm' THEN 'materialized view'
+							 WHEN 'f' THEN 'foreign table' WHEN 'S' THEN 'sequence' ELSE 'relation of another kind' END),
+				  HINT = 'Pipelines write into ordinary or partitioned tables.';
+	END IF;
+	IF rel.relpersistence = 't' THEN
+		RAISE EXCEPTION 'target "%" is a temporary table', target
+			USING ERRCODE = 'wrong_object_type',
+				  HINT = 'Temporary tables are visible only to the session that created them.';
+	END IF;
+	IF NOT has_table_privilege(target, 'INSERT') THEN
+		RAISE EXCEPTION 'permission denied for table %', target
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'The pipeline writes as its owner, who needs INSERT on the target.';
+	END IF;
+	IF on_duplicate IS NULL THEN
+		RAISE EXCEPTION 'on_duplicate must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
+	END IF;
+	IF on_duplicate NOT IN ('skip', 'update') THEN
+		RAISE EXCEPTION 'invalid on_duplicate "%"', eo_ingest._shorten(on_duplicate)
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
+	END IF;
+	IF on_duplicate = 'update' AND NOT has_table_privilege(target, 'UPDATE') THEN
+		RAISE EXCEPTION 'permission denied for table %', target
+			USING ERRCODE = 'insufficient_privilege',
+				  HINT = 'on_duplicate => ''update'' needs UPDATE on the target.';
+	END IF;
+	IF format IS NULL THEN
+		RAISE EXCEPTION 'format must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use ''json'', ''avro'', ''text'' or ''bytea''.';
+	END IF;
+	IF format NOT IN ('json', 'avro', 'text', 'bytea') THEN
+		RAISE EXCEPTION 'invalid format "%"', eo_ingest._shorten(format)
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''json'', ''avro'', ''text'' or ''bytea''.';
+	END IF;
+	PERFORM eo_ingest._check_avro(format, schema_registry, avro_schema);
+	IF columns IS NOT NULL THEN
+		IF jsonb_typeof(columns) <> 'object' THEN
+			RAISE EXCEPTION 'columns must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
+				HINT = 'Map target columns to sources, e.g. {"customer_id": "customer.id", "raw": "$value"}.';
+		END IF;
+		FOR k, v IN SELECT * FROM jsonb_each(columns) LOOP
+			IF jsonb_typeof(v) <> 'string' OR v #>> '{}' = '' THEN
+				RAISE EXCEPTION 'columns entry "%" must be a non-empty string', eo_ingest._shorten(k)
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'Use a JSON key or path such as "customer.id", or one of $key, $value, $topic, $partition, $offset, $timestamp, $headers.';
+			END IF;
+			src := v #>> '{}';
+			IF left(src, 1) = '$' AND src NOT IN ('$key', '$value', '$topic', '$partition', '$offset', '$timestamp', '$headers') THEN
+				RAISE EXCEPTION 'columns entry "%" has unknown source "%"', eo_ingest._shorten(k), eo_ingest._shorten(src)
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers.';
+			END IF;
+			IF left(src, 1) <> '$' AND format NOT IN ('json', 'avro') THEN
+				RAISE EXCEPTION 'columns entry "%" is a JSON path but the format is %', eo_ingest._shorten(k), eo_ingest._shorten(format)
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'With text or bytea values, map columns from $key, $value, $topic, $partition, $offset, $timestamp or $headers.';
+			END IF;
+			IF src = '$value' THEN has_value := true; END IF;
+			IF NOT EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = target AND a.attname = k::name
+							AND a.attnum > 0 AND NOT a.attisdropped) THEN
+				RAISE EXCEPTION 'columns entry "%": target % has no such column', eo_ingest._shorten(k), target
+					USING ERRCODE = 'undefined_column';
+			END IF;
+			IF EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = target AND a.attname = k::name
+						AND a.attgenerated <> '') THEN
+				RAISE EXCEPTION 'columns entry "%": column % of target % is generated', eo_ingest._shorten(k), quote_ident(k), target
+					USING ERRCODE = 'invalid_parameter_value',
+						  HINT = 'Generated columns are computed by PostgreSQL; leave them out of columns.';
+			END IF;
+		END LOOP;
+	END IF;
+	IF format NOT IN ('json', 'avro') AND NOT has_value THEN
+		RAISE EXCEPTION 'format "%" needs a column mapped from $value', eo_ingest._shorten(format)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Add columns => ''{"payload": "$value"}'' naming the column that receives the whole value.';
+	END IF;
+	IF event_id IS NOT NULL THEN
+		IF event_id = '' THEN
+			RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
+				HINT = 'Name the JSON key holding the event id, ''$key'' for the Kafka key, or NULL for no deduplication.';
+		END IF;
+		IF format NOT IN ('json', 'avro') AND event_id <> '$key' THEN
+			RAISE EXCEPTION 'event_id "%" needs format json or avro', eo_ingest._shorten(event_id)
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'With text or bytea values use event_id => ''$key'' or NULL.';
+		END IF;
+		id_col := eo_ingest._event_id_column(target, event_id, columns);
+		IF id_col IS NULL THEN
+			RAISE EXCEPTION 'target % has no column for event_id "%"', target, eo_ingest._shorten(event_id)
+				USING ERRCODE = 'undefined_column',
+					  HINT = CASE WHEN event_id = '$key'
+							 THEN 'Map a column to the Kafka key with columns => ''{"event_id": "$key"}''.'
+							 ELSE format('Add a column named %I, or map one with columns => ''{"my_column": "%s"}''.',
+										 eo_ingest._shorten(event_id), eo_ingest._shorten(event_id)) END;
+		END IF;
+		IF NOT EXISTS (
+			SELECT FROM pg_index i
+			 WHERE i.indrelid = target AND i.indisunique AND i.indisvalid AND i.indpred IS NULL
+			   AND i.indnkeyatts = 1 AND i.indexprs IS NULL
+			   AND i.indkey[0] = (SELECT attnum FROM pg_attribute WHERE attrelid = target AND attname = id_col)) THEN
+			RAISE EXCEPTION 'target % has no unique index on column %', target, quote_ident(id_col)
+				USING ERRCODE = 'invalid_table_definition',
+					  DETAIL = 'Duplicate events are collapsed on the event id, which needs a unique index on that column alone.',
+					  HINT = format('CREATE UNIQUE INDEX ON %s (%I);', target, id_col);
+		END IF;
+	END IF;
+	PERFORM eo_ingest._check_position('start_from', start_from, false);
+	IF start_from NOT IN ('earliest', 'latest') THEN
+		-- the worker parses this with its own TimeZone: store the instant, in ISO 8601
+		start_from := to_json(start_from::timestamptz) #>> '{}';
+	END IF;
+	PERFORM eo_ingest._check_batch_size(batch_size);
+	IF workers IS NULL OR workers < 1 OR workers > 64 THEN
+		RAISE EXCEPTION 'workers must be between 1 and 64' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF batch_timeout IS NULL OR batch_timeout < 1 OR batch_timeout > 3600000 THEN
+		RAISE EXCEPTION 'batch_timeout must be between 1 and 3600000 milliseconds' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF start IS NULL THEN
+		RAISE EXCEPTION 'start must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	IF synchronous_commit IS NULL THEN
+		RAISE EXCEPTION 'synchronous_commit must not be NULL' USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM eo_ingest._check_kafka_options_shape(kafka_options);
+
+	new_id := eo_ingest._catalog_insert_pipeline(name, btrim(brokers), topic, target, event_id, on_duplicate,
+												 format, columns, start_from, batch_size, batch_timeout,
+												 workers, synchronous_commit, kafka_options, start);
+	IF is_avro THEN
+		PERFORM eo_ingest._catalog_set_avro(new_id, btrim(schema_registry), avro_schema);
+	END IF;
+	PERFORM eo_ingest._notify_change();
+END
+$$;
+
+DROP FUNCTION eo_ingest.alter_pipeline(text, integer, text, jsonb, integer, boolean, integer, text, regclass);
+CREATE FUNCTION eo_ingest.alter_pipeline(
+	name			text,
+	batch_size		integer DEFAULT NULL,
+	on_duplicate	text DEFAULT NULL,
+	kafka_options	jsonb DEFAULT NULL,
+	workers			integer DEFAULT NULL,
+	synchronous_commit boolean DEFAULT NULL,
+	batch_timeout	integer DEFAULT NULL,
+	brokers			text DEFAULT NULL,
+	target			regclass DEFAULT NULL,
+	schema_registry	text DEFAULT NULL,
+	avro_schema		text DEFAULT NULL)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	p eo_ingest.pipelines := eo_ingest._owned_pipeline(name);
+BEGIN
+	IF batch_size IS NOT NULL THEN
+		PERFORM eo_ingest._check_batch_size(batch_size);
+	END IF;
+	IF on_duplicate IS NOT NULL AND on_duplicate NOT IN ('skip', 'update') THEN
+		RAISE EXCEPTION 'invalid on_duplicate "%"', eo_ingest._shorten(on_duplicate)
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''skip'' (first wins) or ''update'' (latest wins).';
+	END IF;
+	IF target IS NOT NULL THEN
+		PERFORM eo_ingest._check_target(target, p.owner, coalesce(on_duplicate, p.on_duplicate),
+										p.format, p.event_id, p.columns);
+	ELSIF on_duplicate = 'update' AND NOT has_table_privilege(p.target, 'UPDATE') THEN
+		RAISE EXCEPTION 'permission denied for table %', p.target
+			USING ERRCODE = 'insufficient_privilege', HINT = 'on_duplicate => ''update'' needs UPDATE on the target.';
+	END IF;
+	IF kafka_options IS NOT NULL THEN
+		PERFORM eo_ingest._check_kafka_options_shape(kafka_options);
+	END IF;
+	IF schema_registry IS NOT NULL OR avro_schema IS NOT NULL THEN
+		IF p.format <> 'avro' THEN
+			RAISE EXCEPTION 'pipeline "%" has format %, not avro', eo_ingest._shorten(name), p.format
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'schema_registry and avro_schema apply to format ''avro'' only.';
+		END IF;
+		-- one replaces the other: a registry and an inline schema exclude each other
+		PERFORM eo_ingest._check_avro('avro', schema_registry, avro_schema);
+	END IF;
+	IF workers IS NOT NULL AND (workers < 1 OR workers > 64) THEN
+		RAISE EXCEPTION 'workers must be between 1 and 64' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF batch_timeout IS NOT NULL AND (batch_timeout < 1 OR batch_timeout > 3600000) THEN
+		RAISE EXCEPTION 'batch_timeout must be between 1 and 3600000 milliseconds' USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF brokers IS NOT NULL AND btrim(brokers) = '' THEN
+		RAISE EXCEPTION 'brokers must not be empty' USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
+	END IF;
+	IF length(brokers) > 10000 THEN
+		RAISE EXCEPTION 'brokers is too long' USING ERRCODE = 'invalid_parameter_value',
+			DETAIL = format('brokers has %s characters; at most 10000 are accepted.', length(brokers)),
+			HINT = 'A few bootstrap brokers are enough: the client learns the others from them.';
+	END IF;
+	IF brokers !~ '^\s*[^,\s]+(\s*,\s*[^,\s]+)*\s*$' THEN
+		RAISE EXCEPTION 'invalid brokers "%"', eo_ingest._shorten(brokers) USING ERRCODE = 'invalid_parameter_value',
+			HINT = 'Give a comma-separated list of host:port, e.g. ''127.0.0.1:9092''.';
+	END IF;
+	PERFORM eo_ingest._catalog_update_pipeline(p.id, NULL, alter_pipeline.batch_size, alter_pipeline.on_duplicate,
+											   alter_pipeline.kafka_options, alter_pipeline.workers,
+											   alter_pipeline.synchronous_commit, alter_pipeline.batch_timeout,
+											   btrim(alter_pipeline.brokers), alter_pipeline.target);
+	IF schema_registry IS NOT NULL OR avro_schema IS NOT NULL THEN
+		PERFORM eo_ingest._catalog_set_avro(p.id, btrim(alter_pipeline.schema_registry),
+											alter_pipeline.avro_schema);
+	END IF;
+	PERFORM eo_ingest._notify_change();
+END
+$$;

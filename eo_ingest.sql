@@ -23,7 +23,7 @@ CREATE TABLE eo_ingest.pipelines (
 	on_duplicate	text NOT NULL DEFAULT 'skip'
 		CHECK (on_duplicate IN ('skip', 'update')),
 	format			text NOT NULL DEFAULT 'json'
-		CHECK (format IN ('json', 'text', 'bytea')),
+		CHECK (format IN ('json', 'avro', 'text', 'bytea')),
 	columns			jsonb,
 	start_from		text NOT NULL DEFAULT 'earliest',
 	batch_size		integer NOT NULL DEFAULT 50000 CHECK (batch_size BETWEEN 1 AND 1000000),
@@ -36,6 +36,8 @@ CREATE TABLE eo_ingest.pipelines (
 	generation		bigint NOT NULL DEFAULT 0,
 	created_at		timestamptz NOT NULL DEFAULT now(),
 	target_name		text,
+	schema_registry	text,			-- format avro: registry URLs, or
+	avro_schema		text,			-- the inline writer schema
 	CHECK (name <> '' AND length(name) <= 63)
 );
 COMMENT ON TABLE eo_ingest.pipelines IS 'one row per pipeline; read-only, change it through the eo_ingest functions';
@@ -117,6 +119,24 @@ REVOKE ALL ON SEQUENCE eo_ingest.pipelines_id_seq FROM PUBLIC;
 GRANT USAGE ON SCHEMA eo_ingest TO PUBLIC;
 GRANT SELECT ON eo_ingest.pipelines, eo_ingest.offsets, eo_ingest.counters, eo_ingest.dead_letters
 	TO PUBLIC;
+
+-- Writer schemas by id, per registry: replay, restart, failover and
+-- restore never need the registry for an id already seen.
+CREATE TABLE eo_ingest.avro_schemas (
+	registry	text NOT NULL,
+	id			integer NOT NULL,
+	schema		text NOT NULL,
+	fetched_at	timestamptz NOT NULL DEFAULT now(),
+	PRIMARY KEY (registry, id)
+);
+COMMENT ON TABLE eo_ingest.avro_schemas IS 'Avro writer schemas fetched from schema registries, by registry (the pipeline''s schema_registry) and id';
+SELECT pg_catalog.pg_extension_config_dump('eo_ingest.avro_schemas', '');
+REVOKE ALL ON eo_ingest.avro_schemas FROM PUBLIC;
+GRANT SELECT ON eo_ingest.avro_schemas TO PUBLIC;
+-- a role sees the schemas of the registries its own pipelines use
+ALTER TABLE eo_ingest.avro_schemas ENABLE ROW LEVEL SECURITY;
+CREATE POLICY avro_schemas_owner ON eo_ingest.avro_schemas
+	USING (EXISTS (SELECT FROM eo_ingest.pipelines p WHERE p.schema_registry OPERATOR(pg_catalog.=) registry));
 
 /*
  * C support.  The functions that hand kafka_options to librdkafka refuse,
@@ -326,6 +346,58 @@ AS $$
 	 ORDER BY attnum LIMIT 1
 $$;
 
+CREATE FUNCTION eo_ingest._check_avro_schema(schema text)
+RETURNS void LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'eo_ingest_check_avro_schema';
+COMMENT ON FUNCTION eo_ingest._check_avro_schema IS 'internal: raises an error for an Avro schema eo_ingest cannot read';
+
+CREATE FUNCTION eo_ingest._catalog_set_avro(id integer, schema_registry text, avro_schema text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_catalog_set_avro';
+COMMENT ON FUNCTION eo_ingest._catalog_set_avro IS 'internal: use eo_ingest.create_pipeline or alter_pipeline';
+
+CREATE FUNCTION eo_ingest._check_avro(format text, schema_registry text, avro_schema text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	url text;
+BEGIN
+	IF format <> 'avro' THEN
+		IF schema_registry IS NOT NULL OR avro_schema IS NOT NULL THEN
+			RAISE EXCEPTION 'schema_registry and avro_schema need format ''avro'''
+				USING ERRCODE = 'invalid_parameter_value';
+		END IF;
+		RETURN;
+	END IF;
+	IF schema_registry IS NOT NULL AND avro_schema IS NOT NULL THEN
+		RAISE EXCEPTION 'format ''avro'' takes schema_registry or avro_schema, not both'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'With a registry each record names its writer schema; avro_schema is for plain Avro binary without one.';
+	END IF;
+	IF schema_registry IS NULL AND avro_schema IS NULL THEN
+		RAISE EXCEPTION 'format ''avro'' needs either schema_registry or avro_schema'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Give schema_registry => ''http://host:8081'' for the Confluent wire format, or avro_schema => the writer schema (JSON) for plain Avro binary.';
+	END IF;
+	IF schema_registry IS NOT NULL THEN
+		IF btrim(schema_registry) = '' OR length(schema_registry) > 10000 THEN
+			RAISE EXCEPTION 'schema_registry must be a comma-separated list of URLs'
+				USING ERRCODE = 'invalid_parameter_value', HINT = 'For example ''http://registry1:8081,http://registry2:8081''.';
+		END IF;
+		FOR url IN SELECT btrim(u) FROM regexp_split_to_table(schema_registry, ',') u LOOP
+			IF url !~ '^https?://[^/@\s]+(/\S*)?$' THEN
+				RAISE EXCEPTION 'invalid schema_registry URL "%"', eo_ingest._shorten(url)
+					USING ERRCODE = 'invalid_parameter_value',
+						  DETAIL = 'Each URL starts with http:// or https:// and carries no user name or password.',
+						  HINT = 'Put credentials in kafka_options as schema.registry.user and schema.registry.password.';
+			END IF;
+		END LOOP;
+	END IF;
+	IF avro_schema IS NOT NULL THEN
+		PERFORM eo_ingest._check_avro_schema(avro_schema);
+	END IF;
+END
+$$;
+
 CREATE FUNCTION eo_ingest.create_pipeline(
 	name			text,
 	brokers			text,
@@ -341,7 +413,9 @@ CREATE FUNCTION eo_ingest.create_pipeline(
 	start			boolean DEFAULT true,
 	workers			integer DEFAULT 1,
 	synchronous_commit boolean DEFAULT true,
-	batch_timeout	integer DEFAULT 100)
+	batch_timeout	integer DEFAULT 100,
+	schema_registry	text DEFAULT NULL,
+	avro_schema		text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -352,6 +426,8 @@ DECLARE
 	id_col name;
 	src text;
 	has_value boolean := false;
+	is_avro boolean := format = 'avro';
+	new_id integer;
 BEGIN
 	IF name IS NULL OR name = '' THEN
 		RAISE EXCEPTION 'name must not be empty' USING ERRCODE = 'invalid_parameter_value';
@@ -433,12 +509,13 @@ BEGIN
 	END IF;
 	IF format IS NULL THEN
 		RAISE EXCEPTION 'format must not be NULL'
-			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use ''json'', ''text'' or ''bytea''.';
+			USING ERRCODE = 'null_value_not_allowed', HINT = 'Use ''json'', ''avro'', ''text'' or ''bytea''.';
 	END IF;
-	IF format NOT IN ('json', 'text', 'bytea') THEN
+	IF format NOT IN ('json', 'avro', 'text', 'bytea') THEN
 		RAISE EXCEPTION 'invalid format "%"', eo_ingest._shorten(format)
-			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''json'', ''text'' or ''bytea''.';
+			USING ERRCODE = 'invalid_parameter_value', HINT = 'Use ''json'', ''avro'', ''text'' or ''bytea''.';
 	END IF;
+	PERFORM eo_ingest._check_avro(format, schema_registry, avro_schema);
 	IF columns IS NOT NULL THEN
 		IF jsonb_typeof(columns) <> 'object' THEN
 			RAISE EXCEPTION 'columns must be a JSON object' USING ERRCODE = 'invalid_parameter_value',
@@ -456,7 +533,7 @@ BEGIN
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers.';
 			END IF;
-			IF left(src, 1) <> '$' AND format <> 'json' THEN
+			IF left(src, 1) <> '$' AND format NOT IN ('json', 'avro') THEN
 				RAISE EXCEPTION 'columns entry "%" is a JSON path but the format is %', eo_ingest._shorten(k), eo_ingest._shorten(format)
 					USING ERRCODE = 'invalid_parameter_value',
 						  HINT = 'With text or bytea values, map columns from $key, $value, $topic, $partition, $offset, $timestamp or $headers.';
@@ -475,7 +552,7 @@ BEGIN
 			END IF;
 		END LOOP;
 	END IF;
-	IF format <> 'json' AND NOT has_value THEN
+	IF format NOT IN ('json', 'avro') AND NOT has_value THEN
 		RAISE EXCEPTION 'format "%" needs a column mapped from $value', eo_ingest._shorten(format)
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Add columns => ''{"payload": "$value"}'' naming the column that receives the whole value.';
@@ -485,8 +562,8 @@ BEGIN
 			RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
 				HINT = 'Name the JSON key holding the event id, ''$key'' for the Kafka key, or NULL for no deduplication.';
 		END IF;
-		IF format <> 'json' AND event_id <> '$key' THEN
-			RAISE EXCEPTION 'event_id "%" needs format json', eo_ingest._shorten(event_id)
+		IF format NOT IN ('json', 'avro') AND event_id <> '$key' THEN
+			RAISE EXCEPTION 'event_id "%" needs format json or avro', eo_ingest._shorten(event_id)
 				USING ERRCODE = 'invalid_parameter_value',
 					  HINT = 'With text or bytea values use event_id => ''$key'' or NULL.';
 		END IF;
@@ -530,9 +607,12 @@ BEGIN
 	END IF;
 	PERFORM eo_ingest._check_kafka_options_shape(kafka_options);
 
-	PERFORM eo_ingest._catalog_insert_pipeline(name, btrim(brokers), topic, target, event_id, on_duplicate,
-											   format, columns, start_from, batch_size, batch_timeout,
-											   workers, synchronous_commit, kafka_options, start);
+	new_id := eo_ingest._catalog_insert_pipeline(name, btrim(brokers), topic, target, event_id, on_duplicate,
+												 format, columns, start_from, batch_size, batch_timeout,
+												 workers, synchronous_commit, kafka_options, start);
+	IF is_avro THEN
+		PERFORM eo_ingest._catalog_set_avro(new_id, btrim(schema_registry), avro_schema);
+	END IF;
 	PERFORM eo_ingest._notify_change();
 END
 $$;
@@ -654,7 +734,9 @@ CREATE FUNCTION eo_ingest.alter_pipeline(
 	synchronous_commit boolean DEFAULT NULL,
 	batch_timeout	integer DEFAULT NULL,
 	brokers			text DEFAULT NULL,
-	target			regclass DEFAULT NULL)
+	target			regclass DEFAULT NULL,
+	schema_registry	text DEFAULT NULL,
+	avro_schema		text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -677,6 +759,15 @@ BEGIN
 	END IF;
 	IF kafka_options IS NOT NULL THEN
 		PERFORM eo_ingest._check_kafka_options_shape(kafka_options);
+	END IF;
+	IF schema_registry IS NOT NULL OR avro_schema IS NOT NULL THEN
+		IF p.format <> 'avro' THEN
+			RAISE EXCEPTION 'pipeline "%" has format %, not avro', eo_ingest._shorten(name), p.format
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'schema_registry and avro_schema apply to format ''avro'' only.';
+		END IF;
+		-- one replaces the other: a registry and an inline schema exclude each other
+		PERFORM eo_ingest._check_avro('avro', schema_registry, avro_schema);
 	END IF;
 	IF workers IS NOT NULL AND (workers < 1 OR workers > 64) THEN
 		RAISE EXCEPTION 'workers must be between 1 and 64' USING ERRCODE = 'invalid_parameter_value';
@@ -701,6 +792,10 @@ BEGIN
 											   alter_pipeline.kafka_options, alter_pipeline.workers,
 											   alter_pipeline.synchronous_commit, alter_pipeline.batch_timeout,
 											   btrim(alter_pipeline.brokers), alter_pipeline.target);
+	IF schema_registry IS NOT NULL OR avro_schema IS NOT NULL THEN
+		PERFORM eo_ingest._catalog_set_avro(p.id, btrim(alter_pipeline.schema_registry),
+											alter_pipeline.avro_schema);
+	END IF;
 	PERFORM eo_ingest._notify_change();
 END
 $$;

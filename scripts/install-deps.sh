@@ -11,6 +11,7 @@ export DEBIAN_FRONTEND=noninteractive
 PACKAGES=(
 	postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap
 	librdkafka-dev kcat
+	libavro-dev libcurl4-openssl-dev python3-venv
 	libipc-run-perl libtap-parser-sourcehandler-pgtap-perl
 	make gcc openssl procps
 	maven openjdk-17-jre-headless
@@ -42,6 +43,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
 	echo "install-deps: all Debian packages present"
+fi
+
+# The Avro tests produce with a real client's serializer (confluent-kafka's
+# AvroSerializer) into a venv readable by the unprivileged test user.
+VENV=/opt/eo_ingest-venv
+if ! "$VENV/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavro' 2>/dev/null; then
+	echo "install-deps: creating $VENV with confluent-kafka and fastavro"
+	/usr/bin/python3 -m venv "$VENV"
+	"$VENV/bin/pip" install -q 'confluent-kafka[avro,schemaregistry]' fastavro
+else
+	echo "install-deps: $VENV present"
 fi
 
 "$HERE/../test/kafka/kafka.sh" fetch

@@ -197,9 +197,15 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 		col->is_array = OidIsValid(get_element_type(col->typid));
 		col->arraytype = get_array_type(col->typid);
 		if (!OidIsValid(col->arraytype))
-			ereport(ERROR,
-					(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-					 errmsg("column \"%s\" has type %s, which has no array type", attname, col->type)));
+		{
+			Oid			outfunc;
+			bool		varlena;
+
+			col->via_text = true;
+			col->arraytype = TEXTARRAYOID;
+			getTypeOutputInfo(col->typid, &outfunc, &varlena);
+			fmgr_info(outfunc, &col->outfunc);
+		}
 		{
 			Oid			infunc;
 

@@ -62,6 +62,10 @@ typedef struct EoColumn
 	bool		json_raw;		/* json/jsonb column: keep the JSON text */
 	bool		is_array;		/* an array type: Avro arrays fill it as an
 								 * array literal, not JSON */
+	bool		via_text;		/* no array type (an array column): the writer
+								 * passes its values as text[] (outfunc) and
+								 * the statement casts them */
+	FmgrInfo	outfunc;
 	/* the writer passes values as an array of the column type */
 	Oid			arraytype;
 	FmgrInfo	infunc;

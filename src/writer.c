@@ -167,7 +167,17 @@ eo_writer_plan(EoWriter *w, const char *shape)
 		appendStringInfo(&sql, "%s%s", first ? "" : ", ", map->columns[c].name);
 		first = false;
 	}
-	appendStringInfoString(&sql, ") SELECT * ");
+	appendStringInfoString(&sql, ") SELECT ");
+	first = true;
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		if (shape[c] != '1')
+			continue;
+		appendStringInfo(&sql, "%sc%d", first ? "" : ", ", c);
+		if (map->columns[c].via_text)
+			appendStringInfo(&sql, "::%s", map->columns[c].type);
+		first = false;
+	}
 	appendStringInfoString(&sql, " FROM unnest(");
 	first = true;
 	for (int c = 0; c < map->ncolumns; c++)
@@ -267,10 +277,16 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 		{
 			elems[r] = recs[idx[lo + r]].datums[c];
 			enulls[r] = recs[idx[lo + r]].nulls[c];
+			if (col->via_text && !enulls[r])
+				elems[r] = CStringGetTextDatum(OutputFunctionCall(&col->outfunc, elems[r]));
 		}
-		args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
-														   col->typid, col->typlen,
-														   col->typbyval, col->typalign));
+		if (col->via_text)
+			args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
+															   TEXTOID, -1, false, TYPALIGN_INT));
+		else
+			args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
+															   col->typid, col->typlen,
+															   col->typbyval, col->typalign));
 	}
 
 	ret = eo_catalog_execute_pinned_plan(plan, args, NULL, false, 0);

@@ -1,7 +1,7 @@
 -- Catalog shape: schema, tables, views, functions, row-level security,
 -- privileges of PUBLIC and the extension's configuration tables.
 BEGIN;
-SELECT plan(129);
+SELECT plan(134);
 
 SELECT has_schema('eo_ingest');
 SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'eo_ingest'),
@@ -9,12 +9,13 @@ SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extna
 
 -- tables, their columns and primary keys
 SELECT has_table('eo_ingest', t, 'table eo_ingest.' || t)
-  FROM unnest(ARRAY['pipelines', 'offsets', 'counters', 'dead_letters']) AS t;
+  FROM unnest(ARRAY['pipelines', 'offsets', 'counters', 'dead_letters', 'avro_schemas']) AS t;
 
 SELECT has_column('eo_ingest', 'pipelines', c, 'pipelines.' || c)
   FROM unnest(ARRAY['id', 'name', 'owner', 'brokers', 'topic', 'target', 'event_id', 'on_duplicate',
                     'format', 'columns', 'start_from', 'batch_size', 'batch_timeout', 'workers',
-                    'synchronous_commit', 'kafka_options', 'enabled', 'target_name']) AS c;
+                    'synchronous_commit', 'kafka_options', 'enabled', 'target_name',
+                    'schema_registry', 'avro_schema']) AS c;
 SELECT col_is_pk('eo_ingest', 'pipelines', 'id', 'pipelines is keyed by id');
 SELECT col_is_unique('eo_ingest', 'pipelines', 'name', 'pipeline names are unique');
 SELECT col_type_is('eo_ingest', 'pipelines', 'target', 'regclass', 'pipelines.target is a regclass');
@@ -134,7 +135,7 @@ SELECT is_empty($$SELECT c.relname, at.attname
 SELECT ok(NOT has_table_privilege('public', 'eo_ingest.pipelines', 'UPDATE'),
           'PUBLIC has no table-wide UPDATE on pipelines');
 SELECT ok(NOT has_table_privilege('public', 'eo_ingest.' || t, 'TRUNCATE'), 'PUBLIC cannot truncate ' || t)
-  FROM unnest(ARRAY['pipelines', 'offsets', 'counters', 'dead_letters']) AS t;
+  FROM unnest(ARRAY['pipelines', 'offsets', 'counters', 'dead_letters', 'avro_schemas']) AS t;
 SELECT is_empty($$SELECT c.relname FROM pg_class c WHERE c.relnamespace = 'eo_ingest'::regnamespace
                    AND c.relkind IN ('v', 'm') AND (has_table_privilege('public', c.oid, 'INSERT')
                         OR has_table_privilege('public', c.oid, 'UPDATE') OR has_table_privilege('public', c.oid, 'DELETE'))$$,
@@ -146,7 +147,7 @@ SELECT ok(NOT has_schema_privilege('public', 'eo_ingest', 'CREATE'), 'PUBLIC can
 -- pg_dump keeps pipelines, offsets, counters and dead letters
 SELECT ok((SELECT ('eo_ingest.' || t)::regclass = ANY (extconfig) FROM pg_extension WHERE extname = 'eo_ingest'),
           t || ' is an extension configuration table')
-  FROM unnest(ARRAY['pipelines', 'offsets', 'counters', 'dead_letters']) AS t;
+  FROM unnest(ARRAY['pipelines', 'offsets', 'counters', 'dead_letters', 'avro_schemas']) AS t;
 SELECT ok((SELECT 'eo_ingest.pipelines_id_seq'::regclass = ANY (extconfig) FROM pg_extension WHERE extname = 'eo_ingest'),
           'the pipeline id sequence is dumped too');
 
