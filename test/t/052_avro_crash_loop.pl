@@ -79,14 +79,19 @@ for my $what (shuffle(('worker') x $worker_kills, ('postmaster') x $postmaster_k
 	else
 	{
 		my ($pm) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
+		my @kids = grep { /\d/ } split ' ', `ps -o pid= --ppid $pm`;
 		kill 'KILL', $pm;
 		$node->kill9;
 		$n_postmaster++;
+		# the server starts again once the orphans let go of shared memory
+		my $deadline = time + 20;
+		sleep(0.1) while grep({ kill 0, $_ } @kids) && time < $deadline;
+		kill 'KILL', grep { kill 0, $_ } @kids;
 		my $started = 0;
 		for (1 .. 40)
 		{
-			sleep(0.5);
 			last if ($started = $node->start(fail_ok => 1));
+			sleep(0.5);
 		}
 		last unless $started;
 	}
