@@ -68,9 +68,10 @@ sub produce_start
 	push @cmd, '--partition', $o{partition} if defined $o{partition};
 	push @cmd, '--schema-id', $o{schema_id} if defined $o{schema_id};
 	push @cmd, '--rate', $o{rate} if defined $o{rate};
-	my $h = { in => join('', map { $JSON->encode($_) . "\n" } @{ $o{records} }),
-		out => '', err => '', files => [ $sf, $kf ] };
-	$h->{run} = IPC::Run::start(\@cmd, \$h->{in}, \$h->{out}, \$h->{err},
+	# records from a file: a scalar would be fed only while the caller pumps
+	my $in = _tmpfile(join('', map { $JSON->encode($_) . "\n" } @{ $o{records} }));
+	my $h = { out => '', err => '', files => [ $sf, $kf, $in ] };
+	$h->{run} = IPC::Run::start(\@cmd, '<', "$in", '>', \$h->{out}, '2>', \$h->{err},
 		IPC::Run::timeout(600));
 	return $h;
 }
