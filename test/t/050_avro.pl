@@ -162,7 +162,11 @@ for my $k (0 .. $#records)
 	my @vals = (lit($r->{event_id}) . '::uuid',
 		(map { expected_sql($_->[0], $_->[1], $r->{ $_->[0] }) } @cols),
 		defined $r->{rec}{x} ? $r->{rec}{x} : 'NULL', lit($r->{rec}{y}) . '::text', "'dflt'");
-	$node->safe_psql('postgres', 'INSERT INTO public.av_expected VALUES (' . join(', ', @vals) . ')');
+	my $sql = 'INSERT INTO public.av_expected VALUES (' . join(', ', @vals) . ')';
+	# JSON::PP's text made the statement a character string; psql needs the
+	# UTF-8 bytes the test's strings hold
+	utf8::downgrade($sql);
+	$node->safe_psql('postgres', $sql);
 }
 for my $col ((map { $_->[0] } @cols), 'rec_x', 'rec_y', 'missing')
 {
