@@ -39,7 +39,6 @@
 #include "pgstat.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
-#include "storage/shmem.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/lsyscache.h"
@@ -82,30 +81,6 @@ static Oid	my_new_database = InvalidOid;
 static bool callbacks_registered = false;
 
 static ProcessUtility_hook_type prev_process_utility = NULL;
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-static void
-eo_dbhold_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(sizeof(EoHolds));
-}
-
-static void
-eo_dbhold_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	eo_holds = ShmemInitStruct("eo_ingest holds", sizeof(EoHolds), &found);
-	if (!found)
-		memset(eo_holds, 0, sizeof(EoHolds));
-	LWLockRelease(AddinShmemInitLock);
-}
 
 bool
 eo_database_held(Oid database)
@@ -334,10 +309,7 @@ eo_dbhold_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 void
 eo_dbhold_init(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = eo_dbhold_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = eo_dbhold_shmem_startup;
+	eo_shmem_add("eo_ingest holds", sizeof(EoHolds), (void **) &eo_holds);
 	prev_process_utility = ProcessUtility_hook;
 	ProcessUtility_hook = eo_dbhold_utility;
 }

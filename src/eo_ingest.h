@@ -89,6 +89,7 @@ extern EoShared *eo_shared;
 /* shmem.c */
 extern void eo_shmem_request(void);
 extern void eo_shmem_init(void);
+extern void eo_shmem_add(const char *name, Size size, void **ptr);
 extern EoWorkerSlot *eo_slot_acquire(const EoWorkerArgs *args);
 extern void eo_slot_set_state(EoWorkerSlot *slot, EoState state, const char *error);
 extern void eo_slot_set_progress(EoWorkerSlot *slot, int n, const int32 *partitions,

@@ -37,12 +37,39 @@ eo_shmem_size(void)
 					mul_size(sizeof(EoWorkerSlot), eo_max_workers));
 }
 
+/*
+ * Shared structs of other modules (dbhold.c, slotwait.c), registered from
+ * _PG_init and set up, zeroed, with eo_ingest's own; they share its lock.
+ */
+typedef struct EoShmemPart
+{
+	const char *name;
+	Size		size;
+	void	  **ptr;
+} EoShmemPart;
+
+static EoShmemPart eo_shmem_parts[4];
+static int	eo_shmem_nparts = 0;
+
+void
+eo_shmem_add(const char *name, Size size, void **ptr)
+{
+	if (eo_shmem_nparts >= lengthof(eo_shmem_parts))
+		elog(ERROR, "too many eo_ingest shared memory parts");
+	eo_shmem_parts[eo_shmem_nparts].name = name;
+	eo_shmem_parts[eo_shmem_nparts].size = size;
+	eo_shmem_parts[eo_shmem_nparts].ptr = ptr;
+	eo_shmem_nparts++;
+}
+
 static void
 eo_shmem_request_hook(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(eo_shmem_size());
+	for (int i = 0; i < eo_shmem_nparts; i++)
+		RequestAddinShmemSpace(eo_shmem_parts[i].size);
 	RequestNamedLWLockTranche("eo_ingest", 1);
 }
 
@@ -60,6 +87,13 @@ eo_shmem_startup_hook(void)
 	{
 		memset(eo_shared, 0, eo_shmem_size());
 		eo_shared->lock = &(GetNamedLWLockTranche("eo_ingest"))->lock;
+	}
+	for (int i = 0; i < eo_shmem_nparts; i++)
+	{
+		*eo_shmem_parts[i].ptr = ShmemInitStruct(eo_shmem_parts[i].name,
+												 eo_shmem_parts[i].size, &found);
+		if (!found)
+			memset(*eo_shmem_parts[i].ptr, 0, eo_shmem_parts[i].size);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }

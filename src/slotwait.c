@@ -12,7 +12,6 @@
 
 #include "miscadmin.h"
 #include "storage/ipc.h"
-#include "storage/shmem.h"
 #include "utils/timestamp.h"
 
 #include "slotwait.h"
@@ -27,38 +26,10 @@ typedef struct EoWaitingSet
 
 static EoWaitingSet *eo_waiting = NULL;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
-
-static void
-eo_slotwait_shmem_request(void)
-{
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
-	RequestAddinShmemSpace(sizeof(EoWaitingSet));
-}
-
-static void
-eo_slotwait_shmem_startup(void)
-{
-	bool		found;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
-	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
-	eo_waiting = ShmemInitStruct("eo_ingest waiting", sizeof(EoWaitingSet), &found);
-	if (!found)
-		memset(eo_waiting, 0, sizeof(EoWaitingSet));
-	LWLockRelease(AddinShmemInitLock);
-}
-
 void
 eo_slotwait_init(void)
 {
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = eo_slotwait_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = eo_slotwait_shmem_startup;
+	eo_shmem_add("eo_ingest waiting", sizeof(EoWaitingSet), (void **) &eo_waiting);
 }
 
 static EoWaiting *
