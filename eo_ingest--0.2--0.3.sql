@@ -36,7 +36,9 @@ INSERT INTO eo_ingest.home_database SELECT oid FROM pg_catalog.pg_database
  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
 COMMENT ON TABLE eo_ingest.home_database IS 'internal: the database these pipelines belong to';
 ALTER TABLE eo_ingest.home_database ENABLE ROW LEVEL SECURITY;
+CREATE POLICY home_database_read ON eo_ingest.home_database FOR SELECT USING (true);
 REVOKE ALL ON eo_ingest.home_database FROM PUBLIC;
+GRANT SELECT ON eo_ingest.home_database TO PUBLIC;
 
 /*
  * Lag is shown only while the brokers told the watermarks recently, and

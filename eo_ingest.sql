@@ -108,6 +108,7 @@ INSERT INTO eo_ingest.home_database SELECT oid FROM pg_catalog.pg_database
  WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
 COMMENT ON TABLE eo_ingest.home_database IS 'internal: the database these pipelines belong to';
 ALTER TABLE eo_ingest.home_database ENABLE ROW LEVEL SECURITY;
+CREATE POLICY home_database_read ON eo_ingest.home_database FOR SELECT USING (true);
 
 ALTER TABLE eo_ingest.pipelines ENABLE ROW LEVEL SECURITY;
 ALTER TABLE eo_ingest.offsets ENABLE ROW LEVEL SECURITY;
@@ -127,8 +128,8 @@ CREATE POLICY dead_letters_owner ON eo_ingest.dead_letters
 REVOKE ALL ON ALL TABLES IN SCHEMA eo_ingest FROM PUBLIC;
 REVOKE ALL ON SEQUENCE eo_ingest.pipelines_id_seq FROM PUBLIC;
 GRANT USAGE ON SCHEMA eo_ingest TO PUBLIC;
-GRANT SELECT ON eo_ingest.pipelines, eo_ingest.offsets, eo_ingest.counters, eo_ingest.dead_letters
-	TO PUBLIC;
+GRANT SELECT ON eo_ingest.pipelines, eo_ingest.offsets, eo_ingest.counters, eo_ingest.dead_letters,
+	eo_ingest.home_database TO PUBLIC;
 
 /*
  * C support.  The functions that hand kafka_options to librdkafka refuse,

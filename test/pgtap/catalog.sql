@@ -70,8 +70,9 @@ SELECT col_type_is('eo_ingest', 'partition_progress', c, t, format('partition_pr
 SELECT hasnt_column('eo_ingest', 'pipeline_status', 'kafka_options', 'pipeline_status does not show kafka_options');
 SELECT col_type_is('eo_ingest', v, 'watermarks_at', 'timestamp with time zone', v || ' says when the watermarks were read')
   FROM unnest(ARRAY['pipeline_status', 'partition_progress']) AS v;
-SELECT ok(NOT has_table_privilege('public', 'eo_ingest.home_database', 'SELECT'),
-          'PUBLIC cannot read eo_ingest.home_database');
+SELECT ok(has_table_privilege('public', 'eo_ingest.home_database', 'SELECT')
+          AND NOT has_table_privilege('public', 'eo_ingest.home_database', 'INSERT, UPDATE, DELETE, TRUNCATE'),
+          'PUBLIC reads eo_ingest.home_database and writes nothing there');
 
 -- the SQL interface
 SELECT has_function('eo_ingest', f, a, format('eo_ingest.%s(%s)', f, array_to_string(a, ', ')))
