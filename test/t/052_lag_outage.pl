@@ -89,10 +89,14 @@ while (time - $t_restart < 60)
 }
 EoTest::wait_caught_up($node, 'lag', EoTest::committed_count(\@m));
 
-# a backlog with the broker up: lag is read while it drains
-push @m, @{ $kafka->produce(topic => 't052', count => 60_000, start_id => 7_001,
+# a backlog with the broker up (produced while the pipeline is paused, so
+# that it waits whatever the machine's speed): lag is read while it drains
+$node->safe_psql('postgres', "SELECT eo_ingest.pause_pipeline('lag')");
+EoTest::wait_for($node, "SELECT worker_pid IS NULL FROM eo_ingest.pipeline_status WHERE name = 'lag'", 't');
+push @m, @{ $kafka->produce(topic => 't052', count => 100_000, start_id => 7_001,
 	timestamp_base => EoTest::ts_base(2)) };
 $since = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
+$node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('lag')");
 my $positive = 0;
 my $t_backlog = time;
 while (time - $t_backlog < 60)
