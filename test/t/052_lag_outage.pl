@@ -42,18 +42,21 @@ sub sample
 {
 	my ($label, $since) = @_;
 	my $produced = scalar @m;
+	# what waits is read by a second statement, after the lags: nothing is
+	# produced while sampling, so it can only be less than when lag was read
 	my $r = $node->safe_psql('postgres', <<"EOS");
 SELECT coalesce(s.lag::text, 'NULL'),
 	   coalesce(extract(epoch FROM clock_timestamp() - s.watermarks_at)::numeric(10,1)::text, 'NULL'),
-	   $produced - (SELECT sum(next_offset) FROM eo_ingest.partition_progress WHERE pipeline = 'lag'),
 	   (SELECT string_agg(coalesce(lag::text, 'NULL'), ',' ORDER BY partition)
 		  FROM eo_ingest.partition_progress WHERE pipeline = 'lag'),
 	   (SELECT bool_and(lag IS NULL OR watermarks_at > clock_timestamp() - interval '6 s')
 		  FROM eo_ingest.partition_progress WHERE pipeline = 'lag'),
 	   coalesce(s.watermarks_at > '$since'::timestamptz, false)
-  FROM eo_ingest.pipeline_status s WHERE name = 'lag'
+  FROM eo_ingest.pipeline_status s WHERE name = 'lag';
+SELECT $produced - sum(next_offset) FROM eo_ingest.partition_progress WHERE pipeline = 'lag';
 EOS
-	my ($lag, $age, $waiting, $plags, $pfresh, $after) = split /\|/, $r;
+	my ($first, $waiting) = split /\n/, $r;
+	my ($lag, $age, $plags, $pfresh, $after) = split /\|/, $first;
 	push @samples, "$label lag=$lag age=$age waiting=$waiting partitions=$plags";
 	push @bad, "$label: lag $lag from a read ${age}s old" if $lag ne 'NULL' && ($age eq 'NULL' || $age > 6);
 	push @bad, "$label: a partition's lag from a stale read ($plags)" if $pfresh ne 't';
