@@ -93,7 +93,7 @@ produce(2_000);
 check_pipeline('userdb', 'before any command');
 
 # --- ALTER DATABASE ... RENAME TO
-backlog('userdb', 30_000);
+backlog('userdb', 100_000);
 my $total = EoTest::committed_count(\@m);
 my $landed = $node->safe_psql('userdb', 'SELECT count(*) FROM public.orders');
 cmp_ok($landed, '<', $total - 1000, "rename: the backlog is still draining ($landed of $total rows)");
