@@ -25,21 +25,21 @@ use EoTest;
 
 my $kafka = EoKafka->new;
 $kafka->start;
-$kafka->create_topic('t050', 2);
+$kafka->create_topic('t035', 2);
 
-my $node = EoTest::new_node('eo050', conf => "eo_ingest.launcher_naptime = 3600\n");
+my $node = EoTest::new_node('eo035', conf => "eo_ingest.launcher_naptime = 3600\n");
 $node->safe_psql('postgres', 'CREATE DATABASE userdb');
 $node->safe_psql('userdb', 'CREATE EXTENSION eo_ingest');
 EoTest::create_orders_table($node, 'public.orders', dbname => 'userdb');
 EoTest::create_pipeline($node, dbname => 'userdb', name => 'p', brokers => $kafka->brokers,
-	topic => 't050', target => 'public.orders', batch_size => \'500');
+	topic => 't035', target => 'public.orders', batch_size => \'500');
 
 my @m;
 my $run = 0;
 sub produce
 {
 	my ($count) = @_;
-	push @m, @{ $kafka->produce(topic => 't050', count => $count, start_id => scalar(@m) + 1,
+	push @m, @{ $kafka->produce(topic => 't035', count => $count, start_id => scalar(@m) + 1,
 		dup_ratio => 0.05, seed => 50 + $run, timestamp_base => EoTest::ts_base($run++)) };
 	return;
 }
@@ -142,7 +142,7 @@ for my $i (1 .. 70)
 	my $db = "db$i";
 	$node->safe_psql('postgres', "CREATE DATABASE $db TEMPLATE tpl");
 	EoTest::create_pipeline($node, dbname => $db, name => 'p', brokers => $kafka->brokers,
-		topic => 't050', target => 'public.orders', start => \'false');
+		topic => 't035', target => 'public.orders', start => \'false');
 	my $t0 = time;
 	my $ok = EoTest::wait_for($node,
 		"SELECT count(*) FROM pg_stat_activity WHERE datname = '$db' AND backend_type = 'eo_ingest supervisor'",

@@ -18,21 +18,21 @@ my $N = 40;
 
 my $kafka = EoKafka->new;
 $kafka->start;
-$kafka->create_topic('t051', 1);
+$kafka->create_topic('t036', 1);
 
-my $node = EoTest::new_node('eo051', conf => <<'EOC');
+my $node = EoTest::new_node('eo036', conf => <<'EOC');
 max_worker_processes = 8
 max_parallel_workers = 0
 eo_ingest.launcher_naptime = 3600
 EOC
-my $m = $kafka->produce(topic => 't051', count => 300, dup_ratio => 0.05,
+my $m = $kafka->produce(topic => 't036', count => 300, dup_ratio => 0.05,
 	timestamp_base => EoTest::ts_base(0));
 
 for my $i (1 .. $N)
 {
 	EoTest::create_orders_table($node, "public.o$i");
 	EoTest::create_pipeline($node, name => "p$i", brokers => $kafka->brokers,
-		topic => 't051', target => "public.o$i", batch_size => \'100');
+		topic => 't036', target => "public.o$i", batch_size => \'100');
 }
 
 # running and waiting pipelines, as "name" lists
@@ -95,7 +95,7 @@ for my $i ($N + 1 .. $N + 4)
 {
 	EoTest::create_orders_table($node, "public.o$i");
 	EoTest::create_pipeline($node, name => "p$i", brokers => $kafka->brokers,
-		topic => 't051', target => "public.o$i", batch_size => \'100');
+		topic => 't036', target => "public.o$i", batch_size => \'100');
 }
 $node->append_conf('postgresql.conf', "max_worker_processes = 32\neo_ingest.max_workers = 2\n");
 $node->restart;

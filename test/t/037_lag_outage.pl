@@ -18,13 +18,13 @@ use EoTest;
 
 my $kafka = EoKafka->new;
 $kafka->start;
-$kafka->create_topic('t052', 2);
+$kafka->create_topic('t037', 2);
 
-my $node = EoTest::new_node('eo052');
+my $node = EoTest::new_node('eo037');
 EoTest::create_orders_table($node, 'public.orders');
 EoTest::create_pipeline($node, name => 'lag', brokers => $kafka->brokers,
-	topic => 't052', target => 'public.orders', batch_size => \'500');
-my @m = @{ $kafka->produce(topic => 't052', count => 2_000, timestamp_base => EoTest::ts_base(0)) };
+	topic => 't037', target => 'public.orders', batch_size => \'500');
+my @m = @{ $kafka->produce(topic => 't037', count => 2_000, timestamp_base => EoTest::ts_base(0)) };
 EoTest::wait_caught_up($node, 'lag', EoTest::committed_count(\@m));
 is($node->safe_psql('postgres', <<'EOS'), 't|t', 'caught up: lag 0 from a watermark read just now');
 SELECT s.watermarks_at > now() - interval '5 s',
@@ -80,7 +80,7 @@ ok(defined $null_at, 'lag turns NULL during the outage'
 	  . (defined $null_at ? sprintf(' (after %.1f s)', $null_at) : ''));
 
 $kafka->restart;
-push @m, @{ $kafka->produce(topic => 't052', count => 5_000, start_id => 2_001,
+push @m, @{ $kafka->produce(topic => 't037', count => 5_000, start_id => 2_001,
 	timestamp_base => EoTest::ts_base(1)) };
 my $since = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
 my $t_restart = time;
@@ -96,7 +96,7 @@ EoTest::wait_caught_up($node, 'lag', EoTest::committed_count(\@m));
 # that it waits whatever the machine's speed): lag is read while it drains
 $node->safe_psql('postgres', "SELECT eo_ingest.pause_pipeline('lag')");
 EoTest::wait_for($node, "SELECT worker_pid IS NULL FROM eo_ingest.pipeline_status WHERE name = 'lag'", 't');
-push @m, @{ $kafka->produce(topic => 't052', count => 100_000, start_id => 7_001,
+push @m, @{ $kafka->produce(topic => 't037', count => 100_000, start_id => 7_001,
 	timestamp_base => EoTest::ts_base(2)) };
 $since = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
 $node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('lag')");
