@@ -99,6 +99,19 @@ RETURNS boolean LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$ SELECT pg_catalog.pg_has_role(current_user, owner, 'MEMBER') $$;
 
+/*
+ * Where this database's pipelines belong.  Not dumped: a restore records the
+ * restored database; a database copied with CREATE DATABASE ... TEMPLATE
+ * finds its original's oid here, and its supervisor pauses the copied
+ * pipelines instead of consuming the same topics a second time.
+ */
+CREATE TABLE eo_ingest.home_database (database oid NOT NULL);
+INSERT INTO eo_ingest.home_database SELECT oid FROM pg_catalog.pg_database
+ WHERE datname OPERATOR(pg_catalog.=) pg_catalog.current_database();
+COMMENT ON TABLE eo_ingest.home_database IS 'internal: the database these pipelines belong to';
+ALTER TABLE eo_ingest.home_database ENABLE ROW LEVEL SECURITY;
+CREATE POLICY home_database_read ON eo_ingest.home_database FOR SELECT USING (true);
+
 ALTER TABLE eo_ingest.pipelines ENABLE ROW LEVEL SECURITY;
 ALTER TABLE eo_ingest.offsets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE eo_ingest.counters ENABLE ROW LEVEL SECURITY;
@@ -117,8 +130,8 @@ CREATE POLICY dead_letters_owner ON eo_ingest.dead_letters
 REVOKE ALL ON ALL TABLES IN SCHEMA eo_ingest FROM PUBLIC;
 REVOKE ALL ON SEQUENCE eo_ingest.pipelines_id_seq FROM PUBLIC;
 GRANT USAGE ON SCHEMA eo_ingest TO PUBLIC;
-GRANT SELECT ON eo_ingest.pipelines, eo_ingest.offsets, eo_ingest.counters, eo_ingest.dead_letters
-	TO PUBLIC;
+GRANT SELECT ON eo_ingest.pipelines, eo_ingest.offsets, eo_ingest.counters, eo_ingest.dead_letters,
+	eo_ingest.home_database TO PUBLIC;
 
 -- Writer schemas by id, per registry: replay, restart, failover and
 -- restore never need the registry for an id already seen.
@@ -157,13 +170,13 @@ RETURNS SETOF record LANGUAGE c STRICT AS 'MODULE_PATHNAME', 'eo_ingest_guarded_
 CREATE FUNCTION eo_ingest._worker_status(
 	OUT database oid, OUT pipeline_id integer, OUT worker integer, OUT pid integer,
 	OUT state text, OUT lag bigint, OUT last_error text, OUT last_error_at timestamptz,
-	OUT started_at timestamptz)
-RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_worker_status';
+	OUT started_at timestamptz, OUT watermarks_at timestamptz)
+RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_worker_status_0_3';
 
 CREATE FUNCTION eo_ingest._partition_status(
 	OUT database oid, OUT pipeline_id integer, OUT partition integer,
-	OUT high_watermark bigint)
-RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_partition_status';
+	OUT high_watermark bigint, OUT watermarks_at timestamptz)
+RETURNS SETOF record LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_partition_status_0_3';
 
 /* Catalog writes, after the caller's checks (src/catalog.c) */
 CREATE FUNCTION eo_ingest._catalog_insert_pipeline(
@@ -866,7 +879,8 @@ SELECT p.name,
 	   p.synchronous_commit,
 	   p.created_at,
 	   coalesce(c.batches, 0) AS batches,
-	   coalesce(c.subtransactions, 0) AS subtransactions
+	   coalesce(c.subtransactions, 0) AS subtransactions,
+	   CASE WHEN p.enabled THEN w.watermarks_at END AS watermarks_at
   FROM eo_ingest.pipelines p
   LEFT JOIN (SELECT pipeline_id, sum(rows_inserted)::bigint AS rows_inserted,
 					sum(rows_updated)::bigint AS rows_updated,
@@ -884,7 +898,8 @@ SELECT p.name,
 					min(s.pid) AS pid,
 					CASE WHEN bool_and(s.lag IS NOT NULL) THEN sum(s.lag)::bigint END AS lag,
 					(array_agg(s.last_error ORDER BY s.last_error_at DESC NULLS LAST))[1] AS last_error,
-					max(s.last_error_at) AS last_error_at
+					max(s.last_error_at) AS last_error_at,
+					CASE WHEN bool_and(s.watermarks_at IS NOT NULL) THEN min(s.watermarks_at) END AS watermarks_at
 			   FROM eo_ingest._worker_status() s
 			  WHERE s.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			  GROUP BY s.pipeline_id) w ON w.pipeline_id = p.id;
@@ -896,7 +911,8 @@ SELECT p.name AS pipeline,
 	   h.high_watermark,
 	   CASE WHEN p.enabled AND h.high_watermark IS NOT NULL
 			THEN greatest(h.high_watermark - o.next_offset, 0) END AS lag,
-	   o.committed_at
+	   o.committed_at,
+	   h.watermarks_at
   FROM eo_ingest.offsets o
   JOIN eo_ingest.pipelines p ON p.id = o.pipeline_id
   LEFT JOIN eo_ingest._partition_status() h

@@ -11,8 +11,10 @@
 #include "miscadmin.h"
 #include "utils/guc.h"
 
+#include "dbhold.h"
 #include "eo_ingest.h"
 #include "guard.h"
+#include "slotwait.h"
 
 PG_MODULE_MAGIC;
 
@@ -96,5 +98,7 @@ _PG_init(void)
 
 	eo_guard_init();
 	eo_shmem_request();
+	eo_dbhold_init();
+	eo_slotwait_init();
 	eo_register_launcher();
 }

@@ -57,6 +57,7 @@ typedef struct EoWorkerSlot
 	pid_t		pid;
 	EoState		state;
 	int64		lag;			/* -1 while unknown */
+	TimestampTz watermarks_at;	/* when the brokers last told the watermarks */
 	TimestampTz started_at;
 	TimestampTz last_error_at;
 	char		last_error[EO_ERROR_LEN];
@@ -88,12 +89,15 @@ extern EoShared *eo_shared;
 /* shmem.c */
 extern void eo_shmem_request(void);
 extern void eo_shmem_init(void);
+extern void eo_shmem_add(const char *name, Size size, void **ptr);
 extern EoWorkerSlot *eo_slot_acquire(const EoWorkerArgs *args);
 extern void eo_slot_set_state(EoWorkerSlot *slot, EoState state, const char *error);
 extern void eo_slot_set_progress(EoWorkerSlot *slot, int n, const int32 *partitions,
 								 const int64 *next_offsets, const int64 *high_watermarks);
 extern uint64 eo_database_wake_seq(Oid database);
 extern void eo_register_supervisor(Oid database, bool attach);
+extern void eo_database_wake(Oid database);
+extern void eo_database_forget(Oid database, const uint64 *seen_seq);
 
 /* launcher.c */
 extern void eo_register_launcher(void);

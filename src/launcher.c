@@ -34,7 +34,9 @@
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
+#include "dbhold.h"
 #include "eo_ingest.h"
+#include "slotwait.h"
 
 typedef struct EoChild
 {
@@ -144,6 +146,10 @@ static void
 eo_start_supervisor(EoChild *child)
 {
 	BackgroundWorker worker;
+
+	/* a DROP, RENAME or template copy of the database is under way */
+	if (eo_database_held(child->database))
+		return;
 
 	eo_bgw_init(&worker, "eo_supervisor_main", "eo_ingest supervisor");
 	snprintf(worker.bgw_name, BGW_MAXLEN, "eo_ingest supervisor for database %u",
@@ -262,9 +268,27 @@ eo_launcher_main(Datum arg)
 	}
 }
 
+/* This supervisor's workers, kept in TopMemoryContext */
+static List *supervisor_entries = NIL;
+
+/*
+ * Whatever ends the supervisor ends its workers too: a database command
+ * waiting for the database (dbhold.c) stops the supervisor, and no one
+ * else would stop them.
+ */
 static void
 eo_supervisor_detach(int code, Datum arg)
 {
+	ListCell   *lc;
+
+	foreach(lc, supervisor_entries)
+	{
+		EoWorkerEntry *e = (EoWorkerEntry *) lfirst(lc);
+
+		if (e->running)
+			TerminateBackgroundWorker(e->handle);
+	}
+	eo_wait_clear_database(MyDatabaseId);
 	eo_register_supervisor(MyDatabaseId, false);
 }
 
@@ -281,17 +305,31 @@ eo_start_worker(EoWorkerEntry *e)
 	memcpy(worker.bgw_extra, &e->args, sizeof(EoWorkerArgs));
 
 	e->started_at = GetCurrentTimestamp();
-	if (!RegisterDynamicBackgroundWorker(&worker, &e->handle))
+	/* a slot frees when a worker exits: try again at the next round */
+	e->restart_after = TimestampTzPlusMilliseconds(e->started_at, 1000);
+	if (eo_free_worker_slots() == 0)
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start eo_ingest worker for pipeline %d",
-						e->args.pipeline_id),
-				 errhint("Raise max_worker_processes.")));
-		e->handle = NULL;
-		e->restart_after = TimestampTzPlusMilliseconds(e->started_at, 5000);
+		if (eo_wait_note(&e->args, EO_WAIT_MAX_WORKERS))
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("eo_ingest pipeline %d waits for a worker slot", e->args.pipeline_id),
+					 errdetail("All eo_ingest.max_workers (%d) slots are in use.", eo_max_workers),
+					 errhint("Raise eo_ingest.max_workers, or pause or drop other pipelines.")));
 		return;
 	}
+	if (!RegisterDynamicBackgroundWorker(&worker, &e->handle))
+	{
+		if (eo_wait_note(&e->args, EO_WAIT_BGWORKER))
+			ereport(WARNING,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("eo_ingest pipeline %d waits for a background worker slot",
+							e->args.pipeline_id),
+					 errdetail("All max_worker_processes (%d) slots are in use.", max_worker_processes),
+					 errhint("Raise max_worker_processes, or pause or drop other pipelines.")));
+		e->handle = NULL;
+		return;
+	}
+	eo_wait_clear(&e->args);
 	e->running = true;
 }
 
@@ -316,6 +354,7 @@ eo_supervisor_read(List **entries)
 		pgstat_report_activity(STATE_RUNNING, "reading eo_ingest.pipelines");
 		if (SPI_connect() != SPI_OK_CONNECT)
 			elog(ERROR, "SPI_connect failed");
+		eo_dbhold_check_copy();
 		ret = SPI_execute("SELECT id, owner::oid, workers FROM eo_ingest.pipelines WHERE enabled",
 						  true, 0);
 		if (ret != SPI_OK_SELECT)
@@ -395,8 +434,9 @@ eo_supervisor_reconcile(List **entries)
 					/* a worker that keeps dying quickly is restarted ever more slowly */
 					if (TimestampDifferenceExceeds(e->started_at, now, 30000))
 						e->quick_exits = 0;
-					else
+					else if (eo_free_worker_slots() > 0)
 						e->quick_exits = Min(e->quick_exits + 1, 5);
+					/* else it found no eo_ingest slot: eo_start_worker notes the wait */
 					e->restart_after = TimestampTzPlusMilliseconds(now, 1000L << e->quick_exits);
 					break;
 				case BGWH_POSTMASTER_DIED:
@@ -415,6 +455,7 @@ eo_supervisor_reconcile(List **entries)
 			eo_start_worker(e);
 		else if (!e->wanted && !e->running)
 		{
+			eo_wait_clear(&e->args);
 			*entries = foreach_delete_current(*entries, lc);
 			pfree(e);
 		}
@@ -425,7 +466,7 @@ void
 eo_supervisor_main(Datum arg)
 {
 	Oid			database = DatumGetObjectId(arg);
-	List	   *entries = NIL;
+	List	  **entries = &supervisor_entries;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -436,9 +477,14 @@ eo_supervisor_main(Datum arg)
 
 	eo_register_supervisor(database, true);
 	before_shmem_exit(eo_supervisor_detach, (Datum) 0);
+	/* after registering: a command that holds the database now sees us */
+	if (eo_database_held(database))
+		proc_exit(0);
 
 	for (;;)
 	{
+		uint64		seen_seq;
+
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -446,20 +492,14 @@ eo_supervisor_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
-		if (!eo_supervisor_read(&entries))
+		seen_seq = eo_database_wake_seq(database);
+		if (!eo_supervisor_read(entries))
 		{
-			ListCell   *lc;
-
-			foreach(lc, entries)
-			{
-				EoWorkerEntry *e = (EoWorkerEntry *) lfirst(lc);
-
-				if (e->running)
-					TerminateBackgroundWorker(e->handle);
-			}
+			/* no extension: free the wake-up entry unless a wake-up came since */
+			eo_database_forget(database, &seen_seq);
 			proc_exit(0);
 		}
-		eo_supervisor_reconcile(&entries);
+		eo_supervisor_reconcile(entries);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);

@@ -1,7 +1,7 @@
 /*
  * shmem.c
  *		Shared memory: worker progress slots, supervisor latches, and the
- *		SQL functions that read them or wake the launcher.
+ *		SQL function that wakes the launcher (status.c reads the slots).
  */
 #include "postgres.h"
 
@@ -28,8 +28,6 @@ static EoWorkerSlot *my_slot = NULL;
 static bool notify_registered = false;
 static bool notify_pending = false;
 
-PG_FUNCTION_INFO_V1(eo_ingest_worker_status);
-PG_FUNCTION_INFO_V1(eo_ingest_partition_status);
 PG_FUNCTION_INFO_V1(eo_ingest_notify_change);
 
 static Size
@@ -39,12 +37,39 @@ eo_shmem_size(void)
 					mul_size(sizeof(EoWorkerSlot), eo_max_workers));
 }
 
+/*
+ * Shared structs of other modules (dbhold.c, slotwait.c), registered from
+ * _PG_init and set up, zeroed, with eo_ingest's own; they share its lock.
+ */
+typedef struct EoShmemPart
+{
+	const char *name;
+	Size		size;
+	void	  **ptr;
+} EoShmemPart;
+
+static EoShmemPart eo_shmem_parts[4];
+static int	eo_shmem_nparts = 0;
+
+void
+eo_shmem_add(const char *name, Size size, void **ptr)
+{
+	if (eo_shmem_nparts >= lengthof(eo_shmem_parts))
+		elog(ERROR, "too many eo_ingest shared memory parts");
+	eo_shmem_parts[eo_shmem_nparts].name = name;
+	eo_shmem_parts[eo_shmem_nparts].size = size;
+	eo_shmem_parts[eo_shmem_nparts].ptr = ptr;
+	eo_shmem_nparts++;
+}
+
 static void
 eo_shmem_request_hook(void)
 {
 	if (prev_shmem_request_hook)
 		prev_shmem_request_hook();
 	RequestAddinShmemSpace(eo_shmem_size());
+	for (int i = 0; i < eo_shmem_nparts; i++)
+		RequestAddinShmemSpace(eo_shmem_parts[i].size);
 	RequestNamedLWLockTranche("eo_ingest", 1);
 }
 
@@ -62,6 +87,13 @@ eo_shmem_startup_hook(void)
 	{
 		memset(eo_shared, 0, eo_shmem_size());
 		eo_shared->lock = &(GetNamedLWLockTranche("eo_ingest"))->lock;
+	}
+	for (int i = 0; i < eo_shmem_nparts; i++)
+	{
+		*eo_shmem_parts[i].ptr = ShmemInitStruct(eo_shmem_parts[i].name,
+												 eo_shmem_parts[i].size, &found);
+		if (!found)
+			memset(*eo_shmem_parts[i].ptr, 0, eo_shmem_parts[i].size);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -181,6 +213,13 @@ eo_database_entry(Oid database, bool create)
 	{
 		memset(free_entry, 0, sizeof(EoDatabaseEntry));
 		free_entry->database = database;
+
+		/*
+		 * Entries are freed and taken again: a fresh one must not start at a
+		 * sequence number the launcher may have seen for an earlier entry of
+		 * the same database, or a wake-up would look already served.
+		 */
+		free_entry->wake_seq = (uint64) GetCurrentTimestamp();
 	}
 	return create ? free_entry : NULL;
 }
@@ -215,12 +254,46 @@ eo_register_supervisor(Oid database, bool attach)
 	LWLockRelease(eo_shared->lock);
 }
 
+/* Wake this database's supervisor and the launcher now. */
+void
+eo_database_wake(Oid database)
+{
+	EoDatabaseEntry *e;
+
+	LWLockAcquire(eo_shared->lock, LW_EXCLUSIVE);
+	e = eo_database_entry(database, true);
+	if (e != NULL)
+	{
+		e->wake_seq++;
+		if (e->supervisor_latch != NULL)
+			SetLatch(e->supervisor_latch);
+	}
+	if (eo_shared->launcher_latch != NULL)
+		SetLatch(eo_shared->launcher_latch);
+	LWLockRelease(eo_shared->lock);
+}
+
+/*
+ * Free a database's entry: the database was dropped (seen_seq NULL), or its
+ * supervisor left because the extension is not there, and no wake-up came
+ * since it looked (the wake-up sequence is still *seen_seq).
+ */
+void
+eo_database_forget(Oid database, const uint64 *seen_seq)
+{
+	EoDatabaseEntry *e;
+
+	LWLockAcquire(eo_shared->lock, LW_EXCLUSIVE);
+	e = eo_database_entry(database, false);
+	if (e != NULL && (seen_seq == NULL || e->wake_seq == *seen_seq))
+		memset(e, 0, sizeof(EoDatabaseEntry));
+	LWLockRelease(eo_shared->lock);
+}
+
 /* Wake this database's supervisor and the launcher once the change commits. */
 static void
 eo_notify_xact_callback(XactEvent event, void *arg)
 {
-	EoDatabaseEntry *e;
-
 	if (!notify_pending)
 		return;
 	if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
@@ -231,18 +304,7 @@ eo_notify_xact_callback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT)
 		return;
 	notify_pending = false;
-
-	LWLockAcquire(eo_shared->lock, LW_EXCLUSIVE);
-	e = eo_database_entry(MyDatabaseId, true);
-	if (e != NULL)
-	{
-		e->wake_seq++;
-		if (e->supervisor_latch != NULL)
-			SetLatch(e->supervisor_latch);
-	}
-	if (eo_shared->launcher_latch != NULL)
-		SetLatch(eo_shared->launcher_latch);
-	LWLockRelease(eo_shared->lock);
+	eo_database_wake(MyDatabaseId);
 }
 
 Datum
@@ -258,74 +320,5 @@ eo_ingest_notify_change(PG_FUNCTION_ARGS)
 		notify_registered = true;
 	}
 	notify_pending = true;
-	PG_RETURN_VOID();
-}
-
-Datum
-eo_ingest_worker_status(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (eo_shared == NULL)
-		PG_RETURN_VOID();
-
-	LWLockAcquire(eo_shared->lock, LW_SHARED);
-	for (int i = 0; i < eo_max_workers; i++)
-	{
-		EoWorkerSlot *s = &eo_shared->slots[i];
-		Datum		values[9];
-		bool		nulls[9] = {0};
-
-		if (!s->in_use)
-			continue;
-		values[0] = ObjectIdGetDatum(s->database);
-		values[1] = Int32GetDatum(s->pipeline_id);
-		values[2] = Int32GetDatum(s->worker);
-		values[3] = Int32GetDatum(s->pid);
-		values[4] = CStringGetTextDatum(eo_state_names[s->state]);
-		values[5] = Int64GetDatum(s->lag);
-		nulls[5] = s->lag < 0;
-		values[6] = CStringGetTextDatum(s->last_error);
-		nulls[6] = s->last_error[0] == '\0';
-		values[7] = TimestampTzGetDatum(s->last_error_at);
-		nulls[7] = s->last_error_at == 0;
-		values[8] = TimestampTzGetDatum(s->started_at);
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-	}
-	LWLockRelease(eo_shared->lock);
-	PG_RETURN_VOID();
-}
-
-Datum
-eo_ingest_partition_status(PG_FUNCTION_ARGS)
-{
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-
-	InitMaterializedSRF(fcinfo, 0);
-	if (eo_shared == NULL)
-		PG_RETURN_VOID();
-
-	LWLockAcquire(eo_shared->lock, LW_SHARED);
-	for (int i = 0; i < eo_max_workers; i++)
-	{
-		EoWorkerSlot *s = &eo_shared->slots[i];
-
-		if (!s->in_use)
-			continue;
-		for (int p = 0; p < s->npartitions; p++)
-		{
-			Datum		values[4];
-			bool		nulls[4] = {0};
-
-			values[0] = ObjectIdGetDatum(s->database);
-			values[1] = Int32GetDatum(s->pipeline_id);
-			values[2] = Int32GetDatum(s->partitions[p]);
-			values[3] = Int64GetDatum(s->high_watermarks[p]);
-			nulls[3] = s->high_watermarks[p] < 0;
-			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
-		}
-	}
-	LWLockRelease(eo_shared->lock);
 	PG_RETURN_VOID();
 }

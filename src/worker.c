@@ -38,6 +38,7 @@
 #include "batch.h"
 #include "catalog.h"
 #include "kafka.h"
+#include "watermarks.h"
 
 typedef struct EoConfig
 {
@@ -946,16 +947,13 @@ eo_publish(void)
 
 	for (int i = 0; i < nparts; i++)
 	{
-		int64_t		lo,
-					hi;
-
-		if (rd_kafka_get_watermark_offsets(rk, cfg->topic, parts[i].partition, &lo, &hi) ==
-			RD_KAFKA_RESP_ERR_NO_ERROR && hi >= 0)
-			parts[i].high_watermark = hi;
 		p[i] = parts[i].partition;
 		o[i] = parts[i].next;
 		h[i] = parts[i].high_watermark;
 	}
+	eo_watermarks_read(slot, rk, cfg->topic, nparts, p, h);
+	for (int i = 0; i < nparts; i++)
+		parts[i].high_watermark = h[i];
 	eo_slot_set_progress(slot, nparts, p, o, h);
 	pfree(p);
 	pfree(o);

@@ -1,7 +1,7 @@
 -- Catalog shape: schema, tables, views, functions, row-level security,
 -- privileges of PUBLIC and the extension's configuration tables.
 BEGIN;
-SELECT plan(134);
+SELECT plan(137);
 
 SELECT has_schema('eo_ingest');
 SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'eo_ingest'),
@@ -69,6 +69,11 @@ SELECT col_type_is('eo_ingest', 'partition_progress', c, t, format('partition_pr
   FROM (VALUES ('partition', 'integer'), ('next_offset', 'bigint'), ('high_watermark', 'bigint'),
                ('lag', 'bigint'), ('committed_at', 'timestamp with time zone')) AS v(c, t);
 SELECT hasnt_column('eo_ingest', 'pipeline_status', 'kafka_options', 'pipeline_status does not show kafka_options');
+SELECT col_type_is('eo_ingest', v, 'watermarks_at', 'timestamp with time zone', v || ' says when the watermarks were read')
+  FROM unnest(ARRAY['pipeline_status', 'partition_progress']) AS v;
+SELECT ok(has_table_privilege('public', 'eo_ingest.home_database', 'SELECT')
+          AND NOT has_table_privilege('public', 'eo_ingest.home_database', 'INSERT, UPDATE, DELETE, TRUNCATE'),
+          'PUBLIC reads eo_ingest.home_database and writes nothing there');
 
 -- the SQL interface
 SELECT has_function('eo_ingest', f, a, format('eo_ingest.%s(%s)', f, array_to_string(a, ', ')))

@@ -100,6 +100,9 @@ EoTest::wait_caught_up($node, 'up', EoTest::committed_count(\@m));
 EoTest::check_rows($node, 'public.up_orders', \@m, 'skip', label => 'across the update to the default version');
 EoTest::check_counters($node, 'up', 'public.up_orders', EoTest::committed_count(\@m));
 EoTest::check_offsets($node, 'up', $kafka, 't033', 2);
+is($node->safe_psql('postgres',
+	"SELECT watermarks_at > now() - interval '10 s' FROM eo_ingest.pipeline_status WHERE name = 'up'"),
+	't', 'pipeline_status says when the watermarks were read (0.3)');
 
 my $dead = $node->safe_psql('postgres', 'SELECT count(*) FROM eo_ingest.dead_letters');
 cmp_ok($dead, '>', 0, "$dead dead letters from before and after the update");
