@@ -18,10 +18,14 @@ ticks_by_pid() {
 	done
 }
 
-# ticks spent between two "pid ticks" lists (a process that is new in the
-# second counts whole, one that is gone counts up to the first)
+# ticks spent between two "pid ticks" lists, of the processes in the
+# optional third argument (space separated) or of all; a process new in the
+# second list counts whole, one gone from it is not counted
 ticks_between() {
-	awk 'NR == FNR { a[$1] = $2; next } { d += $2 - ($1 in a ? a[$1] : 0) } END { print d + 0 }' "$1" "$2"
+	awk -v only="${3:-}" 'BEGIN { n = split(only, o, " "); for (i = 1; i <= n; i++) want[o[i]] = 1 }
+		NR == FNR { a[$1] = $2; next }
+		n == 0 || ($1 in want) { d += $2 - ($1 in a ? a[$1] : 0) }
+		END { print d + 0 }' "$1" "$2"
 }
 
 ctxt_switches() {
@@ -44,7 +48,7 @@ idle_pipelines() {
 	step "idle: $IDLE topics (1 partition, 1 record each) and $IDLE pipelines"
 	for ((i = 1; i <= IDLE; i++)); do
 		name=$(printf 'idle_%03d' "$i")
-		as_user "$PRODUCER" -b "$BROKERS" -t "$name" --create-topic 1 >/dev/null
+		as_user "$PRODUCER" -b "$BROKERS" -t "$name" --create-topic 1 >/dev/null 2>>"$OUT/log"
 		as_user "$PRODUCER" -b "$BROKERS" -t "$name" -n 1 -s "$i" --manifest /dev/null >/dev/null 2>&1
 		echo "CREATE TABLE public.$name ($TABLE_COLS, ingested_at timestamptz DEFAULT clock_timestamp());
 		      SELECT eo_ingest.create_pipeline(name => '$name', brokers => '$BROKERS', topic => '$name',
@@ -68,15 +72,13 @@ idle_pipelines() {
 	step "idle: measuring for ${IDLE_SECS}s ($(echo $pids | wc -w) postgres processes, $npids workers)"
 	ticks_by_pid $pids >"$WORK/idle.t0"
 	k0=$(cpu_ticks "$KAFKA_PID"); c0=$(ctxt_switches $wpids)
-	ticks_by_pid $wpids >"$WORK/idle.w0"
 	t0=$(now)
 	sleep "$IDLE_SECS"
 	ticks_by_pid $(pg_other_pids) >"$WORK/idle.t1"
 	k1=$(cpu_ticks "$KAFKA_PID"); c1=$(ctxt_switches $wpids)
-	ticks_by_pid $wpids >"$WORK/idle.w1"
 	secs=$(calc "$(now) - $t0" 2)
 	pg_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1") / $TCK / $secs * 100" 1)
-	w_pct=$(calc "$(ticks_between "$WORK/idle.w0" "$WORK/idle.w1") / $TCK / $secs * 100" 1)
+	w_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$wpids") / $TCK / $secs * 100" 1)
 	k_pct=$(calc "($k1 - $k0) / $TCK / $secs * 100" 1)
 	wake=$(calc "($c1 - $c0) / $npids / $secs" 1)
 	for p in $wpids; do

@@ -32,9 +32,14 @@ peer_result() {
 	note "  $secs s, $rps rows/s, ratio to COPY ${RES[$name.ratio]}; CPU s: peer $cpu, Kafka ${RES[$name.kcpu]}, postgres ${RES[$name.ocpu]}"
 }
 
-# The end of a drain: the commit time of the last write into the table.
+# The end of a drain: the commit time of the last write into the table (and,
+# logged, how long after T0 the first row was there: the peer's start-up).
 last_commit() {
-	pq -c "SELECT extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) FROM public.$1"
+	local first last
+	read -r first last <<<"$(pq -c "SELECT extract(epoch FROM min(pg_xact_commit_timestamp(xmin))),
+	                                       extract(epoch FROM max(pg_xact_commit_timestamp(xmin))) FROM public.$1")"
+	echo "  $1: first row committed after $(calc "$first - $2" 2) s, last after $(calc "$last - $2" 2) s" >>"$OUT/log"
+	echo "$last"
 }
 
 peers_prepare() {
@@ -108,7 +113,7 @@ connect_drain() {
 		sleep 0.5
 	done
 	c1=$(cpu_ticks "$jpid"); k1=$(cpu_ticks "$KAFKA_PID"); o1=$(cpu_ticks $(pg_other_pids))
-	t1="$(last_commit "$name")"
+	t1="$(last_commit "$name" "$t0")"
 	[ "$n" = "$DISTINCT" ] || die "connector $name: count(*) = $n, expected $DISTINCT"
 	check_rows "$name"
 	as_user "$CONNECT_SH" delete "$CONNECT_DIR" "$name" >>"$OUT/log"
@@ -161,7 +166,7 @@ run_kcat_baseline() {
 		times >'$WORK/kcat.times'" >>"$OUT/log" 2>&1 ||
 		die "kcat baseline failed (see $OUT/log)"
 	k1=$(cpu_ticks "$KAFKA_PID"); o1=$(cpu_ticks $(pg_other_pids))
-	t1="$(last_commit kcat_copy)"
+	t1="$(last_commit kcat_copy "$t0")"
 	n="$(pq -c "SELECT count(*) FROM public.kcat_copy")"
 	[ "$n" = "$DISTINCT" ] || die "kcat baseline: count(*) = $n, expected $DISTINCT"
 	check_rows kcat_copy

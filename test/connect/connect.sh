@@ -112,6 +112,10 @@ write_config() {
 bootstrap.servers=$brokers
 listeners=http://127.0.0.1:$port
 plugin.path=$PLUGDIR
+# The default (hybrid_warn) also scans every plugin jar by reflection: more
+# than a minute of start-up on a busy 2-core machine.  The connectors have
+# ServiceLoader manifests (only a few Debezium transforms lack them).
+plugin.discovery=service_load
 offset.storage.file.filename=$dir/offsets
 key.converter=org.apache.kafka.connect.json.JsonConverter
 value.converter=org.apache.kafka.connect.json.JsonConverter
