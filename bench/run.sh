@@ -24,6 +24,7 @@
 #   --no-peers          skip the peers (Kafka Connect + Debezium JDBC sink,
 #                       fresh and warm worker; kcat -> COPY -> INSERT ON CONFLICT)
 #   --connect-tasks N   the JDBC sink's tasks.max (default 1)
+#   --connect-batch N   the JDBC sink's batch.size and max.poll.records (10000)
 #   --connect-props F   extra JDBC sink properties appended from file F
 #   --many-partitions P also drain the same events from a P-partition topic
 #                       with workers => 4 (compare with workers => 4 on 4)
@@ -70,6 +71,7 @@ WORKTREE=0
 SYSTEM_INSTALL=0
 PEERS=1
 CONNECT_TASKS=1
+CONNECT_BATCH=10000
 CONNECT_PROPS=""
 MANY_PARTS=0
 IDLE=0
@@ -77,7 +79,7 @@ IDLE_SECS=60
 PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,46p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -90,6 +92,7 @@ while [ $# -gt 0 ]; do
 		--sql-path) SQLPATH=1; shift ;;
 		--no-peers) PEERS=0; shift ;;
 		--connect-tasks) CONNECT_TASKS="$2"; shift 2 ;;
+		--connect-batch) CONNECT_BATCH="$2"; shift 2 ;;
 		--connect-props) CONNECT_PROPS="$(realpath "$2")"; shift 2 ;;
 		--many-partitions) MANY_PARTS="$2"; shift 2 ;;
 		--idle) IDLE="$2"; shift 2 ;;
@@ -114,7 +117,8 @@ done
 [[ "$BACKLOG" =~ ^[0-9]+$ ]] || die "--backlog must be an integer"
 [[ "$MANY_PARTS" =~ ^[0-9]+$ ]] || die "--many-partitions must be an integer"
 [[ "$IDLE" =~ ^[0-9]+$ && "$IDLE_SECS" =~ ^[1-9][0-9]*$ ]] || die "--idle and --idle-seconds must be integers"
-[[ "$CONNECT_TASKS" =~ ^[1-9][0-9]*$ ]] || die "--connect-tasks must be a positive integer"
+[[ "$CONNECT_TASKS" =~ ^[1-9][0-9]*$ && "$CONNECT_BATCH" =~ ^[1-9][0-9]*$ ]] ||
+	die "--connect-tasks and --connect-batch must be positive integers"
 REPEAT="${REPEAT:-1}"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer"
 
