@@ -10,12 +10,15 @@
 # few of the pipelines: how long until it is visible (commit timestamp minus
 # the record's produce time), since idling must not cost freshness.
 
-# ticks of every process in a "pid ticks" list, as an associative array dump
+# "pid ticks" (utime+stime) of the given processes, read by one awk so that
+# a snapshot of a hundred processes takes milliseconds, not a fork per pid
+# (the window must be the same for all); the comm field may hold spaces, so
+# the fields are counted after its closing parenthesis.
 ticks_by_pid() {
-	local p
-	for p in "$@"; do
-		echo "$p $(cpu_ticks "$p")"
-	done
+	local p files=()
+	for p in "$@"; do [ -r "/proc/$p/stat" ] && files+=("/proc/$p/stat"); done
+	[ ${#files[@]} -gt 0 ] || return 0
+	awk '{ split(FILENAME, f, "/"); sub(/^.*\) /, ""); print f[3], $12 + $13 }' "${files[@]}" 2>/dev/null || true
 }
 
 # ticks spent between two "pid ticks" lists, of the processes in the
@@ -29,12 +32,9 @@ ticks_between() {
 }
 
 ctxt_switches() {
-	local p t=0 v n
-	for p in "$@"; do
-		v=$(status_kb "$p" voluntary_ctxt_switches); n=$(status_kb "$p" nonvoluntary_ctxt_switches)
-		t=$((t + ${v:-0} + ${n:-0}))
-	done
-	echo "$t"
+	local p files=()
+	for p in "$@"; do [ -r "/proc/$p/status" ] && files+=("/proc/$p/status"); done
+	awk '$1 ~ /^(non)?voluntary_ctxt_switches:$/ { t += $2 } END { print t + 0 }' "${files[@]}" /dev/null 2>/dev/null
 }
 
 private_kb() {
@@ -43,7 +43,7 @@ private_kb() {
 }
 
 idle_pipelines() {
-	local i name t0 n pids wpids npids k0 k1 c0 c1 secs pg_pct k_pct w_pct wake p
+	local i name t0 t1 n pids wpids npids c0 c1 secs pg_pct k_pct w_pct wake p
 	local mem_tot=0 mem_max=0 mem_pg=0 v fresh="" lat lat_max=0 want
 	step "idle: $IDLE topics (1 partition, 1 record each) and $IDLE pipelines"
 	for ((i = 1; i <= IDLE; i++)); do
@@ -70,16 +70,18 @@ idle_pipelines() {
 	npids=$(echo $wpids | wc -w)
 	[ "$npids" -ge "$IDLE" ] || die "idle: $npids worker processes for $IDLE pipelines"
 	step "idle: measuring for ${IDLE_SECS}s ($(echo $pids | wc -w) postgres processes, $npids workers)"
-	ticks_by_pid $pids >"$WORK/idle.t0"
-	k0=$(cpu_ticks "$KAFKA_PID"); c0=$(ctxt_switches $wpids)
 	t0=$(now)
+	ticks_by_pid $pids "$KAFKA_PID" >"$WORK/idle.t0"
+	c0=$(ctxt_switches $wpids)
 	sleep "$IDLE_SECS"
-	ticks_by_pid $(pg_other_pids) >"$WORK/idle.t1"
-	k1=$(cpu_ticks "$KAFKA_PID"); c1=$(ctxt_switches $wpids)
-	secs=$(calc "$(now) - $t0" 2)
-	pg_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1") / $TCK / $secs * 100" 1)
+	pids="$(pg_other_pids)"
+	t1=$(now)
+	ticks_by_pid $pids "$KAFKA_PID" >"$WORK/idle.t1"
+	c1=$(ctxt_switches $wpids)
+	secs=$(calc "$t1 - $t0" 2)
+	pg_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$(echo $pids)") / $TCK / $secs * 100" 1)
 	w_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$wpids") / $TCK / $secs * 100" 1)
-	k_pct=$(calc "($k1 - $k0) / $TCK / $secs * 100" 1)
+	k_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$KAFKA_PID") / $TCK / $secs * 100" 1)
 	wake=$(calc "($c1 - $c0) / $npids / $secs" 1)
 	for p in $wpids; do
 		v=$(private_kb "$p")
