@@ -79,7 +79,7 @@ IDLE_SECS=60
 PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
