@@ -21,6 +21,16 @@
 #                       ", kafka_options => '{\"queued.min.messages\": \"500000\"}'"
 #   --sql-path          also drain with eo_ingest.direct_insert = off (the
 #                       INSERT ... ON CONFLICT path), for comparison
+#   --no-peers          skip the peers (Kafka Connect + Debezium JDBC sink,
+#                       fresh and warm worker; kcat -> COPY -> INSERT ON CONFLICT)
+#   --connect-tasks N   the JDBC sink's tasks.max (default 1)
+#   --connect-batch N   the JDBC sink's batch.size and max.poll.records (10000)
+#   --connect-props F   extra JDBC sink properties appended from file F
+#   --many-partitions P also drain the same events from a P-partition topic
+#                       with workers => 4 (compare with workers => 4 on 4)
+#   --idle N            idle-cost mode: N pipelines, one record each, then
+#                       CPU and memory over --idle-seconds (see bench/idle.sh)
+#   --idle-seconds S    idle mode: measuring window (default 60)
 #   --perf-seconds S    length of the perf recording (default 20)
 #   --backlog N         memory check only: N events backlog, sample the worker's
 #                       memory while it drains (see bench/memory.sh)
@@ -59,9 +69,17 @@ KEEP=0
 BUILD=1
 WORKTREE=0
 SYSTEM_INSTALL=0
+PEERS=1
+CONNECT_TASKS=1
+CONNECT_BATCH=10000
+CONNECT_PROPS=""
+MANY_PARTS=0
+IDLE=0
+IDLE_SECS=60
+PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,36p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -72,6 +90,13 @@ while [ $# -gt 0 ]; do
 		--workers) WORKERS_LIST="$2"; shift 2 ;;
 		--no-perf) PERF=0; shift ;;
 		--sql-path) SQLPATH=1; shift ;;
+		--no-peers) PEERS=0; shift ;;
+		--connect-tasks) CONNECT_TASKS="$2"; shift 2 ;;
+		--connect-batch) CONNECT_BATCH="$2"; shift 2 ;;
+		--connect-props) CONNECT_PROPS="$(realpath "$2")"; shift 2 ;;
+		--many-partitions) MANY_PARTS="$2"; shift 2 ;;
+		--idle) IDLE="$2"; shift 2 ;;
+		--idle-seconds) IDLE_SECS="$2"; shift 2 ;;
 		--repeat) REPEAT="$2"; shift 2 ;;
 		--batch-size) BATCH_ARG=", batch_size => $2"; shift 2 ;;
 		--pipeline-args) EXTRA_ARGS="$2"; shift 2 ;;
@@ -90,6 +115,10 @@ done
 [ "$(id -u)" -eq 0 ] || die "run as root (servers run as $BUSER)"
 [[ "$EVENTS" =~ ^[0-9]+$ && "$EVENTS" -gt 0 ]] || die "--events must be a positive integer"
 [[ "$BACKLOG" =~ ^[0-9]+$ ]] || die "--backlog must be an integer"
+[[ "$MANY_PARTS" =~ ^[0-9]+$ ]] || die "--many-partitions must be an integer"
+[[ "$IDLE" =~ ^[0-9]+$ && "$IDLE_SECS" =~ ^[1-9][0-9]*$ ]] || die "--idle and --idle-seconds must be integers"
+[[ "$CONNECT_TASKS" =~ ^[1-9][0-9]*$ && "$CONNECT_BATCH" =~ ^[1-9][0-9]*$ ]] ||
+	die "--connect-tasks and --connect-batch must be positive integers"
 REPEAT="${REPEAT:-1}"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer"
 
@@ -152,6 +181,9 @@ cleanup() {
 	if [ "$PG_STARTED" = 1 ]; then
 		as_user "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1 || true
 	fi
+	if [ -n "${CONNECT_DIR:-}" ]; then
+		as_user "$TREE/test/connect/connect.sh" kill "$CONNECT_DIR" >/dev/null 2>&1 || true
+	fi
 	if [ "$KAFKA_STARTED" = 1 ]; then
 		as_user "$TREE/test/kafka/kafka.sh" stop "$KDIR" >/dev/null 2>&1 ||
 			as_user "$TREE/test/kafka/kafka.sh" kill "$KDIR" >/dev/null 2>&1 || true
@@ -213,18 +245,23 @@ PGPORT=$(free_port)
 step "starting PostgreSQL 15 on port $PGPORT"
 as_user "$PGBIN/initdb" -D "$PGDATA" --auth=trust --encoding=UTF8 --locale=C.UTF-8 \
 	-U "$BUSER" >"$OUT/initdb.log" 2>&1 || { cat "$OUT/initdb.log"; die "initdb failed"; }
+# Idle mode needs a worker slot per pipeline; the other settings stay.
+MAXW=32
+[ "$IDLE" -gt 0 ] && MAXW=$((IDLE + 16))
 write_pg_conf() {
 	cat <<EOF
 
 # eo_ingest benchmark: the same settings for every measurement
-listen_addresses = ''
+# (TCP on the loopback only for the JDBC sink: the others use the socket)
+listen_addresses = '127.0.0.1'
 port = $PGPORT
 unix_socket_directories = '$WORK'
 shared_preload_libraries = 'eo_ingest'
 shared_buffers = 1GB
 max_wal_size = 4GB
 checkpoint_timeout = 30min
-max_worker_processes = 32
+max_worker_processes = $MAXW
+eo_ingest.max_workers = $MAXW
 # commit timestamps: "visible at" for the freshness measurement
 track_commit_timestamp = on
 EOF
@@ -365,61 +402,26 @@ finish_drain() {
 
 # ---------------------------------------------------------------- memory mode
 if [ "$BACKLOG" -gt 0 ]; then
-	step "producing a backlog of $BACKLOG events (4 partitions, dup ratio $DUP)"
-	as_user "$PRODUCER" -b "$BROKERS" -t backlog --create-topic 4 | tee -a "$OUT/log"
-	as_user "$PRODUCER" -b "$BROKERS" -t backlog -n "$BACKLOG" --dup-ratio "$DUP" \
-		--manifest /dev/null 2>&1 | tee -a "$OUT/log"
-	step "draining with default settings; sampling the worker's memory every 0.5 s for up to ${MEM_SECS}s"
-	pq -c "CREATE TABLE public.backlog ($TABLE_COLS)"
-	t0=$(now)
-	pq -c "SELECT eo_ingest.create_pipeline(name => 'backlog', brokers => '$BROKERS', topic => 'backlog', target => 'public.backlog')" >/dev/null
-	pids=""
-	peak_anon=0; peak_rss=0; hwm=0; samples=0; lag=-1; done_recs=0
-	echo "elapsed_s rss_kb rss_anon_kb rss_shmem_kb records_done lag" >"$OUT/memory.samples"
-	while :; do
-		t1=$(now)
-		el=$(calc "$t1 - $t0" 1)
-		awk -v e="$el" -v m="$MEM_SECS" 'BEGIN { exit !(e > m) }' && break
-		[ -z "$pids" ] && pids="$(worker_pids backlog)"
-		row="$(pq -c "SELECT coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters FROM eo_ingest.pipeline_status WHERE name = 'backlog'")"
-		read -r lag done_recs <<<"$row"
-		for p in $pids; do
-			anon=$(status_kb "$p" RssAnon); rss=$(status_kb "$p" VmRSS); shm=$(status_kb "$p" RssShmem)
-			h=$(status_kb "$p" VmHWM)
-			[ "${anon:-0}" -gt "$peak_anon" ] && peak_anon=$anon
-			[ "${rss:-0}" -gt "$peak_rss" ] && peak_rss=$rss
-			[ "${h:-0}" -gt "$hwm" ] && hwm=$h
-			echo "$el $rss $anon $shm $done_recs $lag" >>"$OUT/memory.samples"
-			samples=$((samples + 1))
-		done
-		[ "$lag" = 0 ] && [ "$done_recs" -ge "$BACKLOG" ] && break
-		sleep 0.5
-	done
-	rate=$(calc "$done_recs / ($(now) - $t0)" 0)
-	anon_mb=$(calc "$peak_anon / 1024" 1)
-	hwm_mb=$(calc "$hwm / 1024" 1)
-	verdict=$(awk -v a="$peak_anon" 'BEGIN { print (a < 200 * 1024) ? "PASS" : "FAIL" }')
-	step "memory check result"
-	{
-		echo "backlog ${BACKLOG} events; drained $done_recs records in $el s ($rate records/s), lag at end $lag"
-		echo "worker pid $pids, $samples samples (every 0.5 s): $OUT/memory.samples"
-		echo "peak RssAnon (private memory) ${anon_mb} MB  -> $verdict (target < 200 MB)"
-		echo "peak VmHWM ${hwm_mb} MB (includes the shared buffers the worker touched)"
-		printf 'BENCH {"mode":"memory","backlog":%s,"records_done":%s,"seconds":%s,"records_per_s":%s,"peak_rss_anon_kb":%s,"peak_vmhwm_kb":%s,"peak_rss_kb":%s,"target_kb":204800,"pass":%s}\n' \
-			"$BACKLOG" "$done_recs" "$el" "$rate" "$peak_anon" "$hwm" "$peak_rss" \
-			"$([ "$verdict" = PASS ] && echo true || echo false)"
-	} | tee -a "$OUT/log" "$OUT/result.txt"
+	. "$SRC/bench/memory_mode.sh"
+	memory_backlog
+	exit 0
+fi
+
+# ---------------------------------------------------------------- idle mode
+if [ "$IDLE" -gt 0 ]; then
+	. "$SRC/bench/idle_mode.sh"
+	idle_pipelines
 	exit 0
 fi
 
 # ---------------------------------------------------------------- preload
-step "producing $EVENTS events to topic bench (4 partitions, dup ratio $DUP)"
-as_user "$PRODUCER" -b "$BROKERS" -t bench --create-topic 4 | tee -a "$OUT/log"
+step "producing $EVENTS events to topic bench ($PARTITIONS partitions, dup ratio $DUP)"
+as_user "$PRODUCER" -b "$BROKERS" -t bench --create-topic "$PARTITIONS" | tee -a "$OUT/log"
 as_user "$PRODUCER" -b "$BROKERS" -t bench -n "$EVENTS" --dup-ratio "$DUP" \
 	--manifest "$WORK/bench.manifest" 2>&1 | tee -a "$OUT/log"
 
 # The CSV for COPY: the distinct committed records, first occurrence per id.
-awk -F '\t' -f "$SRC/bench/manifest2csv.awk" "$WORK/bench.manifest" >"$WORK/bench.csv"
+awk -F '\t' -f "$SRC/bench/json_fields.awk" -f "$SRC/bench/manifest2csv.awk" "$WORK/bench.manifest" >"$WORK/bench.csv"
 chown "$BUSER": "$WORK/bench.csv"
 RECORDS=$(awk -F '\t' '$4 == "committed"' "$WORK/bench.manifest" | wc -l)
 DISTINCT=$(wc -l <"$WORK/bench.csv")
@@ -465,19 +467,23 @@ note "COPY: $COPY_SECS s, $COPY_RPS rows/s; backend CPU $COPY_CPU s ($COPY_CPUM 
 declare -a RUN_NAMES=() RUN_LABELS=()
 declare -A RES=()
 R_VARS="R_SECS R_WCPU R_KCPU R_OCPU R_HWM R_ANON R_START R_STATUS R_NPIDS R_LOAD0 R_LOAD1"
+# check_rows TABLE: row by row against the COPY reference (same distinct ids;
+# a duplicate carries the same event number, so customer_id, amount and note
+# agree, but its seq and created_at are its own and either copy may win)
+check_rows() {
+	mism="$(pq -c "SELECT count(*) FROM public.$1 a FULL JOIN public.copy_ref b USING (event_id)
+	                WHERE a.event_id IS NULL OR b.event_id IS NULL
+	                   OR (a.customer_id, a.amount, a.note) IS DISTINCT FROM (b.customer_id, b.amount, b.note)")"
+	[ "$mism" = 0 ] || die "$1: $mism rows differ from the COPY reference"
+}
+# run_case NAME LABEL CREATE_PIPELINE_EXTRA [TOPIC]
 run_case() {
-	local name="$1" label="$2" extra="$3" mism i v best=""
+	local name="$1" label="$2" extra="$3" topic="${4:-bench}" mism i v best=""
 	local -A keep=()
 	step "eo_ingest drain: $label"
 	for ((i = 1; i <= REPEAT; i++)); do
-		drain "$name" bench "$RECORDS" "$DISTINCT" "$extra"
-		# row-by-row against the COPY reference (same distinct ids; a duplicate
-		# carries the same event number, so customer_id, amount and note agree,
-		# but its seq and created_at are its own and either copy may win)
-		mism="$(pq -c "SELECT count(*) FROM public.$name a FULL JOIN public.copy_ref b USING (event_id)
-		                WHERE a.event_id IS NULL OR b.event_id IS NULL
-		                   OR (a.customer_id, a.amount, a.note) IS DISTINCT FROM (b.customer_id, b.amount, b.note)")"
-		[ "$mism" = 0 ] || die "pipeline $name: $mism rows differ from the COPY reference"
+		drain "$name" "$topic" "$RECORDS" "$DISTINCT" "$extra"
+		check_rows "$name"
 		finish_drain "$name"
 		[ "$REPEAT" -gt 1 ] && note "  try $i: $R_SECS s"
 		if [ -z "$best" ] || awk "BEGIN { exit !($R_SECS < $best) }"; then
@@ -513,6 +519,21 @@ for w in "${WLIST[@]}"; do
 	[ -n "$w" ] || continue
 	NWORK=$w run_case "drain_w$w" "workers => $w" ", workers => $w"
 done
+if [ "$MANY_PARTS" -gt 0 ]; then
+	step "the same events into topic bench_many ($MANY_PARTS partitions)"
+	as_user "$PRODUCER" -b "$BROKERS" -t bench_many --create-topic "$MANY_PARTS" | tee -a "$OUT/log"
+	as_user "$PRODUCER" -b "$BROKERS" -t bench_many -n "$EVENTS" --dup-ratio "$DUP" \
+		--manifest "$WORK/many.manifest" 2>&1 | tee -a "$OUT/log"
+	[ "$(awk -F '\t' '$4 == "committed"' "$WORK/many.manifest" | wc -l)" = "$RECORDS" ] ||
+		die "bench_many: committed records differ from topic bench"
+	NWORK=4 run_case "drain_p$MANY_PARTS" "workers => 4, $MANY_PARTS partitions" ", workers => 4" bench_many
+fi
+if [ "$PEERS" = 1 ]; then
+	. "$SRC/bench/peers.sh"
+	peers_prepare
+	run_connect
+	run_kcat_baseline
+fi
 
 # ---------------------------------------------------------------- profile
 PROFILE_TXT=""
@@ -607,13 +628,21 @@ step "results"
 	echo "machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GB", $2 / 1048576 }' /proc/meminfo); $(uname -r)"
 	echo "events: $RECORDS records ($DISTINCT distinct ids, dup ratio $DUP, 4 partitions, avg value $AVG_BYTES bytes)"
 	echo
-	printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' run seconds rows/s vs_COPY "wCPU s/Mrec" "kafka s" "pg oth s" "VmHWM MB" "Anon MB" procs load
-	printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "PostgreSQL COPY (reference)" "$COPY_SECS" "$COPY_RPS" 1.000 "$COPY_CPUM" - - - - - -
+	printf '%-46s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' run seconds rows/s vs_COPY "wCPU s/Mrec" "kafka s" "pg oth s" "VmHWM MB" "Anon MB" procs load
+	printf '%-46s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "PostgreSQL COPY (reference)" "$COPY_SECS" "$COPY_RPS" 1.000 "$COPY_CPUM" - - - - - -
 	for i in "${!RUN_NAMES[@]}"; do
 		n=${RUN_NAMES[$i]}
-		printf '%-28s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "${RUN_LABELS[$i]}" "${RES[$n.secs]}" "${RES[$n.rps]}" \
+		printf '%-46s %8s %9s %7s %11s %9s %8s %8s %9s %5s %9s\n' "${RUN_LABELS[$i]}" "${RES[$n.secs]}" "${RES[$n.rps]}" \
 			"${RES[$n.ratio]}" "${RES[$n.cpum]}" "${RES[$n.kcpu]}" "${RES[$n.ocpu]}" \
 			"$(calc "${RES[$n.hwm]} / 1024" 1)" "$(calc "${RES[$n.anon]} / 1024" 1)" "${RES[$n.nproc]}" "${RES[$n.load]}"
+	done
+	echo
+	echo "| method | rows/s | vs COPY |"
+	echo "|---|---|---|"
+	echo "| server-side COPY of the distinct rows (reference) | $COPY_RPS | 1.00 |"
+	for i in "${!RUN_NAMES[@]}"; do
+		n=${RUN_NAMES[$i]}
+		echo "| ${RUN_LABELS[$i]} | ${RES[$n.rps]} | $(calc "${RES[$n.ratio]}" 2) |"
 	done
 	if [ -n "$FRESH_JSON" ]; then
 		echo

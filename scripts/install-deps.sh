@@ -1,6 +1,7 @@
 #!/bin/bash
 # Installs everything eo_ingest needs to build, test and demo on Debian 12,
-# then fetches the Kafka broker jars.  Run as root; safe to run again (a second
+# then fetches the Kafka broker jars and Kafka Connect with the Debezium
+# connector plugins (test/connect: the benchmark's peers).  Run as root; safe to run again (a second
 # run touches neither apt nor Maven when everything is already there).
 
 set -euo pipefail
@@ -15,6 +16,7 @@ PACKAGES=(
 	libipc-run-perl libtap-parser-sourcehandler-pgtap-perl
 	make gcc openssl procps
 	maven openjdk-17-jre-headless
+	curl jq
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -57,3 +59,4 @@ else
 fi
 
 "$HERE/../test/kafka/kafka.sh" fetch
+"$HERE/../test/connect/connect.sh" fetch
