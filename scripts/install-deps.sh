@@ -82,7 +82,7 @@ fi
 # PGXN's META.json validator (the pgxn_meta CLI, PGXN's own JSON-schema
 # validator for meta-spec v1 and v2), built from crates.io.
 PGXN_META_VERSION=0.7.0
-if [ "$(/opt/eo_ingest/tools/bin/pgxn_meta --version 2>/dev/null)" != "pgxn_meta $PGXN_META_VERSION" ]; then
+if ! /opt/eo_ingest/tools/bin/pgxn_meta --version 2>/dev/null | grep -q " $PGXN_META_VERSION\$"; then
 	echo "install-deps: building pgxn_meta $PGXN_META_VERSION from crates.io"
 	PATH="$PATH:$HOME/.cargo/bin" cargo install --quiet --locked --root /opt/eo_ingest/tools pgxn_meta --version "$PGXN_META_VERSION"
 fi

@@ -2,9 +2,10 @@
 # Builds eo_ingest and runs every test suite on every supported PostgreSQL
 # major (scripts/pg-versions.sh): pg_regress (installcheck), pgTAP
 # (pgtapcheck) and the Perl TAP end-to-end tests against a real Kafka broker
-# (tapcheck); then, once, the Debian package (debcheck: built with
-# pg_buildext, installed with dpkg -i, installcheck against the installed
-# files).
+# (tapcheck); then, once, the release tarball (distcheck: make dist, PGXN's
+# META.json validator, the tarball builds on every major) and the Debian
+# package (debcheck: built with pg_buildext, installed with dpkg -i,
+# installcheck against the installed files).
 #
 # As root (CI, a fresh Debian 12 machine): installs the dependencies, copies
 # the source tree to $EO_TEST_DIR/pg<major> (default base
@@ -20,7 +21,7 @@
 #   PG_CONFIG       test only the major of this pg_config (a private copy made
 #                   by scripts/private-pg.sh lets several runs share a machine)
 #   PG_CONFIG_<major>  the pg_config to use for that major
-#   EO_SUITES       default "installcheck pgtapcheck tapcheck debcheck"
+#   EO_SUITES       default "installcheck pgtapcheck tapcheck distcheck debcheck"
 #   EO_TEST_DIR, EO_TEST_USER (default eo_test), PROVE_FLAGS, TAP_TESTS_FILES
 
 set -euo pipefail
@@ -28,7 +29,7 @@ set -euo pipefail
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$SRC/scripts/pg-versions.sh"
 TEST_USER="${EO_TEST_USER:-eo_test}"
-SUITES=(${EO_SUITES:-installcheck pgtapcheck tapcheck debcheck})
+SUITES=(${EO_SUITES:-installcheck pgtapcheck tapcheck distcheck debcheck})
 T_START=$(date +%s)
 
 if [ -n "${PG_CONFIG:-}" ] && [ -z "${EO_PG_VERSIONS:-}" ]; then
@@ -139,7 +140,7 @@ for v in "${VERSIONS[@]}"; do
 	fi
 
 	for suite in "${SUITES[@]}"; do
-		[ "$suite" = debcheck ] && continue
+		case "$suite" in distcheck | debcheck) continue ;; esac
 		step "PostgreSQL $v: make $suite"
 		t0=$(date +%s)
 		if as_user "$bindir" make -C "$DIR" PG_CONFIG="$pgc" "$suite"; then
@@ -149,6 +150,19 @@ for v in "${VERSIONS[@]}"; do
 			show_failure "$DIR" "$suite"
 		fi
 	done
+done
+
+for suite in "${SUITES[@]}"; do
+	[ "$suite" = distcheck ] || continue
+	t0=$(date +%s)
+	step "distcheck: make dist, META.json, the tarball builds"
+	pgcs=()
+	for v in "${VERSIONS[@]}"; do pgcs+=("$(eo_pg_config "$v")"); done
+	if "$SRC/scripts/distcheck.sh" "${BASE:-$SRC/tmp_check}/dist" "${pgcs[@]}"; then
+		record PASS distcheck "$t0"
+	else
+		record FAIL distcheck "$t0"
+	fi
 done
 
 for suite in "${SUITES[@]}"; do
