@@ -335,20 +335,6 @@ eo_catalog_connect(void)
 		elog(ERROR, "SPI_connect failed");
 }
 
-/* Has the role LOGIN?  (A worker cannot connect as it otherwise, before 17.) */
-static bool
-eo_catalog_can_login(Oid role)
-{
-	HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(role));
-	bool		can_login;
-
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for role %u", role);
-	can_login = ((Form_pg_authid) GETSTRUCT(tup))->rolcanlogin;
-	ReleaseSysCache(tup);
-	return can_login;
-}
-
 /*
  * _catalog_insert_pipeline(name, brokers, topic, target, event_id,
  * on_duplicate, format, columns, start_from, batch_size, batch_timeout,
@@ -373,15 +359,6 @@ eo_ingest_catalog_insert_pipeline(PG_FUNCTION_ARGS)
 				 errmsg("target must not be NULL")));
 	eo_catalog_check_target(PG_GETARG_OID(3), caller,
 							eo_catalog_arg_is(fcinfo, 5, "update"));
-	if (!EO_OWNER_MAY_BE_NOLOGIN && !eo_catalog_can_login(caller))
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("pipeline owner \"%s\" cannot log in",
-						GetUserNameFromId(caller, false)),
-				 errdetail("The pipeline's workers connect as its owner, and PostgreSQL %s "
-						   "lets background workers connect only as roles with LOGIN "
-						   "(17 and later do not).", PG_MAJORVERSION),
-				 errhint("Create the pipeline as a role with LOGIN, e.g. after RESET ROLE.")));
 	if (!PG_ARGISNULL(13))
 		eo_guard_options(PG_GETARG_JSONB_P(13));
 

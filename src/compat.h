@@ -121,10 +121,8 @@ eo_qualified_name_list(const char *name)
  */
 #if PG_VERSION_NUM >= 170000
 #define EO_BGW_OWNER_CONNECT_FLAGS	BGWORKER_BYPASS_ROLELOGINCHECK
-#define EO_OWNER_MAY_BE_NOLOGIN		true
 #else
 #define EO_BGW_OWNER_CONNECT_FLAGS	0
-#define EO_OWNER_MAY_BE_NOLOGIN		false
 #endif
 
 #endif							/* EO_COMPAT_H */
