@@ -18,23 +18,13 @@
 #include "postmaster/bgworker.h"
 #include "utils/acl.h"
 #include "utils/regproc.h"
+/* 16 moved the varlena macros (VARDATA, SET_VARSIZE, ...) out of postgres.h */
+#if PG_VERSION_NUM >= 160000
+#include "varatt.h"
+#endif
 
 #if PG_VERSION_NUM < 150000 || PG_VERSION_NUM >= 190000
 #error "eo_ingest supports PostgreSQL 15 to 18"
-#endif
-
-/*
- * JSON semantic callbacks return an error code from 16 on (a callback may
- * stop the parse); ours never do.  EO_JSON_CB is the return type and
- * EO_JSON_OK what "go on" returns: "return EO_JSON_OK;" is a plain
- * "return;" on 15.
- */
-#if PG_VERSION_NUM >= 160000
-#define EO_JSON_CB	JsonParseErrorType
-#define EO_JSON_OK	JSON_SUCCESS
-#else
-#define EO_JSON_CB	void
-#define EO_JSON_OK
 #endif
 
 /*
