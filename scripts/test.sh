@@ -1,33 +1,79 @@
 #!/bin/bash
-# Builds eo_ingest and runs every test suite: pg_regress (installcheck),
-# pgTAP (pgtapcheck) and the Perl TAP end-to-end tests against a real Kafka
-# broker (tapcheck).
+# Builds eo_ingest and runs every test suite on every supported PostgreSQL
+# major (scripts/pg-versions.sh): pg_regress (installcheck), pgTAP
+# (pgtapcheck) and the Perl TAP end-to-end tests against a real Kafka broker
+# (tapcheck); then, once, the release tarball (distcheck: make dist, PGXN's
+# META.json validator, the tarball builds on every major) and the Debian
+# package (debcheck: built with pg_buildext, installed with dpkg -i,
+# installcheck against the installed files).
 #
 # As root (CI, a fresh Debian 12 machine): installs the dependencies, copies
-# the source tree to $EO_TEST_DIR (default /var/tmp/eo_ingest-test) owned by
-# the unprivileged user eo_test (initdb refuses root), builds there as eo_test,
-# installs as root and runs the suites as eo_test.
-# As any other user: assumes the dependencies are installed and runs in place.
+# the source tree to $EO_TEST_DIR/pg<major> (default base
+# /var/tmp/eo_ingest-test) owned by the unprivileged user eo_test (initdb
+# refuses root), builds there as eo_test, installs as root and runs the suites
+# as eo_test.
+# As any other user: assumes the dependencies are installed and runs in place
+# (one major only, no debcheck).
 #
-# Environment: PG_CONFIG (a private copy made by scripts/private-pg.sh lets
-# several runs share a machine), EO_TEST_DIR, EO_TEST_USER (default eo_test), EO_SUITES (default
-# "installcheck pgtapcheck tapcheck"), PROVE_FLAGS, TAP_TESTS_FILES.
+# Environment:
+#   EO_PG_VERSIONS  majors to test, default "15 18"; the slow TAP files
+#                   (TAP_SLOW_TESTS in the Makefile) run on the first only
+#   PG_CONFIG       test only the major of this pg_config (a private copy made
+#                   by scripts/private-pg.sh lets several runs share a machine)
+#   PG_CONFIG_<major>  the pg_config to use for that major
+#   EO_SUITES       default "installcheck pgtapcheck tapcheck distcheck debcheck"
+#   EO_TEST_DIR, EO_TEST_USER (default eo_test), PROVE_FLAGS, TAP_TESTS_FILES
 
 set -euo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PG_CONFIG="${PG_CONFIG:-/usr/lib/postgresql/15/bin/pg_config}"
-PG_BINDIR="$("$PG_CONFIG" --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)"
+. "$SRC/scripts/pg-versions.sh"
 TEST_USER="${EO_TEST_USER:-eo_test}"
-SUITES=(${EO_SUITES:-installcheck pgtapcheck tapcheck})
+SUITES=(${EO_SUITES:-installcheck pgtapcheck tapcheck distcheck debcheck})
 T_START=$(date +%s)
 
+if [ -n "${PG_CONFIG:-}" ] && [ -z "${EO_PG_VERSIONS:-}" ]; then
+	major="$(eo_pg_major "$PG_CONFIG")"
+	VERSIONS=("$major")
+	printf -v "PG_CONFIG_$major" '%s' "$PG_CONFIG"
+else
+	VERSIONS=(${EO_PG_VERSIONS:-$EO_PG_VERSIONS_SUPPORTED})
+fi
+
 step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - T_START )); }
-build_failed() {
-	step "summary"
-	echo "FAIL  build; no suite ran"
-	echo "suites: 0 passed, ${#SUITES[@]} failed"
-	exit 1
+
+passed=()
+failed=()
+record() { # record PASS|FAIL NAME T0
+	local entry="$2 ($(( $(date +%s) - $3 ))s)"
+	if [ "$1" = PASS ]; then passed+=("$entry"); else failed+=("$entry"); fi
+}
+
+copy_tree() { # copy_tree DIR: the source tree without build products
+	rm -rf "$1"
+	mkdir -p "$1"
+	tar -C "$SRC" -cf - \
+		--exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		--exclude='tmp_check*' --exclude=./results --exclude=./log \
+		--exclude='regression.diffs' --exclude='regression.out' \
+		--exclude=./test/producer/eo_producer --exclude='./build-*' \
+		--exclude=./debian/.debhelper --exclude='./debian/postgresql-*' \
+		. | tar -C "$1" -xf -
+	chown -R "$TEST_USER": "$1"
+}
+
+show_failure() { # show_failure DIR SUITE
+	if [ "$2" = installcheck ] && [ -f "$1/regression.diffs" ]; then
+		echo "--- regression.diffs (first 200 lines)"
+		head -n 200 "$1/regression.diffs"
+	fi
+	if [ "$2" = tapcheck ] || [ "$2" = pgtapcheck ]; then
+		for f in "$1"/tmp_check/log/regress_log_*; do
+			[ -f "$f" ] || continue
+			echo "--- tail of $f"
+			tail -n 60 "$f"
+		done
+	fi
 }
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -38,69 +84,99 @@ if [ "$(id -u)" -eq 0 ]; then
 		step "creating user $TEST_USER"
 		useradd --create-home --shell /bin/bash "$TEST_USER"
 	fi
+	BASE="${EO_TEST_DIR:-/var/tmp/eo_ingest-test}"
 
-	DIR="${EO_TEST_DIR:-/var/tmp/eo_ingest-test}"
-	step "copying the source tree to $DIR"
-	rm -rf "$DIR"
-	mkdir -p "$DIR"
-	tar -C "$SRC" -cf - \
-		--exclude=./.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-		--exclude='tmp_check*' --exclude=./results --exclude=./log \
-		--exclude='regression.diffs' --exclude='regression.out' \
-		--exclude=./test/producer/eo_producer . |
-		tar -C "$DIR" -xf -
-	chown -R "$TEST_USER": "$DIR"
-
-	as_user() {
+	as_user() { # as_user BINDIR COMMAND...
+		local bindir="$1"
+		shift
 		runuser -u "$TEST_USER" -- env -i \
 			HOME="$(getent passwd "$TEST_USER" | cut -d: -f6)" USER="$TEST_USER" \
-			PATH="$PG_BINDIR:/usr/local/bin:/usr/bin:/bin" \
+			PATH="$bindir:/usr/local/bin:/usr/bin:/bin" \
 			LANG=C.UTF-8 \
 			${CI:+CI="$CI"} \
 			${EO_KAFKA_CACHE:+EO_KAFKA_CACHE="$EO_KAFKA_CACHE"} \
 			${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"} \
 			${TAP_TESTS_FILES:+TAP_TESTS_FILES="$TAP_TESTS_FILES"} \
+			${EO_TAP_SLOW:+EO_TAP_SLOW="$EO_TAP_SLOW"} \
 			"$@"
 	}
-
-	step "building as $TEST_USER"
-	as_user make -C "$DIR" -j2 PG_CONFIG="$PG_CONFIG" || build_failed
-
-	step "installing as root"
-	make -C "$DIR" PG_CONFIG="$PG_CONFIG" install || build_failed
 else
-	DIR="$SRC"
-	as_user() { env PATH="$PG_BINDIR:$PATH" "$@"; }
-
-	step "building in place (not root: dependencies assumed installed)"
-	make -C "$DIR" -j2 PG_CONFIG="$PG_CONFIG" || build_failed
-	if [ -w "$("$PG_CONFIG" --pkglibdir)" ] && [ -w "$("$PG_CONFIG" --sharedir)/extension" ]; then
-		make -C "$DIR" PG_CONFIG="$PG_CONFIG" install
-	else
-		echo "not root: skipping make install; the suites use the installed copy"
-	fi
+	BASE=""
+	as_user() { local bindir="$1"; shift; env PATH="$bindir:$PATH" "$@"; }
 fi
 
-passed=()
-failed=()
-for suite in "${SUITES[@]}"; do
-	step "make $suite"
+first=1
+for v in "${VERSIONS[@]}"; do
+	pgc="$(eo_pg_config "$v")"
+	bindir="$("$pgc" --bindir)"
+	# the slow chaos tests once, on the first major
+	if [ "$first" -eq 1 ]; then unset EO_TAP_SLOW; else export EO_TAP_SLOW=skip; fi
+	first=0
+
 	t0=$(date +%s)
-	if as_user make -C "$DIR" PG_CONFIG="$PG_CONFIG" "$suite"; then
-		passed+=("$suite ($(( $(date +%s) - t0 ))s)")
+	if [ -n "$BASE" ]; then
+		DIR="$BASE/pg$v"
+		step "PostgreSQL $v: copying the source tree to $DIR"
+		copy_tree "$DIR"
+		step "PostgreSQL $v: building as $TEST_USER"
+		if ! as_user "$bindir" make -C "$DIR" -j2 PG_CONFIG="$pgc" ||
+			! { step "PostgreSQL $v: installing as root"; make -C "$DIR" PG_CONFIG="$pgc" install; }; then
+			record FAIL "$v build; no suite ran on $v" "$t0"
+			continue
+		fi
 	else
-		failed+=("$suite ($(( $(date +%s) - t0 ))s)")
-		if [ "$suite" = installcheck ] && [ -f "$DIR/regression.diffs" ]; then
-			echo "--- regression.diffs (first 200 lines)"
-			head -n 200 "$DIR/regression.diffs"
+		DIR="$SRC"
+		step "PostgreSQL $v: building in place (not root: dependencies assumed installed)"
+		make -C "$DIR" clean PG_CONFIG="$pgc" >/dev/null
+		if ! make -C "$DIR" -j2 PG_CONFIG="$pgc"; then
+			record FAIL "$v build; no suite ran on $v" "$t0"
+			continue
 		fi
-		if [ "$suite" = tapcheck ] || [ "$suite" = pgtapcheck ]; then
-			for f in "$DIR"/tmp_check/log/regress_log_*; do
-				[ -f "$f" ] || continue
-				echo "--- tail of $f"
-				tail -n 60 "$f"
-			done
+		if [ -w "$("$pgc" --pkglibdir)" ] && [ -w "$("$pgc" --sharedir)/extension" ]; then
+			make -C "$DIR" PG_CONFIG="$pgc" install
+		else
+			echo "not root: skipping make install; the suites use the installed copy"
 		fi
+	fi
+
+	for suite in "${SUITES[@]}"; do
+		case "$suite" in distcheck | debcheck) continue ;; esac
+		step "PostgreSQL $v: make $suite"
+		t0=$(date +%s)
+		if as_user "$bindir" make -C "$DIR" PG_CONFIG="$pgc" "$suite"; then
+			record PASS "$v $suite" "$t0"
+		else
+			record FAIL "$v $suite" "$t0"
+			show_failure "$DIR" "$suite"
+		fi
+	done
+done
+
+for suite in "${SUITES[@]}"; do
+	[ "$suite" = distcheck ] || continue
+	t0=$(date +%s)
+	step "distcheck: make dist, META.json, the tarball builds"
+	pgcs=()
+	for v in "${VERSIONS[@]}"; do pgcs+=("$(eo_pg_config "$v")"); done
+	if "$SRC/scripts/distcheck.sh" "${BASE:-$SRC/tmp_check}/dist" "${pgcs[@]}"; then
+		record PASS distcheck "$t0"
+	else
+		record FAIL distcheck "$t0"
+	fi
+done
+
+for suite in "${SUITES[@]}"; do
+	[ "$suite" = debcheck ] || continue
+	t0=$(date +%s)
+	if [ -z "$BASE" ]; then
+		step "debcheck: skipped (needs root for dpkg -i)"
+		continue
+	fi
+	step "debcheck: building, installing and testing the Debian package"
+	if "$SRC/scripts/debcheck.sh" "$BASE/deb" "$TEST_USER"; then
+		record PASS debcheck "$t0"
+	else
+		record FAIL debcheck "$t0"
 	fi
 done
 

@@ -35,6 +35,7 @@
 #include "utils/syscache.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "guard.h"
 
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_insert_pipeline);
@@ -595,7 +596,7 @@ eo_catalog_follow_target(int32 id, Oid dropped)
 				 errmsg("target table with OID %u was dropped and its name is not known; "
 						"point the pipeline at a table with eo_ingest.alter_pipeline(name, target => ...) "
 						"or drop it", dropped)));
-	names = stringToQualifiedNameList(row.target_name);
+	names = eo_qualified_name_list(row.target_name);
 	target = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
 	if (!OidIsValid(target))
 		ereport(ERROR,

@@ -44,6 +44,7 @@
 #include "utils/snapmgr.h"
 
 #include "batch.h"
+#include "compat.h"
 
 /* rows handed to the table access method at once, as COPY's buffer */
 #define EO_DIRECT_CHUNK 1000
@@ -132,7 +133,7 @@ eo_direct_probe_init(EoDirect *d)
 							   ir->rd_indcollation[0], get_opcode(eqop), (Datum) 0);
 		InitDirtySnapshot(d->dirty);
 		d->existing = table_slot_create(d->rel, NULL);
-		d->idx_scan = index_beginscan(d->rel, ir, &d->dirty, 1, 0);
+		d->idx_scan = eo_index_beginscan(d->rel, ir, &d->dirty, 1, 0);
 		return true;
 	}
 	return false;
@@ -151,7 +152,7 @@ eo_direct_find_max(EoDirect *d)
 	MemoryContext old = MemoryContextSwitchTo(d->cxt);
 	AttrNumber	idatt = d->map->columns[d->map->id_column].attnum;
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(d->rel), idatt - 1);
-	IndexScanDesc scan = index_beginscan(d->rel, d->idx_rel, &d->dirty, 0, 0);
+	IndexScanDesc scan = eo_index_beginscan(d->rel, d->idx_rel, &d->dirty, 0, 0);
 
 	d->have_max = false;
 	index_rescan(scan, NULL, 0, NULL, 0);
@@ -250,8 +251,7 @@ eo_direct_begin(EoMapping *map)
 	rte->relid = map->target;
 	rte->relkind = rel->rd_rel->relkind;
 	rte->rellockmode = RowExclusiveLock;
-	rte->requiredPerms = ACL_INSERT;
-	ExecInitRangeTable(d->estate, list_make1(rte));
+	eo_init_insert_range_table(d->estate, rte);
 	d->rri = makeNode(ResultRelInfo);
 	ExecInitResultRelation(d->estate, d->rri, 1);
 	/* the range table holds its own reference now */
@@ -343,8 +343,7 @@ eo_direct_flush(EoDirect *d, int n, EoCounts *counts)
 		{
 			List	   *recheck;
 
-			recheck = ExecInsertIndexTuples(d->rri, d->slots[i], d->estate,
-											false, false, NULL, NIL);
+			recheck = eo_insert_index_tuples(d->rri, d->slots[i], d->estate);
 			/* deferrable unique indexes come with triggers, so never here */
 			Assert(recheck == NIL);
 			list_free(recheck);

@@ -8,6 +8,7 @@
 
 #include "mb/pg_wchar.h"
 
+#include "compat.h"
 #include "record.h"
 
 /* text is NUL-terminated and lives until the record is decoded */

@@ -9,6 +9,7 @@
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 
+#include "compat.h"
 #include "json_scan.h"
 #include "record.h"
 
@@ -22,8 +23,7 @@ eo_json_fills(EoSource source)
 static char *
 eo_json_error(const char *value, size_t len)
 {
-	JsonLexContext *lex = makeJsonLexContextCstringLen(unconstify(char *, value), len,
-													   GetDatabaseEncoding(), true);
+	JsonLexContext *lex = eo_json_lexer(value, len, true);
 	JsonParseErrorType rc = pg_parse_json(lex, &nullSemAction);
 
 	if (rc == JSON_SUCCESS)

