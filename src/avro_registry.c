@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 
 #include "avro_format.h"
+#include "compat.h"
 
 #define EO_REGISTRY_MAX_BODY (4 * 1024 * 1024)
 
@@ -74,28 +75,30 @@ typedef struct EoAnswer
 	char	   *error_code;
 } EoAnswer;
 
-static void
+static EO_JSON_ACTION
 eo_answer_field(void *state, char *fname, bool isnull)
 {
 	EoAnswer   *a = (EoAnswer *) state;
 
 	if (a->lex->lex_level == 1)
 		a->field = fname;
+	EO_JSON_ACTION_DONE;
 }
 
-static void
+static EO_JSON_ACTION
 eo_answer_scalar(void *state, char *token, JsonTokenType type)
 {
 	EoAnswer   *a = (EoAnswer *) state;
 
 	if (a->lex->lex_level != 1 || a->field == NULL)
-		return;
+		EO_JSON_ACTION_DONE;
 	if (strcmp(a->field, "schema") == 0 && type == JSON_TOKEN_STRING)
 		a->schema = token;
 	else if (strcmp(a->field, "schemaType") == 0 && type == JSON_TOKEN_STRING)
 		a->schema_type = token;
 	else if (strcmp(a->field, "error_code") == 0 && type == JSON_TOKEN_NUMBER)
 		a->error_code = token;
+	EO_JSON_ACTION_DONE;
 }
 
 /* Parse a registry's JSON answer without raising errors; false if not JSON. */
@@ -107,7 +110,7 @@ eo_parse_answer(const EoBody *body, EoAnswer *a)
 	memset(a, 0, sizeof(*a));
 	if (body->data == NULL || !pg_verifymbstr(body->data, body->len, true))
 		return false;
-	a->lex = makeJsonLexContextCstringLen(body->data, body->len, PG_UTF8, true);
+	a->lex = eo_json_lexer_in(body->data, body->len, PG_UTF8, true);
 	sem.semstate = a;
 	sem.object_field_start = eo_answer_field;
 	sem.scalar = eo_answer_scalar;

@@ -28,21 +28,38 @@
 #endif
 
 /*
- * A JSON lexer over len bytes at json, in the database encoding, allocated
- * in the current memory context.  17 takes a caller-provided context (NULL:
- * allocate one, as before) and a const input.
+ * A JSON lexer over len bytes at json, in the given encoding (or the
+ * database's), allocated in the current memory context.  17 takes a
+ * caller-provided context (NULL: allocate one, as before) and a const input.
  */
+static inline JsonLexContext *
+eo_json_lexer_in(const char *json, int len, int encoding, bool need_escapes)
+{
+#if PG_VERSION_NUM >= 170000
+	return makeJsonLexContextCstringLen(NULL, json, len, encoding, need_escapes);
+#else
+	return makeJsonLexContextCstringLen(unconstify(char *, json), len,
+										encoding, need_escapes);
+#endif
+}
+
 static inline JsonLexContext *
 eo_json_lexer(const char *json, int len, bool need_escapes)
 {
-#if PG_VERSION_NUM >= 170000
-	return makeJsonLexContextCstringLen(NULL, json, len, GetDatabaseEncoding(),
-										need_escapes);
-#else
-	return makeJsonLexContextCstringLen(unconstify(char *, json), len,
-										GetDatabaseEncoding(), need_escapes);
-#endif
+	return eo_json_lexer_in(json, len, GetDatabaseEncoding(), need_escapes);
 }
+
+/*
+ * JSON semantic-action callbacks return JsonParseErrorType from 16 on:
+ * declare them EO_JSON_ACTION and end them with EO_JSON_ACTION_DONE.
+ */
+#if PG_VERSION_NUM >= 160000
+#define EO_JSON_ACTION JsonParseErrorType
+#define EO_JSON_ACTION_DONE return JSON_SUCCESS
+#else
+#define EO_JSON_ACTION void
+#define EO_JSON_ACTION_DONE return
+#endif
 
 /* 18 adds instrumentation (EXPLAIN ANALYZE's index searches); none here */
 static inline IndexScanDesc
