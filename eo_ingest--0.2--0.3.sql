@@ -104,6 +104,57 @@ BEGIN
 END
 $$;
 
+/* Change streams: envelope, on_truncate, rows_deleted */
+ALTER TABLE eo_ingest.pipelines
+	ADD COLUMN envelope text NOT NULL DEFAULT 'none'
+		CHECK (envelope IN ('none', 'debezium', 'upsert')),
+	ADD COLUMN on_truncate text NOT NULL DEFAULT 'ignore'
+		CHECK (on_truncate IN ('ignore', 'truncate'));
+ALTER TABLE eo_ingest.counters ADD COLUMN rows_deleted bigint NOT NULL DEFAULT 0;
+
+CREATE FUNCTION eo_ingest._catalog_set_envelope(id integer, envelope text, on_truncate text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_catalog_set_envelope';
+COMMENT ON FUNCTION eo_ingest._catalog_set_envelope IS 'internal: use eo_ingest.create_pipeline or alter_pipeline';
+
+/*
+ * envelope and on_truncate (0.3).  With an envelope the pipeline inserts,
+ * updates and deletes rows by the target's primary key.
+ */
+CREATE FUNCTION eo_ingest._check_envelope(target regclass, envelope text, on_truncate text, format text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF envelope IS NOT NULL AND envelope NOT IN ('none', 'debezium', 'upsert') THEN
+		RAISE EXCEPTION 'invalid envelope "%"', eo_ingest._shorten(envelope)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''none'' (every record is an event), ''debezium'' (Debezium change events) or ''upsert'' (the key identifies the row, a null value deletes it).';
+	END IF;
+	IF on_truncate IS NOT NULL AND on_truncate NOT IN ('ignore', 'truncate') THEN
+		RAISE EXCEPTION 'invalid on_truncate "%"', eo_ingest._shorten(on_truncate)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''ignore'' (a truncate event changes nothing) or ''truncate'' (it empties the target).';
+	END IF;
+	IF envelope = 'debezium' AND format <> 'json' THEN
+		RAISE EXCEPTION 'envelope "debezium" needs format json'
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF envelope IN ('debezium', 'upsert') THEN
+		IF NOT has_table_privilege(target, 'UPDATE') OR NOT has_table_privilege(target, 'DELETE') THEN
+			RAISE EXCEPTION 'permission denied for table %', target
+				USING ERRCODE = 'insufficient_privilege',
+					  HINT = format('envelope => %L inserts, updates and deletes rows: it needs INSERT, UPDATE and DELETE on the target.', envelope);
+		END IF;
+		IF NOT EXISTS (SELECT FROM pg_index i WHERE i.indrelid = target AND i.indisprimary) THEN
+			RAISE EXCEPTION 'target % has no primary key', target
+				USING ERRCODE = 'invalid_table_definition',
+					  DETAIL = 'With an envelope, rows are identified by the target''s primary key.',
+					  HINT = format('ALTER TABLE %s ADD PRIMARY KEY (...);', target);
+		END IF;
+	END IF;
+END
+$$;
+
 DROP FUNCTION eo_ingest.create_pipeline(text, text, text, regclass, text, text, text, jsonb, text, integer,
 										jsonb, boolean, integer, boolean, integer);
 CREATE FUNCTION eo_ingest.create_pipeline(
@@ -123,7 +174,9 @@ CREATE FUNCTION eo_ingest.create_pipeline(
 	synchronous_commit boolean DEFAULT true,
 	batch_timeout	integer DEFAULT 100,
 	schema_registry	text DEFAULT NULL,
-	avro_schema		text DEFAULT NULL)
+	avro_schema		text DEFAULT NULL,
+	envelope		text DEFAULT 'none',
+	on_truncate		text DEFAULT 'ignore')
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -265,6 +318,15 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Add columns => ''{"payload": "$value"}'' naming the column that receives the whole value.';
 	END IF;
+	IF envelope IS NULL OR on_truncate IS NULL THEN
+		RAISE EXCEPTION '% must not be NULL', CASE WHEN envelope IS NULL THEN 'envelope' ELSE 'on_truncate' END
+			USING ERRCODE = 'null_value_not_allowed';
+	END IF;
+	PERFORM eo_ingest._check_envelope(target, envelope, on_truncate, format);
+	IF envelope <> 'none' THEN
+		-- rows are identified by the primary key, not by an event id
+		event_id := NULL;
+	END IF;
 	IF event_id IS NOT NULL THEN
 		IF event_id = '' THEN
 			RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
@@ -321,6 +383,9 @@ BEGIN
 	IF is_avro THEN
 		PERFORM eo_ingest._catalog_set_avro(new_id, btrim(schema_registry), avro_schema);
 	END IF;
+	IF envelope <> 'none' OR on_truncate <> 'ignore' THEN
+		PERFORM eo_ingest._catalog_set_envelope(new_id, envelope, on_truncate);
+	END IF;
 	PERFORM eo_ingest._notify_change();
 END
 $$;
@@ -337,7 +402,9 @@ CREATE FUNCTION eo_ingest.alter_pipeline(
 	brokers			text DEFAULT NULL,
 	target			regclass DEFAULT NULL,
 	schema_registry	text DEFAULT NULL,
-	avro_schema		text DEFAULT NULL)
+	avro_schema		text DEFAULT NULL,
+	envelope		text DEFAULT NULL,
+	on_truncate		text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -357,6 +424,11 @@ BEGIN
 	ELSIF on_duplicate = 'update' AND NOT has_table_privilege(p.target, 'UPDATE') THEN
 		RAISE EXCEPTION 'permission denied for table %', p.target
 			USING ERRCODE = 'insufficient_privilege', HINT = 'on_duplicate => ''update'' needs UPDATE on the target.';
+	END IF;
+	IF target IS NOT NULL OR envelope IS NOT NULL OR on_truncate IS NOT NULL THEN
+		PERFORM eo_ingest._check_envelope(coalesce(alter_pipeline.target, p.target),
+										  coalesce(alter_pipeline.envelope, p.envelope),
+										  alter_pipeline.on_truncate, p.format);
 	END IF;
 	IF kafka_options IS NOT NULL THEN
 		PERFORM eo_ingest._check_kafka_options_shape(kafka_options);
@@ -396,6 +468,9 @@ BEGIN
 	IF schema_registry IS NOT NULL OR avro_schema IS NOT NULL THEN
 		PERFORM eo_ingest._catalog_set_avro(p.id, btrim(alter_pipeline.schema_registry),
 											alter_pipeline.avro_schema);
+	END IF;
+	IF envelope IS NOT NULL OR on_truncate IS NOT NULL THEN
+		PERFORM eo_ingest._catalog_set_envelope(p.id, envelope, on_truncate);
 	END IF;
 	PERFORM eo_ingest._notify_change();
 END
@@ -463,7 +538,10 @@ SELECT p.name,
 	   p.created_at,
 	   coalesce(c.batches, 0) AS batches,
 	   coalesce(c.subtransactions, 0) AS subtransactions,
-	   CASE WHEN p.enabled THEN w.watermarks_at END AS watermarks_at
+	   CASE WHEN p.enabled THEN w.watermarks_at END AS watermarks_at,
+	   coalesce(c.rows_deleted, 0) AS rows_deleted,
+	   p.envelope,
+	   p.on_truncate
   FROM eo_ingest.pipelines p
   LEFT JOIN (SELECT pipeline_id, sum(rows_inserted)::bigint AS rows_inserted,
 					sum(rows_updated)::bigint AS rows_updated,
@@ -471,7 +549,8 @@ SELECT p.name,
 					sum(dead_letters)::bigint AS dead_letters,
 					max(last_batch_at) AS last_batch_at,
 					sum(batches)::bigint AS batches,
-					sum(subtransactions)::bigint AS subtransactions
+					sum(subtransactions)::bigint AS subtransactions,
+					sum(rows_deleted)::bigint AS rows_deleted
 			   FROM eo_ingest.counters GROUP BY pipeline_id) c ON c.pipeline_id = p.id
   LEFT JOIN (SELECT s.pipeline_id,
 					CASE WHEN bool_or(s.state = 'failed') THEN 'failed'

@@ -17,6 +17,7 @@ typedef struct EoCounts
 	int64		updated;
 	int64		skipped;
 	int64		dead;
+	int64		deleted;
 } EoCounts;
 
 typedef struct EoWriter

@@ -22,5 +22,6 @@ extern void eo_catalog_pin_search_path(void);
 extern int	eo_catalog_pin_begin(void);
 extern Oid	eo_catalog_follow_target(int32 id, Oid dropped);
 extern void eo_catalog_refresh_target_name(int32 id, Oid target);
+extern Oid	eo_catalog_primary_key(Oid target);
 
 #endif

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/jsonapi.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -39,6 +40,7 @@ static const EoFormat *const eo_formats[] = {
 
 /* the batch decoded last, until its memory context is reset */
 static char *decoded_signature;
+static EoRecord *decoded_recs;
 static int	decoded_n;
 
 const EoFormat *
@@ -154,7 +156,30 @@ eo_record_fill(EoFields *f, EoRecord *rec)
 		}
 		eo_fields_text(f, c, v, strlen(v));
 	}
-	return map->format->decode(f, map->format_state, msg->payload, msg->len);
+	if (!rec->value_override)
+		return map->format->decode(f, map->format_state, msg->payload, msg->len);
+	if (rec->value == NULL)
+		return true;
+	return map->format->decode(f, map->format_state, rec->value, rec->value_len);
+}
+
+/*
+ * Debezium sends json and jsonb columns (io.debezium.data.Json) as a JSON
+ * string holding the document: the column gets the document.
+ */
+static void
+eo_record_json_string(const char **text, int *len)
+{
+	JsonLexContext *lex;
+
+	if (*text == NULL || *len == 0 || (*text)[0] != '"')
+		return;
+	lex = makeJsonLexContextCstringLen(unconstify(char *, *text), *len,
+									   GetDatabaseEncoding(), true);
+	if (json_lex(lex) != JSON_SUCCESS || lex->strval == NULL)
+		return;
+	*text = lex->strval->data;
+	*len = lex->strval->len;
 }
 
 /* The event id's bytes, compared to find duplicates inside the batch. */
@@ -234,6 +259,8 @@ eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
 		rec->nulls[c] = true;
 		if (!f->present[c])
 			continue;
+		if (rec->json_strings && col->json_raw && !f->is_datum[c] && !f->isnull[c])
+			eo_record_json_string(&f->text[c], &f->len[c]);
 		d = f->is_datum[c] ? f->datum[c] :
 			eo_text_datum(col, f->text[c], f->len[c], f->isnull[c]);
 		if (f->isnull[c])
@@ -335,8 +362,8 @@ eo_decode_run(void *arg)
 }
 
 /*
- * Decode recs[0..n) into cxt, the batch's memory context, unless this batch
- * was decoded already for an equal mapping (a retry).  All records are
+ * Decode recs[0..n) into cxt, the batch's memory context, unless these
+ * records were decoded already for an equal mapping (a retry).  All are
  * decoded in one subtransaction; an error raised while decoding one ends it,
  * makes that record a dead letter and decoding goes on after it in a new
  * subtransaction.  Returns the number of subtransactions used.
@@ -349,7 +376,7 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	int			nc = Max(map->ncolumns, 1);
 	int			nestlevel;
 
-	if (decoded_signature != NULL && decoded_n == n &&
+	if (decoded_signature != NULL && decoded_recs == recs && decoded_n == n &&
 		strcmp(decoded_signature, map->signature) == 0)
 		return 0;
 	if (decoded_signature == NULL)
@@ -402,6 +429,7 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	AtEOXact_GUC(true, nestlevel);
 	MemoryContextDelete(run.scratch);
 	decoded_signature = MemoryContextStrdup(cxt, map->signature);
+	decoded_recs = recs;
 	decoded_n = n;
 	return subxacts;
 }

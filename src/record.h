@@ -21,9 +21,10 @@
  *	3. the name in create_pipeline's check of format (eo_ingest.sql).
  * A format that needs per-pipeline state (a schema cache) builds it in
  * prepare(), once per mapping, in the mapping's memory context.  Key decoding
- * (key_format) will run a second EoFormat over the key; an envelope
- * (debezium, upsert) will sit between decode and the record's values and set
- * the operation (insert, upsert, delete) the writer carries out.
+ * (key_format) will run a second EoFormat over the key.  An envelope
+ * (debezium, upsert: envelope.c) makes records of its own, one per row
+ * (after, before or the key), that decode a part of the value instead of
+ * the whole (EoRecord.value).
  */
 #ifndef EO_RECORD_H
 #define EO_RECORD_H
@@ -47,6 +48,14 @@ typedef enum EoSource
 	EO_SRC_TIMESTAMP,
 	EO_SRC_HEADERS
 } EoSource;
+
+/* envelope => ...: how a record changes the target (envelope.c, apply.c) */
+typedef enum EoEnvelope
+{
+	EO_ENV_NONE,				/* every record is an event */
+	EO_ENV_DEBEZIUM,
+	EO_ENV_UPSERT
+} EoEnvelope;
 
 typedef struct EoColumn
 {
@@ -92,6 +101,8 @@ typedef struct EoMapping
 	int			max_depth;		/* of the JSON paths */
 	char	   *topic;
 	char	   *signature;		/* equal signatures decode equally */
+	EoEnvelope	envelope;
+	bool		truncate;		/* on_truncate = 'truncate' */
 } EoMapping;
 
 typedef enum EoRecordStatus
@@ -107,6 +118,12 @@ typedef struct EoRecord
 	int32		partition;
 	int64		offset;
 	int64		timestamp;		/* ms since the Unix epoch, -1 if none */
+	/* an envelope's row: the format decodes this instead of msg's value */
+	bool		value_override;
+	const char *value;			/* NULL: no value, only the Kafka metadata */
+	size_t		value_len;
+	bool		json_strings;	/* json/jsonb columns come as a JSON string
+								 * holding the document (Debezium) */
 	/* decoded once per batch (record.c) */
 	bool		decoded_ok;		/* false: a dead letter before any write */
 	char	   *shape;			/* per column '1' if it has a value (maybe

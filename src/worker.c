@@ -37,6 +37,7 @@
 #include "eo_ingest.h"
 #include "batch.h"
 #include "catalog.h"
+#include "change.h"
 #include "compat.h"
 #include "kafka.h"
 #include "watermarks.h"
@@ -61,6 +62,8 @@ typedef struct EoConfig
 	bool		enabled;
 	int64		config_version;
 	bool		has_offsets;	/* any partition stored yet */
+	char	   *envelope;		/* NULL before 0.3 */
+	char	   *on_truncate;
 	bool		owner_superuser;	/* may kafka_options load code? */
 	char	   *schema_registry;	/* format avro: registry URLs, or */
 	char	   *avro_schema;	/* the inline writer schema */
@@ -92,6 +95,7 @@ static MemoryContext attempt_cxt;
 static EoConfig *cfg;
 static EoMapping *map;
 static EoWriter *writer;
+static EoApplier *applier;	/* a change stream's (envelope), or NULL */
 static rd_kafka_t *rk;
 static rd_kafka_topic_partition_list_t *assignment;
 static EoPart *parts;
@@ -236,11 +240,17 @@ eo_load_config(void)
 	int			ret;
 	EoConfig   *c;
 	MemoryContext old;
+	EoEnvelope	envelope;
 
 	if (writer != NULL)
 	{
 		eo_writer_destroy(writer);
 		writer = NULL;
+	}
+	if (applier != NULL)
+	{
+		eo_apply_destroy(applier);
+		applier = NULL;
 	}
 	MemoryContextReset(config_cxt);
 	cfg = NULL;
@@ -251,7 +261,8 @@ eo_load_config(void)
 								"kafka_options, enabled, config_version, "
 								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id), "
 	/* columns of 0.3, read so that a database still at 0.2 works too */
-								"to_jsonb(p) ->> 'schema_registry', to_jsonb(p) ->> 'avro_schema' "
+								"to_jsonb(p) ->> 'schema_registry', to_jsonb(p) ->> 'avro_schema', "
+								"to_jsonb(p) ->> 'envelope', to_jsonb(p) ->> 'on_truncate' "
 								"FROM eo_ingest.pipelines p WHERE id = $1",
 								1, argt, argv, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
@@ -287,6 +298,8 @@ eo_load_config(void)
 	c->owner_superuser = superuser();
 	c->schema_registry = eo_getstr(tup, desc, 18);
 	c->avro_schema = eo_getstr(tup, desc, 19);
+	c->envelope = eo_getstr(tup, desc, 20);
+	c->on_truncate = eo_getstr(tup, desc, 21);
 	cfg = c;
 	if (!c->enabled)
 		return false;
@@ -306,9 +319,15 @@ eo_load_config(void)
 					PGC_SUSET, PGC_S_SESSION);
 
 	old = MemoryContextSwitchTo(config_cxt);
-	map = eo_mapping_build(c->target, c->format, c->event_id, c->on_duplicate,
-						   c->columns, c->columns_null, c->topic);
+	envelope = c->envelope == NULL || strcmp(c->envelope, "none") == 0 ? EO_ENV_NONE :
+		strcmp(c->envelope, "debezium") == 0 ? EO_ENV_DEBEZIUM : EO_ENV_UPSERT;
+	map = eo_mapping_build(c->target, c->format, envelope == EO_ENV_NONE ? c->event_id : NULL,
+						   c->on_duplicate, c->columns, c->columns_null, c->topic);
+	map->envelope = envelope;
+	map->truncate = c->on_truncate != NULL && strcmp(c->on_truncate, "truncate") == 0;
 	writer = eo_writer_create(map, config_cxt);
+	if (envelope != EO_ENV_NONE)
+		applier = eo_apply_create(map, config_cxt);
 	MemoryContextSwitchTo(old);
 	if (map->format == &eo_format_avro)
 		eo_avro_configure(c->schema_registry, c->avro_schema, c->kafka_options);
@@ -891,6 +910,21 @@ eo_store_progress(const int64 *next, const EoCounts *counts, int nrows)
 		if (ret != SPI_OK_UPDATE || SPI_processed != 1)
 			elog(ERROR, "updating counters failed");
 	}
+	if (counts->deleted > 0)
+	{
+		/* only change streams delete, and they need a 0.3 catalog */
+		Oid			types[3] = {INT4OID, INT4OID, INT8OID};
+		Datum		argv[3];
+
+		argv[0] = Int32GetDatum(args.pipeline_id);
+		argv[1] = Int32GetDatum(args.worker);
+		argv[2] = Int64GetDatum(counts->deleted);
+		ret = eo_catalog_execute("UPDATE eo_ingest.counters SET rows_deleted = rows_deleted + $3 "
+								 "WHERE pipeline_id = $1 AND worker = $2",
+								 3, types, argv, NULL, false, 0);
+		if (ret != SPI_OK_UPDATE || SPI_processed != 1)
+			elog(ERROR, "updating counters failed");
+	}
 }
 
 /*
@@ -909,15 +943,30 @@ eo_worker_batch_xact(const int64 *next, ErrorData **error)
 		EoCounts	counts = {0};
 
 		eo_begin_xact("eo_ingest: writing a batch");
-		/* once per batch (a retry reuses it), before the fence locks anything */
-		writer->subtransactions = eo_record_decode_batch(map, recs, nrecs, batch_cxt);
+		/*
+		 * Before the fence locks anything: records once per batch (a retry
+		 * reuses them); a change stream's rows once per attempt.
+		 */
+		if (applier != NULL)
+			writer->subtransactions = eo_envelope_decode(applier, recs, nrecs, attempt_cxt);
+		else
+			writer->subtransactions = eo_record_decode_batch(map, recs, nrecs, batch_cxt);
 		if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "SET CONSTRAINTS failed");
 		eo_fence();
 
 		MemoryContextSwitchTo(attempt_cxt);
-		eo_writer_dedup(writer, recs, nrecs, &counts);
-		eo_writer_write(writer, recs, nrecs, &counts);
+		if (applier != NULL)
+		{
+			applier->subtransactions = 0;
+			eo_apply_batch(applier, recs, nrecs, &counts);
+			writer->subtransactions += applier->subtransactions;
+		}
+		else
+		{
+			eo_writer_dedup(writer, recs, nrecs, &counts);
+			eo_writer_write(writer, recs, nrecs, &counts);
+		}
 		eo_writer_dead_letters(writer, args.pipeline_id, cfg->name, recs, nrecs);
 		eo_store_progress(next, &counts, nrecs);
 		eo_commit_xact();

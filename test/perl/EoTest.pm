@@ -524,4 +524,49 @@ sub wait_worker
 	return undef;
 }
 
+# Children of the postmaster with pid $ppid, as [ pid, args ].
+sub _children_of
+{
+	my $ppid = shift;
+	my $out = `ps -o pid=,args= --ppid $ppid`;
+	return map { [ split ' ', $_, 2 ] } grep { /\S/ } split /\n/, $out;
+}
+
+# kill -9 of the node's postmaster, then a restart.  Its children must not
+# outlive it (a new postmaster cannot start while they hold the old shared
+# memory): any still running after 10 s is diagnosed, counted and killed.
+# Returns { started => bool, children => n, orphans => n }.
+sub crash_postmaster
+{
+	my ($node) = @_;
+	my ($pm) = split /\n/, PostgreSQL::Test::Utils::slurp_file($node->data_dir . '/postmaster.pid');
+	my @kids = _children_of($pm);
+	my %r = (children => scalar @kids, orphans => 0, started => 0);
+	# The pid file names the running postmaster even if Cluster.pm lost
+	# track of it; kill9 then makes Cluster.pm forget it.
+	kill 'KILL', $pm;
+	$node->kill9;
+	my $deadline = time + 10;
+	my @left;
+	do
+	{
+		select(undef, undef, undef, 0.1);
+		@left = grep { kill 0, $_->[0] } @kids;
+	} while (@left && time < $deadline);
+	if (@left)
+	{
+		$r{orphans} = @left;
+		diag("still running 10 s after the postmaster died:\n"
+			  . join('', map { "  $_->[0] $_->[1]\n" } @left));
+		kill 'KILL', map { $_->[0] } @left;
+		select(undef, undef, undef, 0.5);
+	}
+	for (1 .. 20)
+	{
+		last if ($r{started} = $node->start(fail_ok => 1));
+		select(undef, undef, undef, 0.5);
+	}
+	return \%r;
+}
+
 1;

@@ -1,7 +1,7 @@
 -- Catalog shape: schema, tables, views, functions, row-level security,
 -- privileges of PUBLIC and the extension's configuration tables.
 BEGIN;
-SELECT plan(137);
+SELECT plan(141);
 
 SELECT has_schema('eo_ingest');
 SELECT is((SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'eo_ingest'),
@@ -15,7 +15,7 @@ SELECT has_column('eo_ingest', 'pipelines', c, 'pipelines.' || c)
   FROM unnest(ARRAY['id', 'name', 'owner', 'brokers', 'topic', 'target', 'event_id', 'on_duplicate',
                     'format', 'columns', 'start_from', 'batch_size', 'batch_timeout', 'workers',
                     'synchronous_commit', 'kafka_options', 'enabled', 'target_name',
-                    'schema_registry', 'avro_schema']) AS c;
+                    'schema_registry', 'avro_schema', 'envelope', 'on_truncate']) AS c;
 SELECT col_is_pk('eo_ingest', 'pipelines', 'id', 'pipelines is keyed by id');
 SELECT col_is_unique('eo_ingest', 'pipelines', 'name', 'pipeline names are unique');
 SELECT col_type_is('eo_ingest', 'pipelines', 'target', 'regclass', 'pipelines.target is a regclass');
@@ -30,7 +30,7 @@ SELECT col_type_is('eo_ingest', 'offsets', 'next_offset', 'bigint', 'offsets.nex
 
 SELECT has_column('eo_ingest', 'counters', c, 'counters.' || c)
   FROM unnest(ARRAY['pipeline_id', 'worker', 'rows_inserted', 'rows_updated', 'duplicates_skipped',
-                    'dead_letters', 'last_batch_at']) AS c;
+                    'dead_letters', 'last_batch_at', 'rows_deleted']) AS c;
 SELECT col_is_pk('eo_ingest', 'counters', ARRAY['pipeline_id', 'worker'], 'counters are keyed by pipeline and worker');
 
 SELECT has_column('eo_ingest', 'dead_letters', c, 'dead_letters.' || c)
@@ -64,7 +64,7 @@ SELECT col_type_is('eo_ingest', 'pipeline_status', c, t, format('pipeline_status
   FROM (VALUES ('name', 'text'), ('state', 'text'), ('worker_pid', 'integer'), ('rows_inserted', 'bigint'),
                ('rows_updated', 'bigint'), ('duplicates_skipped', 'bigint'), ('dead_letters', 'bigint'),
                ('lag', 'bigint'), ('last_batch_at', 'timestamp with time zone'), ('last_error', 'text'),
-               ('last_error_at', 'timestamp with time zone')) AS v(c, t);
+               ('last_error_at', 'timestamp with time zone'), ('rows_deleted', 'bigint')) AS v(c, t);
 SELECT col_type_is('eo_ingest', 'partition_progress', c, t, format('partition_progress.%s is %s', c, t))
   FROM (VALUES ('partition', 'integer'), ('next_offset', 'bigint'), ('high_watermark', 'bigint'),
                ('lag', 'bigint'), ('committed_at', 'timestamp with time zone')) AS v(c, t);

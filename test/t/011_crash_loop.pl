@@ -83,15 +83,6 @@ my $producer = IPC::Run::start(
 	'<', \undef, '>', \$p_out, '2>', \$p_err,
 	IPC::Run::timeout(600));
 
-# Children of the postmaster must not outlive it: a new postmaster cannot
-# start while they still hold the old shared memory.
-sub children_of
-{
-	my $ppid = shift;
-	my $out = `ps -o pid=,args= --ppid $ppid`;
-	return map { [ split ' ', $_, 2 ] } grep { /\S/ } split /\n/, $out;
-}
-
 sub processed
 {
 	my ($out, $err) = ('', '');
@@ -134,37 +125,12 @@ for my $what (@plan)
 	}
 	else
 	{
-		my ($pm) = split /\n/, slurp_file($node->data_dir . '/postmaster.pid');
-		my @kids = children_of($pm);
-		# The pid file names the running postmaster even if Cluster.pm lost
-		# track of it; kill9 then makes Cluster.pm forget it.
-		kill 'KILL', $pm;
-		$node->kill9;
+		my $r = EoTest::crash_postmaster($node);
 		$n_postmaster++;
-		note(sprintf('%.1fs: kill -9 postmaster %d with %d children (processed so far: %s)',
-			time - $t0, $pm, scalar @kids, $progress));
-		my $deadline = time + 10;
-		my @left;
-		do
-		{
-			sleep(0.1);
-			@left = grep { kill 0, $_->[0] } @kids;
-		} while (@left && time < $deadline);
-		if (@left)
-		{
-			$orphans++;
-			diag("still running 10 s after the postmaster died:\n"
-				  . join('', map { "  $_->[0] $_->[1]\n" } @left));
-			kill 'KILL', map { $_->[0] } @left;
-			sleep(0.5);
-		}
-		my $started = 0;
-		for (1 .. 20)
-		{
-			last if ($started = $node->start(fail_ok => 1));
-			sleep(0.5);
-		}
-		if (!$started)
+		$orphans++ if $r->{orphans};
+		note(sprintf('%.1fs: kill -9 postmaster with %d children (processed so far: %s)',
+			time - $t0, $r->{children}, $progress));
+		if (!$r->{started})
 		{
 			fail("node restarted after postmaster kill #$n_postmaster");
 			last;

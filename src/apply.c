@@ -1,0 +1,520 @@
+/*
+ * apply.c
+ *		Applies a batch of changes (envelope.c) to the target by its primary
+ *		key, inside the batch transaction opened by worker.c.
+ *
+ * Several changes to one key collapse into the latest (changes to one key
+ * share a partition, so batch order is their order): the batch deletes the
+ * keys whose latest change is a delete, then inserts or replaces the rows
+ * whose latest change is an upsert, with one statement per kind and row
+ * shape.  The final state of every key is that of its latest change, so
+ * replaying any range of offsets yields the same table.  A truncate event
+ * splits the batch: what came before it is applied, then the target is
+ * emptied (on_truncate => 'truncate').
+ *
+ * A change that fails with a data error is found by bisection in
+ * subtransactions and its record becomes a dead letter; the key's next older
+ * change in the batch then takes its place, as if the bad record had never
+ * been sent.
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "catalog/index.h"
+#include "catalog/pg_type.h"
+#include "catalog/pg_index.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+
+#include "catalog.h"
+#include "change.h"
+#include "eo_ingest.h"
+
+typedef struct EoApplyPlan
+{
+	char		key[NAMEDATALEN * 4 + 1];
+	SPIPlanPtr	plan;
+} EoApplyPlan;
+
+EoApplier *
+eo_apply_create(EoMapping *map, MemoryContext parent)
+{
+	EoApplier  *a = palloc0(sizeof(EoApplier));
+	Oid			pk = eo_catalog_primary_key(map->target);
+	HeapTuple	tup;
+	Form_pg_index index;
+	HASHCTL		ctl;
+
+	if (!OidIsValid(pk))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
+				 errmsg("target %s has no primary key", map->target_name),
+				 errdetail("A pipeline with an envelope identifies rows by the target's primary key."),
+				 errhint("Add a primary key to the target; the pipeline resumes by itself.")));
+	if (map->ncolumns >= NAMEDATALEN * 4)
+		ereport(ERROR,
+				(errcode(ERRCODE_TOO_MANY_COLUMNS),
+				 errmsg("too many mapped columns (%d)", map->ncolumns)));
+	tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(pk));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for index %u", pk);
+	index = (Form_pg_index) GETSTRUCT(tup);
+	a->map = map;
+	a->nkeys = index->indnkeyatts;
+	a->keys = palloc(sizeof(int) * a->nkeys);
+	for (int k = 0; k < a->nkeys; k++)
+	{
+		int			c;
+
+		for (c = 0; c < map->ncolumns; c++)
+			if (map->columns[c].attnum == index->indkey.values[k])
+				break;
+		if (c == map->ncolumns)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("primary key column %s of %s is not mapped",
+							quote_identifier(get_attname(map->target, index->indkey.values[k], false)),
+							map->target_name),
+					 errdetail("A pipeline with an envelope identifies rows by the target's primary key."),
+					 errhint("Map every primary key column from the change's row or the Kafka key; a GENERATED ALWAYS identity column cannot be.")));
+		a->keys[k] = c;
+	}
+	ReleaseSysCache(tup);
+
+	a->cxt = AllocSetContextCreate(parent, "eo_ingest apply plans", ALLOCSET_SMALL_SIZES);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(((EoApplyPlan *) 0)->key);
+	ctl.entrysize = sizeof(EoApplyPlan);
+	ctl.hcxt = a->cxt;
+	a->plans = hash_create("eo_ingest apply plans", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	return a;
+}
+
+void
+eo_apply_destroy(EoApplier *a)
+{
+	HASH_SEQ_STATUS seq;
+	EoApplyPlan *e;
+
+	hash_seq_init(&seq, a->plans);
+	while ((e = hash_seq_search(&seq)) != NULL)
+		SPI_freeplan(e->plan);
+	MemoryContextDelete(a->cxt);
+}
+
+static bool
+eo_apply_is_key(EoApplier *a, int c)
+{
+	for (int k = 0; k < a->nkeys; k++)
+		if (a->keys[k] == c)
+			return true;
+	return false;
+}
+
+/* The statement text for kind 'D' (delete by key), 'T' or 'U' + shape. */
+static char *
+eo_apply_sql(EoApplier *a, const char *key, int *nargs, Oid *argtypes)
+{
+	EoMapping  *map = a->map;
+	StringInfoData sql;
+	const char *shape = key + 1;
+	bool		first = true;
+
+	initStringInfo(&sql);
+	*nargs = 0;
+	if (key[0] == 'T')
+	{
+		appendStringInfo(&sql, "DELETE FROM %s", map->target_name);
+		return sql.data;
+	}
+	if (key[0] == 'D')
+	{
+		appendStringInfo(&sql, "DELETE FROM %s AS t USING unnest(", map->target_name);
+		for (int k = 0; k < a->nkeys; k++)
+		{
+			argtypes[k] = map->columns[a->keys[k]].arraytype;
+			appendStringInfo(&sql, "%s$%d", k ? ", " : "", k + 1);
+		}
+		appendStringInfoString(&sql, ") AS u(");
+		for (int k = 0; k < a->nkeys; k++)
+			appendStringInfo(&sql, "%sk%d", k ? ", " : "", k);
+		appendStringInfoString(&sql, ") WHERE ");
+		for (int k = 0; k < a->nkeys; k++)
+		{
+			EoColumn   *col = &map->columns[a->keys[k]];
+
+			appendStringInfo(&sql, "%st.%s = u.k%d", k ? " AND " : "", col->name, k);
+			if (col->via_text)
+				appendStringInfo(&sql, "::%s", col->type);
+		}
+		*nargs = a->nkeys;
+		return sql.data;
+	}
+
+	appendStringInfo(&sql, "WITH w AS (INSERT INTO %s AS t (", map->target_name);
+	for (int c = 0; c < map->ncolumns; c++)
+		if (shape[c] == '1')
+		{
+			appendStringInfo(&sql, "%s%s", first ? "" : ", ", map->columns[c].name);
+			first = false;
+		}
+	appendStringInfoString(&sql, ") SELECT ");
+	first = true;
+	for (int c = 0; c < map->ncolumns; c++)
+		if (shape[c] == '1')
+		{
+			/* array columns without an array type travel as text[] */
+			appendStringInfo(&sql, "%sc%d", first ? "" : ", ", c);
+			if (map->columns[c].via_text)
+				appendStringInfo(&sql, "::%s", map->columns[c].type);
+			first = false;
+		}
+	appendStringInfoString(&sql, " FROM unnest(");
+	for (int c = 0; c < map->ncolumns; c++)
+		if (shape[c] == '1')
+		{
+			argtypes[*nargs] = map->columns[c].arraytype;
+			appendStringInfo(&sql, "%s$%d", *nargs ? ", " : "", *nargs + 1);
+			(*nargs)++;
+		}
+	appendStringInfoString(&sql, ") AS u(");
+	first = true;
+	for (int c = 0; c < map->ncolumns; c++)
+		if (shape[c] == '1')
+		{
+			appendStringInfo(&sql, "%sc%d", first ? "" : ", ", c);
+			first = false;
+		}
+	appendStringInfoString(&sql, ") ON CONFLICT (");
+	for (int k = 0; k < a->nkeys; k++)
+		appendStringInfo(&sql, "%s%s", k ? ", " : "", map->columns[a->keys[k]].name);
+	appendStringInfoString(&sql, ") DO UPDATE SET ");
+	first = true;
+	for (int c = 0; c < map->ncolumns; c++)
+		if (shape[c] == '1' && !eo_apply_is_key(a, c))
+		{
+			appendStringInfo(&sql, "%s%s = excluded.%s", first ? "" : ", ",
+							 map->columns[c].name, map->columns[c].name);
+			first = false;
+		}
+	if (first)
+		appendStringInfo(&sql, "%s = excluded.%s", map->columns[a->keys[0]].name,
+						 map->columns[a->keys[0]].name);
+	appendStringInfoString(&sql, " RETURNING (t.xmax = 0) AS inserted) "
+						   "SELECT count(*) FILTER (WHERE inserted), "
+						   "count(*) FILTER (WHERE NOT inserted) FROM w");
+	return sql.data;
+}
+
+static SPIPlanPtr
+eo_apply_plan(EoApplier *a, const char *key)
+{
+	EoApplyPlan *e;
+	bool		found;
+	Oid		   *argtypes;
+	int			nargs;
+	char	   *sql;
+
+	e = hash_search(a->plans, key, HASH_ENTER, &found);
+	if (found)
+		return e->plan;
+	argtypes = palloc(sizeof(Oid) * (a->map->ncolumns + 1));
+	sql = eo_apply_sql(a, key, &nargs, argtypes);
+	e->plan = NULL;
+	PG_TRY();
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+				 SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		e->plan = plan;
+	}
+	PG_CATCH();
+	{
+		hash_search(a->plans, key, HASH_REMOVE, NULL);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return e->plan;
+}
+
+/* Execute changes[lo..hi), all of one plan key. */
+static void
+eo_apply_exec(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
+{
+	EoMapping  *map = a->map;
+	const char *key = chs[lo]->plan;
+	SPIPlanPtr	plan = eo_apply_plan(a, key);
+	int			nrows = hi - lo;
+	Datum	   *args = palloc(sizeof(Datum) * (map->ncolumns + 1));
+	Datum	   *elems = palloc(sizeof(Datum) * nrows);
+	bool	   *enulls = palloc(sizeof(bool) * nrows);
+	int			nargs = 0;
+	int			ret;
+
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		EoColumn   *col = &map->columns[c];
+		int			dims[1] = {nrows};
+		int			lbs[1] = {1};
+
+		if (key[0] == 'D' ? !eo_apply_is_key(a, c) : key[c + 1] != '1')
+			continue;
+		for (int r = 0; r < nrows; r++)
+		{
+			EoRecord   *row = chs[lo + r]->row;
+
+			elems[r] = row->datums[c];
+			enulls[r] = row->nulls[c];
+			if (col->via_text && !enulls[r])
+				elems[r] = CStringGetTextDatum(OutputFunctionCall(&col->outfunc, elems[r]));
+		}
+		if (col->via_text)
+			args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
+															   TEXTOID, -1, false, TYPALIGN_INT));
+		else
+			args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
+															   col->typid, col->typlen,
+															   col->typbyval, col->typalign));
+	}
+	if (key[0] == 'D')
+	{
+		/* the delete names the key columns in the primary key's order */
+		Datum	   *ordered = palloc(sizeof(Datum) * a->nkeys);
+		int			m = 0;
+
+		for (int k = 0; k < a->nkeys; k++)
+		{
+			m = 0;
+			for (int c = 0; c < a->keys[k]; c++)
+				if (eo_apply_is_key(a, c))
+					m++;
+			ordered[k] = args[m];
+		}
+		args = ordered;
+	}
+	ret = eo_catalog_execute_pinned_plan(plan, args, NULL, false, 0);
+	if (key[0] == 'D')
+	{
+		if (ret != SPI_OK_DELETE)
+			elog(ERROR, "unexpected result %d from the delete statement", ret);
+		counts->deleted += SPI_processed;
+		counts->skipped += nrows - SPI_processed;
+		return;
+	}
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "unexpected result %d from the upsert statement", ret);
+	{
+		bool		isnull;
+
+		counts->inserted += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &isnull));
+		counts->updated += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													   SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	SPI_freetuptable(SPI_tuptable);
+}
+
+typedef struct EoApplyTry
+{
+	EoApplier  *a;
+	EoChange  **chs;
+	int			lo;
+	int			hi;
+	EoCounts	counts;
+} EoApplyTry;
+
+static void
+eo_apply_exec_try(void *arg)
+{
+	EoApplyTry *t = arg;
+
+	eo_apply_exec(t->a, t->chs, t->lo, t->hi, &t->counts);
+}
+
+/*
+ * Try changes[lo..hi) (one plan key) in a subtransaction; on a data error
+ * split them down to the bad change, whose record becomes a dead letter.
+ */
+static void
+eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
+{
+	EoApplyTry	t = {a, chs, lo, hi, {0}};
+	ErrorData  *edata;
+
+	a->subtransactions++;
+	edata = eo_subxact_run(eo_apply_exec_try, &t);
+	if (edata == NULL)
+	{
+		counts->inserted += t.counts.inserted;
+		counts->updated += t.counts.updated;
+		counts->deleted += t.counts.deleted;
+		counts->skipped += t.counts.skipped;
+		for (int i = lo; i < hi; i++)
+			chs[i]->applied = true;
+		return;
+	}
+	if (!eo_is_data_error(edata->sqlerrcode))
+		ReThrowError(edata);
+	if (hi - lo == 1)
+	{
+		EoRecord   *rec = chs[lo]->rec;
+
+		rec->status = EO_REC_DEAD;
+		rec->sqlerrcode = edata->sqlerrcode;
+		rec->error = eo_error_text(edata);
+		FreeErrorData(edata);
+		return;
+	}
+	FreeErrorData(edata);
+	eo_apply_try(a, chs, lo, lo + (hi - lo) / 2, counts);
+	eo_apply_try(a, chs, lo + (hi - lo) / 2, hi, counts);
+}
+
+/* By key, then latest first. */
+static int
+eo_cmp_ident(const void *pa, const void *pb)
+{
+	const EoChange *a = *(EoChange *const *) pa;
+	const EoChange *b = *(EoChange *const *) pb;
+	int			c = memcmp(a->ident, b->ident, Min(a->identlen, b->identlen));
+
+	if (c != 0)
+		return c;
+	if (a->identlen != b->identlen)
+		return a->identlen < b->identlen ? -1 : 1;
+	return b->seq - a->seq;
+}
+
+/* By kind (deletes first), then shape, then key: locks go in key order. */
+static int
+eo_cmp_plan(const void *pa, const void *pb)
+{
+	const EoChange *a = *(EoChange *const *) pa;
+	const EoChange *b = *(EoChange *const *) pb;
+	int			c;
+
+	if (a->op != b->op)
+		return a->op == EO_OP_DELETE ? -1 : 1;
+	c = strcmp(a->plan, b->plan);
+	if (c != 0)
+		return c;
+	return eo_cmp_ident(pa, pb);
+}
+
+/* Apply changes chs[0..n) (no truncate among them), latest per key. */
+static void
+eo_apply_segment(EoApplier *a, EoChange **chs, int n, EoCounts *counts)
+{
+	EoChange  **todo = palloc(sizeof(EoChange *) * Max(n, 1));
+	int			ntodo = 0;
+
+	qsort(chs, n, sizeof(EoChange *), eo_cmp_ident);
+	for (int i = 0; i < n; i++)
+	{
+		bool		same = i > 0 && chs[i]->identlen == chs[i - 1]->identlen &&
+			memcmp(chs[i]->ident, chs[i - 1]->ident, chs[i]->identlen) == 0;
+
+		if (same)
+			chs[i - 1]->older = chs[i];
+		else
+			todo[ntodo++] = chs[i];
+	}
+
+	while (ntodo > 0)
+	{
+		int			m = 0;
+
+		/* a record whose other change failed is a dead letter already */
+		for (int i = 0; i < ntodo; i++)
+		{
+			EoChange   *ch = todo[i];
+
+			while (ch != NULL && ch->rec->status == EO_REC_DEAD)
+				ch = ch->older;
+			if (ch != NULL)
+				todo[m++] = ch;
+		}
+		ntodo = m;
+		qsort(todo, ntodo, sizeof(EoChange *), eo_cmp_plan);
+		for (int start = 0, end; start < ntodo; start = end)
+		{
+			for (end = start + 1; end < ntodo; end++)
+				if (strcmp(todo[end]->plan, todo[start]->plan) != 0)
+					break;
+			eo_apply_try(a, todo, start, end, counts);
+		}
+		/* the next older change of a key whose latest one failed */
+		m = 0;
+		for (int i = 0; i < ntodo; i++)
+			if (!todo[i]->applied && todo[i]->older != NULL)
+				todo[m++] = todo[i]->older;
+		ntodo = m;
+	}
+	for (int i = 0; i < n; i++)
+		if (!chs[i]->applied && chs[i]->rec->status != EO_REC_DEAD)
+			counts->skipped++;
+	pfree(todo);
+}
+
+static void
+eo_apply_truncate(EoApplier *a, EoCounts *counts)
+{
+	int			ret = eo_catalog_execute_pinned_plan(eo_apply_plan(a, "T"), NULL, NULL, false, 0);
+
+	if (ret != SPI_OK_DELETE)
+		elog(ERROR, "unexpected result %d from the truncate statement", ret);
+	counts->deleted += SPI_processed;
+}
+
+/*
+ * Apply a batch of a change stream, whose changes eo_envelope_decode made
+ * (a->changes): the changes between truncate events, latest per key.  Bad
+ * records end EO_REC_DEAD.
+ */
+void
+eo_apply_batch(EoApplier *a, EoRecord *recs, int n, EoCounts *counts)
+{
+	int			nch = a->nchanges;
+	EoChange  **chs = palloc(sizeof(EoChange *) * Max(nch, 1));
+	bool	   *changed = palloc0(sizeof(bool) * Max(n, 1));
+	int			start = 0;
+
+	for (int i = 0; i < nch; i++)
+	{
+		EoChange   *ch = &a->changes[i];
+
+		chs[i] = ch;
+		changed[ch->seq] = true;
+		if (ch->op == EO_OP_UPSERT)
+			ch->plan = psprintf("U%s", ch->row->shape);
+		else
+			ch->plan = ch->op == EO_OP_DELETE ? "D" : "T";
+	}
+	for (int i = 0; i <= nch; i++)
+	{
+		if (i < nch && chs[i]->op != EO_OP_TRUNCATE)
+			continue;
+		eo_apply_segment(a, chs + start, i - start, counts);
+		if (i < nch && a->map->truncate)
+			eo_apply_truncate(a, counts);
+		else if (i < nch)
+			counts->skipped++;
+		start = i + 1;
+	}
+	for (int i = 0; i < n; i++)
+	{
+		if (recs[i].status == EO_REC_DEAD)
+			counts->dead++;
+		else if (!changed[i])
+			counts->skipped++;	/* the tombstone that follows a delete */
+	}
+}

@@ -1,0 +1,479 @@
+/*
+ * envelope.c
+ *		From one Kafka record of a change stream to the changes it makes:
+ *		Debezium change events (op c, r, u, d, t; JSON with or without the
+ *		schema/payload wrapper) and upsert topics (the key identifies the
+ *		row, the value is the row, a null value deletes it).
+ *
+ * Each row is a record of its own (EoRecord.value: the envelope's "after"
+ * or "before" object instead of the whole value), decoded into column
+ * values by record.c like any record.  A row is identified by the decoded
+ * values of the target's primary key: its columns come from the row, and
+ * where the row lacks them, from the Kafka key when that is a JSON object
+ * (wrapped or not, mapped like the row).  Any other key is mapped like any
+ * column, columns => {"id": "$key"}.  A record that cannot be understood
+ * becomes a dead letter.
+ */
+#include "postgres.h"
+
+#include "common/jsonapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/memutils.h"
+
+#include "change.h"
+
+/* The top-level fields of a JSON object that an envelope looks at. */
+enum
+{
+	F_SCHEMA,
+	F_PAYLOAD,
+	F_OP,
+	F_BEFORE,
+	F_AFTER,
+	F_COUNT
+};
+
+static const char *const eo_env_names[F_COUNT] = {"schema", "payload", "op", "before", "after"};
+
+typedef struct EoEnvField
+{
+	const char *start;			/* NULL: absent */
+	int			len;
+	char	   *string;			/* a string value, de-escaped */
+} EoEnvField;
+
+typedef struct EoEnvScan
+{
+	JsonLexContext *lex;
+	int			current;		/* the top-level field being read, or -1 */
+	EoEnvField	fields[F_COUNT];
+} EoEnvScan;
+
+/* The rows to decode and the changes made of them, for one batch. */
+typedef struct EoEnvPass
+{
+	EoRecord   *rows;			/* at most two per record, then the keys */
+	int			nrows;
+	EoChange   *changes;		/* at most two per record */
+	int			nchanges;
+} EoEnvPass;
+
+static void
+eo_env_field_start(void *state, char *fname, bool isnull)
+{
+	EoEnvScan  *s = (EoEnvScan *) state;
+
+	if (s->lex->lex_level != 1)
+		return;
+	s->current = -1;
+	for (int i = 0; i < F_COUNT; i++)
+		if (strcmp(fname, eo_env_names[i]) == 0)
+		{
+			s->current = i;
+			s->fields[i].start = s->lex->token_start;
+			s->fields[i].string = NULL;
+		}
+}
+
+static void
+eo_env_field_end(void *state, char *fname, bool isnull)
+{
+	EoEnvScan  *s = (EoEnvScan *) state;
+
+	if (s->lex->lex_level != 1 || s->current < 0)
+		return;
+	s->fields[s->current].len = s->lex->prev_token_terminator - s->fields[s->current].start;
+	s->current = -1;
+}
+
+static void
+eo_env_scalar(void *state, char *token, JsonTokenType tokentype)
+{
+	EoEnvScan  *s = (EoEnvScan *) state;
+
+	if (s->lex->lex_level == 1 && s->current >= 0 && tokentype == JSON_TOKEN_STRING)
+		s->fields[s->current].string = token;
+}
+
+static void
+eo_env_fail(EoRecord *rec, int sqlerrcode, const char *error)
+{
+	rec->decoded_ok = false;
+	rec->status = EO_REC_DEAD;
+	rec->sqlerrcode = sqlerrcode;
+	rec->error = pstrdup(error);
+}
+
+/*
+ * Find the envelope's fields in a JSON object; false, with the error in
+ * *error, when it is not one.
+ */
+static bool
+eo_env_scan(const char *json, size_t len, EoEnvScan *s, char **error)
+{
+	JsonSemAction sem;
+	JsonParseErrorType rc;
+	const char *p = json;
+
+	memset(s, 0, sizeof(EoEnvScan));
+	s->current = -1;
+	while (p < json + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
+		p++;
+	if (p == json + len || *p != '{')
+	{
+		*error = pstrdup("value is not a JSON object");
+		return false;
+	}
+	if (!pg_verifymbstr(json, len, true))
+	{
+		*error = pstrdup("value is not valid in the database encoding");
+		return false;
+	}
+	memset(&sem, 0, sizeof(sem));
+	sem.semstate = s;
+	sem.object_field_start = eo_env_field_start;
+	sem.object_field_end = eo_env_field_end;
+	sem.scalar = eo_env_scalar;
+	s->lex = makeJsonLexContextCstringLen((char *) json, len, GetDatabaseEncoding(), true);
+	rc = pg_parse_json(s->lex, &sem);
+	if (rc != JSON_SUCCESS)
+	{
+		*error = psprintf("invalid JSON: %s", json_errdetail(rc, s->lex));
+		return false;
+	}
+	return true;
+}
+
+static bool
+eo_env_is(const EoEnvField *f, char c)
+{
+	return f->start != NULL && f->start[0] == c;
+}
+
+/*
+ * A Kafka Connect JsonConverter with schemas.enable wraps every key and
+ * value as {"schema": ..., "payload": ...}: use what is inside.
+ */
+static void
+eo_env_unwrap(const char **json, size_t *len, EoEnvScan *s)
+{
+	char	   *error;
+
+	if (s->fields[F_SCHEMA].start != NULL && eo_env_is(&s->fields[F_PAYLOAD], '{') &&
+		s->fields[F_OP].start == NULL)
+	{
+		*json = s->fields[F_PAYLOAD].start;
+		*len = s->fields[F_PAYLOAD].len;
+		if (!eo_env_scan(*json, *len, s, &error))
+			elog(ERROR, "a valid JSON object held an invalid one: %s", error);
+	}
+}
+
+/* A row of rec to decode: json, a part of its value, or no value at all. */
+static EoRecord *
+eo_env_row(EoApplier *a, EoEnvPass *p, EoRecord *rec, const char *json, size_t len)
+{
+	EoRecord   *row = &p->rows[p->nrows++];
+
+	memset(row, 0, sizeof(EoRecord));
+	row->msg = rec->msg;
+	row->partition = rec->partition;
+	row->offset = rec->offset;
+	row->timestamp = rec->timestamp;
+	row->value_override = true;
+	row->value = json;
+	row->value_len = len;
+	row->json_strings = a->map->envelope == EO_ENV_DEBEZIUM;
+	return row;
+}
+
+static EoChange *
+eo_env_change(EoEnvPass *p, EoRecord *rec, EoRecord *row, EoOp op, int seq)
+{
+	EoChange   *ch = &p->changes[p->nchanges++];
+
+	memset(ch, 0, sizeof(EoChange));
+	ch->rec = rec;
+	ch->row = row;
+	ch->op = op;
+	ch->seq = seq;
+	return ch;
+}
+
+static void
+eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
+{
+	rd_kafka_message_t *msg = rec->msg;
+	const char *json = msg->payload;
+	size_t		len = msg->len;
+	EoEnvScan	s;
+	EoEnvField *before;
+	EoEnvField *after;
+	const char *op;
+	char	   *error;
+
+	/* the tombstone that follows a delete, for compaction: nothing to do */
+	if (json == NULL)
+		return;
+	if (!eo_env_scan(json, len, &s, &error))
+	{
+		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION, error);
+		return;
+	}
+	eo_env_unwrap(&json, &len, &s);
+	if (s.fields[F_OP].start == NULL && eo_env_is(&s.fields[F_PAYLOAD], 'n'))
+		return;
+	op = s.fields[F_OP].string;
+	before = &s.fields[F_BEFORE];
+	after = &s.fields[F_AFTER];
+	if (s.fields[F_OP].start == NULL)
+	{
+		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION,
+					"Debezium change event has no \"op\"");
+		return;
+	}
+	if (op == NULL || strlen(op) != 1 || strchr("crudt", op[0]) == NULL)
+	{
+		eo_env_fail(rec, ERRCODE_INVALID_PARAMETER_VALUE,
+					psprintf("Debezium change event has unknown op %.*s",
+							 Min(s.fields[F_OP].len, 40), s.fields[F_OP].start));
+		return;
+	}
+	if (op[0] == 't')
+	{
+		eo_env_change(p, rec, NULL, EO_OP_TRUNCATE, seq);
+		return;
+	}
+	if (op[0] == 'd')
+	{
+		if (eo_env_is(before, '{'))
+			eo_env_change(p, rec, eo_env_row(a, p, rec, before->start, before->len),
+						  EO_OP_DELETE, seq);
+		else if (before->start == NULL || eo_env_is(before, 'n'))
+			eo_env_change(p, rec, eo_env_row(a, p, rec, NULL, 0), EO_OP_DELETE, seq);
+		else
+			eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION,
+						"Debezium delete event has a \"before\" that is not a JSON object");
+		return;
+	}
+	if (!eo_env_is(after, '{'))
+	{
+		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION,
+					psprintf("Debezium event with op \"%s\" has an \"after\" that is not a JSON object", op));
+		return;
+	}
+
+	/*
+	 * An update that changes the primary key deletes the old row.  Debezium's
+	 * PostgreSQL connector sends a delete and a create instead, but "before"
+	 * tells it for sources with full row images.
+	 */
+	if (op[0] == 'u' && eo_env_is(before, '{'))
+		eo_env_change(p, rec, eo_env_row(a, p, rec, before->start, before->len),
+					  EO_OP_DELETE, seq)->if_key_changed = true;
+	eo_env_change(p, rec, eo_env_row(a, p, rec, after->start, after->len), EO_OP_UPSERT, seq);
+}
+
+static void
+eo_env_upsert(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
+{
+	EoRecord   *row;
+
+	if (rec->msg->key == NULL)
+	{
+		eo_env_fail(rec, ERRCODE_NOT_NULL_VIOLATION,
+					"record of an upsert topic has no key");
+		return;
+	}
+	if (rec->msg->payload == NULL)
+	{
+		eo_env_change(p, rec, eo_env_row(a, p, rec, NULL, 0), EO_OP_DELETE, seq);
+		return;
+	}
+	/* the value is the row, in any format */
+	row = eo_env_row(a, p, rec, NULL, 0);
+	row->value_override = false;
+	eo_env_change(p, rec, row, EO_OP_UPSERT, seq);
+}
+
+/* The key of a record as a row, if it is a JSON object (wrapped or not). */
+static EoRecord *
+eo_env_key_row(EoApplier *a, EoEnvPass *p, EoRecord *rec)
+{
+	const char *key = rec->msg->key;
+	size_t		len = rec->msg->key_len;
+	EoEnvScan	s;
+	char	   *error;
+
+	if (key == NULL || a->map->format != &eo_format_json ||
+		!eo_env_scan(key, len, &s, &error))
+		return NULL;
+	eo_env_unwrap(&key, &len, &s);
+	return eo_env_row(a, p, rec, key, len);
+}
+
+/* A decoded key column's bytes, compared to find changes of one key. */
+static void
+eo_env_datum_bytes(EoColumn *col, const Datum *dp, const char **src, int32 *len)
+{
+	Datum		d = *dp;
+
+	if (col->typbyval)
+	{
+		*src = (const char *) dp;
+		*len = sizeof(Datum);
+	}
+	else if (col->typlen == -1)
+	{
+		*src = VARDATA_ANY(DatumGetPointer(d));
+		*len = VARSIZE_ANY_EXHDR(DatumGetPointer(d));
+	}
+	else if (col->typlen == -2)
+	{
+		*src = DatumGetCString(d);
+		*len = strlen(*src);
+	}
+	else
+	{
+		*src = DatumGetPointer(d);
+		*len = col->typlen;
+	}
+}
+
+/*
+ * The row's primary key from its decoded values, encoded for comparison;
+ * columns the row lacks come from the key row, if any.  Returns the mapping
+ * column that has no value, or -1.
+ */
+static int
+eo_env_ident(EoApplier *a, EoChange *ch, EoRecord *keyrow)
+{
+	EoRecord   *row = ch->row;
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int k = 0; k < a->nkeys; k++)
+	{
+		int			c = a->keys[k];
+		const char *src;
+		int32		len;
+
+		if ((row->shape[c] != '1' || row->nulls[c]) && keyrow != NULL &&
+			keyrow->decoded_ok && keyrow->shape[c] == '1' && !keyrow->nulls[c])
+		{
+			row->shape[c] = '1';
+			row->nulls[c] = false;
+			row->datums[c] = keyrow->datums[c];
+		}
+		if (row->shape[c] != '1' || row->nulls[c])
+		{
+			pfree(buf.data);
+			return c;
+		}
+		eo_env_datum_bytes(&a->map->columns[c], &row->datums[c], &src, &len);
+		appendBinaryStringInfo(&buf, (char *) &len, sizeof(len));
+		appendBinaryStringInfo(&buf, src, len);
+	}
+	ch->ident = buf.data;
+	ch->identlen = buf.len;
+	return -1;
+}
+
+static bool
+eo_env_same_key(const EoChange *x, const EoChange *y)
+{
+	return x->identlen == y->identlen && memcmp(x->ident, y->ident, x->identlen) == 0;
+}
+
+/*
+ * The changes recs[0..n) make, into a->changes, in cxt (the attempt's
+ * memory: a retry makes them again).  Every row is decoded by record.c in
+ * one pass; the Kafka keys only for changes whose row lacks a primary key
+ * column.  A record that cannot be understood is a dead letter.  Returns the
+ * number of subtransactions decoding used.
+ */
+int
+eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	EoEnvPass	p;
+	EoRecord  **keyrow = palloc0(sizeof(EoRecord *) * Max(n, 1));
+	int			nrows;
+	int			subxacts;
+	int			m = 0;
+
+	p.rows = palloc(sizeof(EoRecord) * 2 * Max(n, 1));
+	p.nrows = 0;
+	p.changes = palloc(sizeof(EoChange) * 2 * Max(n, 1));
+	p.nchanges = 0;
+	for (int i = 0; i < n; i++)
+	{
+		EoRecord   *rec = &recs[i];
+
+		rec->decoded_ok = true;
+		rec->status = EO_REC_OK;
+		rec->next_dup = NULL;
+		rec->error = NULL;
+		if (a->map->envelope == EO_ENV_DEBEZIUM)
+			eo_env_debezium(a, &p, rec, i);
+		else
+			eo_env_upsert(a, &p, rec, i);
+	}
+	subxacts = eo_record_decode_batch(a->map, p.rows, p.nrows, cxt);
+
+	/* the Kafka keys of the rows that lack a primary key column */
+	nrows = p.nrows;
+	for (int i = 0; i < p.nchanges; i++)
+	{
+		EoChange   *ch = &p.changes[i];
+
+		if (ch->op == EO_OP_TRUNCATE || !ch->row->decoded_ok || ch->rec->status == EO_REC_DEAD ||
+			ch->if_key_changed || keyrow[ch->seq] != NULL || eo_env_ident(a, ch, NULL) < 0)
+			continue;
+		keyrow[ch->seq] = eo_env_key_row(a, &p, ch->rec);
+	}
+	if (p.nrows > nrows)
+		subxacts += eo_record_decode_batch(a->map, p.rows + nrows, p.nrows - nrows, cxt);
+
+	for (int i = 0; i < p.nchanges; i++)
+	{
+		EoChange   *ch = &p.changes[i];
+		int			missing;
+
+		if (ch->op == EO_OP_TRUNCATE || ch->rec->status == EO_REC_DEAD)
+			continue;
+		if (!ch->row->decoded_ok)
+		{
+			/* an update's unreadable "before" only cannot tell a key change */
+			if (!ch->if_key_changed)
+				eo_env_fail(ch->rec, ch->row->sqlerrcode, ch->row->error);
+			continue;
+		}
+		if (ch->ident != NULL)
+			continue;
+		missing = eo_env_ident(a, ch, ch->if_key_changed ? NULL : keyrow[ch->seq]);
+		if (missing >= 0 && !ch->if_key_changed)
+			eo_env_fail(ch->rec, ERRCODE_NOT_NULL_VIOLATION,
+						psprintf("change has no value for primary key column %s",
+								 a->map->columns[missing].name));
+	}
+
+	/* keep the changes of live records, and an old key's delete if it differs */
+	for (int i = 0; i < p.nchanges; i++)
+	{
+		EoChange   *ch = &p.changes[i];
+
+		if (ch->rec->status == EO_REC_DEAD)
+			continue;
+		if (ch->if_key_changed &&
+			(ch->ident == NULL || !ch->row->decoded_ok || eo_env_same_key(ch, ch + 1)))
+			continue;
+		p.changes[m++] = *ch;
+	}
+	a->changes = p.changes;
+	a->nchanges = m;
+	MemoryContextSwitchTo(old);
+	return subxacts;
+}
