@@ -19,7 +19,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_authid.h"
-#include "access/relation.h"
 #include "access/transam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
@@ -32,8 +31,6 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/rel.h"
-#include "utils/relcache.h"
 #include "utils/regproc.h"
 #include "utils/syscache.h"
 
@@ -46,7 +43,6 @@ PG_FUNCTION_INFO_V1(eo_ingest_catalog_update_pipeline);
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_delete_pipeline);
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_set_offsets);
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_purge_dead_letters);
-PG_FUNCTION_INFO_V1(eo_ingest_catalog_set_envelope);
 
 typedef struct EoCatalogSwitch
 {
@@ -55,15 +51,6 @@ typedef struct EoCatalogSwitch
 	int			save_nestlevel;
 } EoCatalogSwitch;
 
-typedef struct EoPipelineRow
-{
-	char	   *name;
-	Oid			owner;
-	Oid			target;
-	char	   *target_name;	/* NULL if unknown */
-	bool		enabled;
-	bool		update;			/* on_duplicate = 'update' */
-} EoPipelineRow;
 
 static void
 eo_catalog_enter(EoCatalogSwitch *sw)
@@ -191,7 +178,7 @@ eo_catalog_pin_search_path(void)
 }
 
 /* The owner must be allowed to write the target, as the worker will. */
-static void
+void
 eo_catalog_check_target(Oid target, Oid owner, bool update)
 {
 	char		relkind = get_rel_relkind(target);
@@ -259,20 +246,6 @@ eo_catalog_check_event_id_index(int32 id, Oid target)
 				 errdetail("Duplicate events are collapsed on the event id, which needs a unique index on that column alone.")));
 }
 
-/* The target's primary key index, or InvalidOid. */
-Oid
-eo_catalog_primary_key(Oid target)
-{
-	Relation	rel = try_relation_open(target, AccessShareLock);
-	Oid			pk;
-
-	if (rel == NULL)
-		return InvalidOid;
-	pk = RelationGetPrimaryKeyIndex(rel);
-	relation_close(rel, AccessShareLock);
-	return pk;
-}
-
 /* The schema-qualified name a pipeline remembers for its target. */
 static char *
 eo_catalog_target_name(Oid target)
@@ -302,7 +275,7 @@ eo_catalog_knows_names(void)
 }
 
 /* Lock a pipeline's row; only a role with the owner's privileges passes. */
-static void
+void
 eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row)
 {
 	Oid			argtype = INT4OID;
@@ -339,7 +312,7 @@ eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row)
 				 errhint("Only the owner of a pipeline, a member of the owning role or a superuser can change it.")));
 }
 
-static bool
+bool
 eo_catalog_arg_is(FunctionCallInfo fcinfo, int n, const char *value)
 {
 	return !PG_ARGISNULL(n) &&
@@ -463,57 +436,6 @@ eo_ingest_catalog_update_pipeline(PG_FUNCTION_ARGS)
 						   "config_version = config_version + 1 "
 						   "WHERE id = $1",
 						   11, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "updating eo_ingest.pipelines failed");
-	SPI_finish();
-	PG_RETURN_VOID();
-}
-
-/*
- * _catalog_set_envelope(id, envelope, on_truncate) (0.3): NULL keeps a
- * setting.  An envelope other than 'none' inserts, updates and deletes rows
- * by the target's primary key, so the owner needs all three privileges and
- * the target a primary key.
- */
-Datum
-eo_ingest_catalog_set_envelope(PG_FUNCTION_ARGS)
-{
-	Oid			caller = GetUserId();
-	Oid			argtypes[3] = {INT4OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3];
-	EoPipelineRow row;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("pipeline id must not be NULL")));
-	for (int i = 0; i < 3; i++)
-	{
-		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
-		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
-	}
-	eo_catalog_connect();
-	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);
-	if (!PG_ARGISNULL(1) && !eo_catalog_arg_is(fcinfo, 1, "none"))
-	{
-		eo_catalog_check_target(row.target, row.owner, true);
-		if (pg_class_aclcheck(row.target, row.owner, ACL_DELETE) != ACLCHECK_OK)
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("permission denied for table %s", get_rel_name(row.target)),
-					 errhint("A pipeline with an envelope deletes rows: its owner needs DELETE on the target.")));
-		if (!OidIsValid(eo_catalog_primary_key(row.target)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_TABLE_DEFINITION),
-					 errmsg("target \"%s\" has no primary key", get_rel_name(row.target)),
-					 errdetail("A pipeline with an envelope identifies rows by the target's primary key.")));
-	}
-	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET "
-						   "envelope = coalesce($2, envelope), "
-						   "on_truncate = coalesce($3, on_truncate), "
-						   "config_version = config_version + 1 "
-						   "WHERE id = $1",
-						   3, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "updating eo_ingest.pipelines failed");
 	SPI_finish();
 	PG_RETURN_VOID();

@@ -8,6 +8,18 @@
 #include "postgres.h"
 
 #include "executor/spi.h"
+#include "fmgr.h"
+
+/* a pipeline's row, locked by eo_catalog_lock_pipeline */
+typedef struct EoPipelineRow
+{
+	char	   *name;
+	Oid			owner;
+	Oid			target;
+	char	   *target_name;	/* NULL if unknown */
+	bool		enabled;
+	bool		update;			/* on_duplicate = 'update' */
+} EoPipelineRow;
 
 extern int	eo_catalog_execute(const char *sql, int nargs, Oid *argtypes,
 							   Datum *values, const char *nulls,
@@ -22,6 +34,11 @@ extern void eo_catalog_pin_search_path(void);
 extern int	eo_catalog_pin_begin(void);
 extern Oid	eo_catalog_follow_target(int32 id, Oid dropped);
 extern void eo_catalog_refresh_target_name(int32 id, Oid target);
+extern void eo_catalog_check_target(Oid target, Oid owner, bool update);
+extern void eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row);
+extern bool eo_catalog_arg_is(FunctionCallInfo fcinfo, int n, const char *value);
+
+/* envelope_sql.c */
 extern Oid	eo_catalog_primary_key(Oid target);
 
 #endif
