@@ -38,8 +38,13 @@ static const EoFormat *const eo_formats[] = {
 	&eo_format_avro,
 };
 
-/* the batch decoded last, until its memory context is reset */
+/*
+ * The records decoded last, until their memory context is reset: a retry of
+ * the batch does not decode them again.  An envelope decodes records of its
+ * own (rows) in another context, once per attempt.
+ */
 static char *decoded_signature;
+static MemoryContext decoded_cxt;
 static EoRecord *decoded_recs;
 static int	decoded_n;
 
@@ -302,6 +307,7 @@ static void
 eo_decoded_forget(void *arg)
 {
 	decoded_signature = NULL;
+	decoded_cxt = NULL;
 }
 
 /*
@@ -376,10 +382,10 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	int			nc = Max(map->ncolumns, 1);
 	int			nestlevel;
 
-	if (decoded_signature != NULL && decoded_recs == recs && decoded_n == n &&
-		strcmp(decoded_signature, map->signature) == 0)
+	if (decoded_signature != NULL && decoded_cxt == cxt && decoded_recs == recs &&
+		decoded_n == n && strcmp(decoded_signature, map->signature) == 0)
 		return 0;
-	if (decoded_signature == NULL)
+	if (decoded_signature == NULL || decoded_cxt != cxt)
 	{
 		MemoryContextCallback *cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
 
@@ -429,6 +435,7 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	AtEOXact_GUC(true, nestlevel);
 	MemoryContextDelete(run.scratch);
 	decoded_signature = MemoryContextStrdup(cxt, map->signature);
+	decoded_cxt = cxt;
 	decoded_recs = recs;
 	decoded_n = n;
 	return subxacts;
