@@ -21,10 +21,8 @@
 
 #include "access/relation.h"
 #include "catalog/index.h"
-#include "catalog/pg_type.h"
 #include "catalog/pg_index.h"
 #include "lib/stringinfo.h"
-#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -263,27 +261,15 @@ eo_apply_exec(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
 	for (int c = 0; c < map->ncolumns; c++)
 	{
 		EoColumn   *col = &map->columns[c];
-		int			dims[1] = {nrows};
-		int			lbs[1] = {1};
 
 		if (key[0] == 'D' ? !eo_apply_is_key(a, c) : key[c + 1] != '1')
 			continue;
 		for (int r = 0; r < nrows; r++)
 		{
-			EoRecord   *row = chs[lo + r]->row;
-
-			elems[r] = row->datums[c];
-			enulls[r] = row->nulls[c];
-			if (col->via_text && !enulls[r])
-				elems[r] = CStringGetTextDatum(OutputFunctionCall(&col->outfunc, elems[r]));
+			elems[r] = chs[lo + r]->row->datums[c];
+			enulls[r] = chs[lo + r]->row->nulls[c];
 		}
-		if (col->via_text)
-			args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
-															   TEXTOID, -1, false, TYPALIGN_INT));
-		else
-			args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
-															   col->typid, col->typlen,
-															   col->typbyval, col->typalign));
+		args[nargs++] = eo_writer_column_array(col, elems, enulls, nrows);
 	}
 	if (key[0] == 'D')
 	{

@@ -39,6 +39,7 @@ extern void eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts
 extern void eo_writer_dead_letters(EoWriter *w, int32 pipeline_id, const char *pipeline,
 								   EoRecord *recs, int n);
 extern bool eo_is_data_error(int sqlerrcode);
+extern Datum eo_writer_column_array(EoColumn *col, Datum *elems, bool *nulls, int n);
 
 /* direct.c */
 extern bool eo_direct_write(EoMapping *map, EoRecord *recs, int *idx, int lo, int hi,

@@ -251,6 +251,27 @@ eo_writer_plan(EoWriter *w, const char *shape)
 	return e->plan;
 }
 
+/*
+ * One column's values of n rows as the statement's array argument: of the
+ * column type, or text[] (the output text) for a column without an array
+ * type, which the statement casts.
+ */
+Datum
+eo_writer_column_array(EoColumn *col, Datum *elems, bool *nulls, int n)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+
+	if (!col->via_text)
+		return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, col->typid,
+												  col->typlen, col->typbyval, col->typalign));
+	for (int r = 0; r < n; r++)
+		if (!nulls[r])
+			elems[r] = CStringGetTextDatum(OutputFunctionCall(&col->outfunc, elems[r]));
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs,
+											  TEXTOID, -1, false, TYPALIGN_INT));
+}
+
 /* Execute the statement for recs[idx[lo..hi)], all of one shape. */
 static void
 eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *counts)
@@ -268,25 +289,14 @@ eo_writer_exec(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCounts *
 	for (int c = 0; c < map->ncolumns; c++)
 	{
 		EoColumn   *col = &map->columns[c];
-		int			dims[1] = {nrows};
-		int			lbs[1] = {1};
-
 		if (first->shape[c] != '1')
 			continue;
 		for (int r = 0; r < nrows; r++)
 		{
 			elems[r] = recs[idx[lo + r]].datums[c];
 			enulls[r] = recs[idx[lo + r]].nulls[c];
-			if (col->via_text && !enulls[r])
-				elems[r] = CStringGetTextDatum(OutputFunctionCall(&col->outfunc, elems[r]));
 		}
-		if (col->via_text)
-			args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
-															   TEXTOID, -1, false, TYPALIGN_INT));
-		else
-			args[nargs++] = PointerGetDatum(construct_md_array(elems, enulls, 1, dims, lbs,
-															   col->typid, col->typlen,
-															   col->typbyval, col->typalign));
+		args[nargs++] = eo_writer_column_array(col, elems, enulls, nrows);
 	}
 
 	ret = eo_catalog_execute_pinned_plan(plan, args, NULL, false, 0);
