@@ -54,7 +54,7 @@ typedef struct EoEnvScan
 /* The rows to decode and the changes made of them, for one batch. */
 typedef struct EoEnvPass
 {
-	EoRecord   *rows;			/* at most two per record, then the keys */
+	EoRecord   *rows;			/* at most two per record, then a key each */
 	int			nrows;
 	EoChange   *changes;		/* at most two per record */
 	int			nchanges;
@@ -404,7 +404,7 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 	int			subxacts;
 	int			m = 0;
 
-	p.rows = palloc(sizeof(EoRecord) * 2 * Max(n, 1));
+	p.rows = palloc(sizeof(EoRecord) * 3 * Max(n, 1));
 	p.nrows = 0;
 	p.changes = palloc(sizeof(EoChange) * 2 * Max(n, 1));
 	p.nchanges = 0;
