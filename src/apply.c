@@ -25,7 +25,6 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/syscache.h"
 
@@ -33,20 +32,14 @@
 #include "change.h"
 #include "eo_ingest.h"
 
-typedef struct EoApplyPlan
-{
-	char		key[NAMEDATALEN * 4 + 1];
-	SPIPlanPtr	plan;
-} EoApplyPlan;
-
+/* In the current memory context; statements are kept with w's. */
 EoApplier *
-eo_apply_create(EoMapping *map, MemoryContext parent)
+eo_apply_create(EoMapping *map, EoWriter *w)
 {
 	EoApplier  *a = palloc0(sizeof(EoApplier));
 	Oid			pk = eo_catalog_primary_key(map->target);
 	HeapTuple	tup;
 	Form_pg_index index;
-	HASHCTL		ctl;
 
 	if (!OidIsValid(pk))
 		ereport(ERROR,
@@ -54,7 +47,8 @@ eo_apply_create(EoMapping *map, MemoryContext parent)
 				 errmsg("target %s has no primary key", map->target_name),
 				 errdetail("A pipeline with an envelope identifies rows by the target's primary key."),
 				 errhint("Add a primary key to the target; the pipeline resumes by itself.")));
-	if (map->ncolumns >= NAMEDATALEN * 4)
+	/* a statement's key is 'U' and the shape, in the writer's plan table */
+	if (map->ncolumns + 1 >= NAMEDATALEN * 4)
 		ereport(ERROR,
 				(errcode(ERRCODE_TOO_MANY_COLUMNS),
 				 errmsg("too many mapped columns (%d)", map->ncolumns)));
@@ -63,6 +57,7 @@ eo_apply_create(EoMapping *map, MemoryContext parent)
 		elog(ERROR, "cache lookup failed for index %u", pk);
 	index = (Form_pg_index) GETSTRUCT(tup);
 	a->map = map;
+	a->writer = w;
 	a->nkeys = index->indnkeyatts;
 	a->keys = palloc(sizeof(int) * a->nkeys);
 	for (int k = 0; k < a->nkeys; k++)
@@ -83,26 +78,14 @@ eo_apply_create(EoMapping *map, MemoryContext parent)
 		a->keys[k] = c;
 	}
 	ReleaseSysCache(tup);
-
-	a->cxt = AllocSetContextCreate(parent, "eo_ingest apply plans", ALLOCSET_SMALL_SIZES);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(((EoApplyPlan *) 0)->key);
-	ctl.entrysize = sizeof(EoApplyPlan);
-	ctl.hcxt = a->cxt;
-	a->plans = hash_create("eo_ingest apply plans", 16, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	return a;
 }
 
 void
 eo_apply_destroy(EoApplier *a)
 {
-	HASH_SEQ_STATUS seq;
-	EoApplyPlan *e;
-
-	hash_seq_init(&seq, a->plans);
-	while ((e = hash_seq_search(&seq)) != NULL)
-		SPI_freeplan(e->plan);
-	MemoryContextDelete(a->cxt);
+	pfree(a->keys);
+	pfree(a);
 }
 
 static bool
@@ -212,36 +195,19 @@ eo_apply_sql(EoApplier *a, const char *key, int *nargs, Oid *argtypes)
 static SPIPlanPtr
 eo_apply_plan(EoApplier *a, const char *key)
 {
-	EoApplyPlan *e;
-	bool		found;
+	SPIPlanPtr	plan = eo_writer_plan_find(a->writer, key);
 	Oid		   *argtypes;
 	int			nargs;
 	char	   *sql;
 
-	e = hash_search(a->plans, key, HASH_ENTER, &found);
-	if (found)
-		return e->plan;
+	if (plan != NULL)
+		return plan;
 	argtypes = palloc(sizeof(Oid) * (a->map->ncolumns + 1));
 	sql = eo_apply_sql(a, key, &nargs, argtypes);
-	e->plan = NULL;
-	PG_TRY();
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		e->plan = plan;
-	}
-	PG_CATCH();
-	{
-		hash_search(a->plans, key, HASH_REMOVE, NULL);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	return e->plan;
+	plan = eo_writer_plan_keep(a->writer, key, sql, nargs, argtypes);
+	pfree(sql);
+	pfree(argtypes);
+	return plan;
 }
 
 /* Execute changes[lo..hi), all of one plan key. */

@@ -24,7 +24,8 @@ typedef struct EoWriter
 {
 	EoMapping  *map;
 	MemoryContext cxt;			/* lives as long as the mapping */
-	HTAB	   *plans;			/* shape string -> SPIPlanPtr */
+	HTAB	   *plans;			/* shape string (or the applier's key) ->
+								 * SPIPlanPtr */
 	/* the batch's records in event id order, from eo_writer_dedup */
 	EoRecord  **order;
 	int			norder;
@@ -39,6 +40,9 @@ extern void eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts
 extern void eo_writer_dead_letters(EoWriter *w, int32 pipeline_id, const char *pipeline,
 								   EoRecord *recs, int n);
 extern bool eo_is_data_error(int sqlerrcode);
+extern SPIPlanPtr eo_writer_plan_find(EoWriter *w, const char *key);
+extern SPIPlanPtr eo_writer_plan_keep(EoWriter *w, const char *key, const char *sql,
+									  int nargs, Oid *argtypes);
 extern Datum eo_writer_column_array(EoColumn *col, Datum *elems, bool *nulls, int n);
 
 /* direct.c */

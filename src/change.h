@@ -35,8 +35,7 @@ typedef struct EoChange
 typedef struct EoApplier
 {
 	EoMapping  *map;
-	MemoryContext cxt;			/* lives as long as the mapping */
-	HTAB	   *plans;			/* 'D', 'T' or 'U' + shape -> SPIPlanPtr */
+	EoWriter   *writer;			/* keeps the statements: 'D', 'T', 'U' + shape */
 	int			nkeys;
 	int		   *keys;			/* mapping columns of the primary key */
 	int64		subtransactions;
@@ -49,7 +48,7 @@ typedef struct EoApplier
 extern int	eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt);
 
 /* apply.c */
-extern EoApplier *eo_apply_create(EoMapping *map, MemoryContext parent);
+extern EoApplier *eo_apply_create(EoMapping *map, EoWriter *w);
 extern void eo_apply_destroy(EoApplier *a);
 extern void eo_apply_batch(EoApplier *a, EoRecord *recs, int n, EoCounts *counts);
 

@@ -327,7 +327,7 @@ eo_load_config(void)
 	map->truncate = c->on_truncate != NULL && strcmp(c->on_truncate, "truncate") == 0;
 	writer = eo_writer_create(map, config_cxt);
 	if (envelope != EO_ENV_NONE)
-		applier = eo_apply_create(map, config_cxt);
+		applier = eo_apply_create(map, writer);
 	MemoryContextSwitchTo(old);
 	if (map->format == &eo_format_avro)
 		eo_avro_configure(c->schema_registry, c->avro_schema, c->kafka_options);

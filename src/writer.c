@@ -138,21 +138,45 @@ eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 	w->norder = m;
 }
 
+/* The statement kept for key (a shape, or the applier's), or NULL. */
+SPIPlanPtr
+eo_writer_plan_find(EoWriter *w, const char *key)
+{
+	EoPlanEntry *e = hash_search(w->plans, key, HASH_FIND, NULL);
+
+	return e != NULL ? e->plan : NULL;
+}
+
+/* Prepare sql and keep it, for the mapping's lifetime, as key's statement. */
+SPIPlanPtr
+eo_writer_plan_keep(EoWriter *w, const char *key, const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	EoPlanEntry *e;
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "SPI_keepplan failed");
+	e = hash_search(w->plans, key, HASH_ENTER, NULL);
+	e->plan = plan;
+	return plan;
+}
+
 /* Build, or find, the statement for records with this shape. */
 static SPIPlanPtr
 eo_writer_plan(EoWriter *w, const char *shape)
 {
 	EoMapping  *map = w->map;
-	EoPlanEntry *e;
-	bool		found;
+	SPIPlanPtr	plan = eo_writer_plan_find(w, shape);
 	StringInfoData sql;
 	Oid		   *argtypes;
 	int			nargs = 0;
 	bool		first;
 
-	e = hash_search(w->plans, shape, HASH_ENTER, &found);
-	if (found)
-		return e->plan;
+	if (plan != NULL)
+		return plan;
 
 	initStringInfo(&sql);
 	argtypes = palloc(sizeof(Oid) * map->ncolumns);
@@ -229,26 +253,10 @@ eo_writer_plan(EoWriter *w, const char *shape)
 							   "SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM w");
 	}
 
-	e->plan = NULL;
-	PG_TRY();
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql.data, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql.data,
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		e->plan = plan;
-	}
-	PG_CATCH();
-	{
-		hash_search(w->plans, shape, HASH_REMOVE, NULL);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
+	plan = eo_writer_plan_keep(w, shape, sql.data, nargs, argtypes);
 	pfree(sql.data);
-	return e->plan;
+	pfree(argtypes);
+	return plan;
 }
 
 /*
