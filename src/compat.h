@@ -18,6 +18,7 @@
 #include "postmaster/bgworker.h"
 #include "utils/acl.h"
 #include "utils/regproc.h"
+#include "utils/relcache.h"
 /* 16 moved the varlena macros (VARDATA, SET_VARSIZE, ...) out of postgres.h */
 #if PG_VERSION_NUM >= 160000
 #include "varatt.h"
@@ -60,6 +61,21 @@ eo_json_lexer(const char *json, int len, bool need_escapes)
 #define EO_JSON_ACTION void
 #define EO_JSON_ACTION_DONE return
 #endif
+
+/*
+ * The relation's primary key index, or InvalidOid; 17 asks whether a
+ * deferrable one will do (not for INSERT ... ON CONFLICT, which needs an
+ * immediate one).
+ */
+static inline Oid
+eo_primary_key_index(Relation rel)
+{
+#if PG_VERSION_NUM >= 170000
+	return RelationGetPrimaryKeyIndex(rel, false);
+#else
+	return RelationGetPrimaryKeyIndex(rel);
+#endif
+}
 
 /* 18 adds instrumentation (EXPLAIN ANALYZE's index searches); none here */
 static inline IndexScanDesc

@@ -23,6 +23,7 @@
 #include "utils/memutils.h"
 
 #include "change.h"
+#include "compat.h"
 
 /* The top-level fields of a JSON object that an envelope looks at. */
 enum
@@ -60,13 +61,13 @@ typedef struct EoEnvPass
 	int			nchanges;
 } EoEnvPass;
 
-static void
+static EO_JSON_ACTION
 eo_env_field_start(void *state, char *fname, bool isnull)
 {
 	EoEnvScan  *s = (EoEnvScan *) state;
 
 	if (s->lex->lex_level != 1)
-		return;
+		EO_JSON_ACTION_DONE;
 	s->current = -1;
 	for (int i = 0; i < F_COUNT; i++)
 		if (strcmp(fname, eo_env_names[i]) == 0)
@@ -75,26 +76,29 @@ eo_env_field_start(void *state, char *fname, bool isnull)
 			s->fields[i].start = s->lex->token_start;
 			s->fields[i].string = NULL;
 		}
+	EO_JSON_ACTION_DONE;
 }
 
-static void
+static EO_JSON_ACTION
 eo_env_field_end(void *state, char *fname, bool isnull)
 {
 	EoEnvScan  *s = (EoEnvScan *) state;
 
 	if (s->lex->lex_level != 1 || s->current < 0)
-		return;
+		EO_JSON_ACTION_DONE;
 	s->fields[s->current].len = s->lex->prev_token_terminator - s->fields[s->current].start;
 	s->current = -1;
+	EO_JSON_ACTION_DONE;
 }
 
-static void
+static EO_JSON_ACTION
 eo_env_scalar(void *state, char *token, JsonTokenType tokentype)
 {
 	EoEnvScan  *s = (EoEnvScan *) state;
 
 	if (s->lex->lex_level == 1 && s->current >= 0 && tokentype == JSON_TOKEN_STRING)
 		s->fields[s->current].string = token;
+	EO_JSON_ACTION_DONE;
 }
 
 static void
@@ -136,7 +140,7 @@ eo_env_scan(const char *json, size_t len, EoEnvScan *s, char **error)
 	sem.object_field_start = eo_env_field_start;
 	sem.object_field_end = eo_env_field_end;
 	sem.scalar = eo_env_scalar;
-	s->lex = makeJsonLexContextCstringLen((char *) json, len, GetDatabaseEncoding(), true);
+	s->lex = eo_json_lexer(json, len, true);
 	rc = pg_parse_json(s->lex, &sem);
 	if (rc != JSON_SUCCESS)
 	{

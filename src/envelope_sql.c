@@ -21,6 +21,7 @@
 #include "utils/relcache.h"
 
 #include "catalog.h"
+#include "compat.h"
 
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_set_envelope);
 
@@ -33,7 +34,7 @@ eo_catalog_primary_key(Oid target)
 
 	if (rel == NULL)
 		return InvalidOid;
-	pk = RelationGetPrimaryKeyIndex(rel);
+	pk = eo_primary_key_index(rel);
 	relation_close(rel, AccessShareLock);
 	return pk;
 }

@@ -28,6 +28,7 @@
 #include "utils/timestamp.h"
 
 #include "catalog.h"
+#include "compat.h"
 #include "record.h"
 
 /* The formats: one line each. */
@@ -179,8 +180,7 @@ eo_record_json_string(const char **text, int *len)
 
 	if (*text == NULL || *len == 0 || (*text)[0] != '"')
 		return;
-	lex = makeJsonLexContextCstringLen(unconstify(char *, *text), *len,
-									   GetDatabaseEncoding(), true);
+	lex = eo_json_lexer(*text, *len, true);
 	if (json_lex(lex) != JSON_SUCCESS || lex->strval == NULL)
 		return;
 	*text = lex->strval->data;
