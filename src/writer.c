@@ -309,26 +309,38 @@ eo_writer_exec_sql(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCoun
 	}
 }
 
+/* eo_direct_write's arguments and result, for eo_catalog_run_pinned */
+typedef struct EoDirectCall
+{
+	EoWriter   *w;
+	EoRecord   *recs;
+	int		   *idx;
+	int			lo;
+	int			hi;
+	EoCounts   *counts;
+	int		   *existing;
+	int		   *nexisting;
+	bool		ok;
+} EoDirectCall;
+
+static void
+eo_direct_call(void *arg)
+{
+	EoDirectCall *c = (EoDirectCall *) arg;
+
+	c->ok = eo_direct_write(c->w->map, c->recs, c->idx, c->lo, c->hi, c->counts,
+							c->existing, c->nexisting);
+}
+
 /* eo_direct_write with search_path pinned, as eo_catalog_execute_pinned_plan */
 static bool
 eo_writer_direct(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
 				 EoCounts *counts, int *existing, int *nexisting)
 {
-	int			nestlevel = eo_catalog_pin_begin();
-	volatile bool ok = false;
+	EoDirectCall c = {w, recs, idx, lo, hi, counts, existing, nexisting, false};
 
-	PG_TRY();
-	{
-		ok = eo_direct_write(w->map, recs, idx, lo, hi, counts, existing, nexisting);
-	}
-	PG_CATCH();
-	{
-		AtEOXact_GUC(false, nestlevel);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	AtEOXact_GUC(true, nestlevel);
-	return ok;
+	eo_catalog_run_pinned(eo_direct_call, &c, false);
+	return c.ok;
 }
 
 /* One try of eo_writer_try: recs[idx[lo..hi)] */
