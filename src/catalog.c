@@ -31,8 +31,6 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/regproc.h"
-#include "utils/syscache.h"
 
 #include "eo_ingest.h"
 #include "catalog.h"
