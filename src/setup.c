@@ -52,14 +52,15 @@ eo_load_config(EoWorker *w)
 	EoConfig   *c;
 	MemoryContext old;
 
+	/* cleared first: the error context callback reads cfg */
+	w->cfg = NULL;
+	w->map = NULL;
 	if (w->writer != NULL)
 	{
 		eo_writer_destroy(w->writer);
 		w->writer = NULL;
 	}
 	MemoryContextReset(w->config_cxt);
-	w->cfg = NULL;
-	w->map = NULL;
 
 	ret = SPI_execute_with_args("SELECT name, brokers, topic, target::oid, event_id, on_duplicate, format, "
 								"columns, start_from, batch_size, batch_timeout, workers, synchronous_commit, "
