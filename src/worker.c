@@ -14,7 +14,9 @@
  */
 #include "postgres.h"
 
+#ifdef __GLIBC__
 #include <malloc.h>
+#endif
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -567,13 +569,21 @@ eo_worker_main(Datum main_arg)
 	w->ledger.worker = w->args.worker;
 	w->setup_version = -1;
 
+#ifdef __GLIBC__
+
 	/*
 	 * Batches allocate and free the same large arrays over and over: keep
 	 * them in the heap instead of mapping and faulting in fresh pages each
 	 * time.  Memory stays bounded by the batch size and the Kafka queue.
+	 * glibc only, and for the whole process, librdkafka's threads included:
+	 * measured with bench/run.sh (1M records, six drains each way on the
+	 * shared 2-core machine), worker CPU 5.68 s per million records with it
+	 * against 6.21 without (medians 5.54 and 6.19), the same peak private
+	 * memory (160 - 167 MB).
 	 */
 	mallopt(M_MMAP_THRESHOLD, 64 * 1024 * 1024);
 	mallopt(M_TRIM_THRESHOLD, 128 * 1024 * 1024);
+#endif
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
