@@ -1,9 +1,9 @@
 /*
  * ledger.c
  *		The batch ledger: every write of a worker's transactions to
- *		eo_ingest.* besides dead letters — claiming partitions (a new
- *		generation), fencing (locking this worker's offset rows and checking
- *		nobody moved them), and storing the next offsets and the counters.
+ *		eo_ingest.* — claiming partitions (a new generation), fencing
+ *		(locking this worker's offset rows and checking nobody moved them),
+ *		storing the dead letters, the next offsets and the counters.
  *
  * Offsets come from eo_ingest.offsets, never from Kafka: a batch's rows and
  * its offsets commit in one transaction, so a stale or duplicate worker that
@@ -14,6 +14,7 @@
 
 #include "catalog/pg_type.h"
 #include "utils/array.h"
+#include "utils/builtins.h"
 
 #include "catalog.h"
 #include "ledger.h"
@@ -248,4 +249,96 @@ eo_ledger_store(EoLedger *l, const int64 *next, const EoCounts *counts,
 			SPI_processed != 1)
 			elog(ERROR, "updating counters failed");
 	}
+}
+
+/*
+ * Store the batch's dead records in eo_ingest.dead_letters; a record there
+ * already (the pipeline was rewound) gets the new error.
+ */
+void
+eo_ledger_dead_letters(EoLedger *l, const char *pipeline, EoRecord *recs, int n)
+{
+	Datum	   *parts,
+			   *offs,
+			   *keys,
+			   *payloads,
+			   *errors,
+			   *states;
+	bool	   *keynulls,
+			   *paynulls;
+	int			m = 0;
+	int			dims[1];
+	int			lbs[1] = {1};
+	Datum		args[8];
+	int			ret;
+
+	for (int i = 0; i < n; i++)
+		if (recs[i].status == EO_REC_DEAD)
+			m++;
+	if (m == 0)
+		return;
+
+	if (l->dead_letters_plan == NULL)
+	{
+		Oid			types[8] = {INT4OID, TEXTOID, INT4ARRAYOID, INT8ARRAYOID,
+		BYTEAARRAYOID, BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
+
+		l->dead_letters_plan = eo_ledger_prepare("INSERT INTO eo_ingest.dead_letters AS d "
+												 "(pipeline_id, pipeline, partition, \"offset\", key, payload, error, sqlstate) "
+												 "SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8) AS u "
+												 "ON CONFLICT (pipeline_id, partition, \"offset\") DO UPDATE "
+												 "SET error = excluded.error, sqlstate = excluded.sqlstate, failed_at = excluded.failed_at",
+												 8, types);
+	}
+
+	parts = palloc(sizeof(Datum) * m);
+	offs = palloc(sizeof(Datum) * m);
+	keys = palloc(sizeof(Datum) * m);
+	payloads = palloc(sizeof(Datum) * m);
+	errors = palloc(sizeof(Datum) * m);
+	states = palloc(sizeof(Datum) * m);
+	keynulls = palloc(sizeof(bool) * m);
+	paynulls = palloc(sizeof(bool) * m);
+	m = 0;
+	for (int i = 0; i < n; i++)
+	{
+		EoRecord   *rec = &recs[i];
+		bytea	   *b;
+
+		if (rec->status != EO_REC_DEAD)
+			continue;
+		parts[m] = Int32GetDatum(rec->partition);
+		offs[m] = Int64GetDatum(rec->offset);
+		keynulls[m] = rec->msg->key == NULL;
+		if (!keynulls[m])
+		{
+			b = palloc(VARHDRSZ + rec->msg->key_len);
+			SET_VARSIZE(b, VARHDRSZ + rec->msg->key_len);
+			memcpy(VARDATA(b), rec->msg->key, rec->msg->key_len);
+			keys[m] = PointerGetDatum(b);
+		}
+		paynulls[m] = rec->msg->payload == NULL;
+		if (!paynulls[m])
+		{
+			b = palloc(VARHDRSZ + rec->msg->len);
+			SET_VARSIZE(b, VARHDRSZ + rec->msg->len);
+			memcpy(VARDATA(b), rec->msg->payload, rec->msg->len);
+			payloads[m] = PointerGetDatum(b);
+		}
+		errors[m] = CStringGetTextDatum(rec->error ? rec->error : "unknown error");
+		states[m] = CStringGetTextDatum(unpack_sql_state(rec->sqlerrcode));
+		m++;
+	}
+	dims[0] = m;
+	args[0] = Int32GetDatum(l->pipeline_id);
+	args[1] = CStringGetTextDatum(pipeline);
+	args[2] = PointerGetDatum(construct_array(parts, m, INT4OID, 4, true, TYPALIGN_INT));
+	args[3] = PointerGetDatum(construct_array(offs, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	args[4] = PointerGetDatum(construct_md_array(keys, keynulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	args[5] = PointerGetDatum(construct_md_array(payloads, paynulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
+	args[6] = PointerGetDatum(construct_array(errors, m, TEXTOID, -1, false, TYPALIGN_INT));
+	args[7] = PointerGetDatum(construct_array(states, m, TEXTOID, -1, false, TYPALIGN_INT));
+	ret = eo_catalog_execute_plan(l->dead_letters_plan, args, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "storing dead letters failed: %s", SPI_result_code_string(ret));
 }

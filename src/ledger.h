@@ -1,8 +1,8 @@
 /*
  * ledger.h
- *		A worker's rows in eo_ingest.offsets, eo_ingest.counters and its
- *		pipeline's generation: what each batch transaction writes besides
- *		the target's rows and the dead letters.
+ *		A worker's rows in eo_ingest.offsets, eo_ingest.counters and
+ *		eo_ingest.dead_letters, and its pipeline's generation: what each
+ *		batch transaction writes besides the target's rows.
  */
 #ifndef EO_LEDGER_H
 #define EO_LEDGER_H
@@ -31,6 +31,7 @@ typedef struct EoLedger
 	SPIPlanPtr	fence_plan;
 	SPIPlanPtr	offsets_plan;
 	SPIPlanPtr	counters_plan;
+	SPIPlanPtr	dead_letters_plan;
 } EoLedger;
 
 extern int	eo_ledger_part(const EoLedger *l, int32 partition);
@@ -38,6 +39,7 @@ extern void eo_ledger_read_offsets(const EoLedger *l, int n, const int32 *partit
 								   int64 *stored);
 extern void eo_ledger_claim(EoLedger *l, const int64 *start);
 extern void eo_ledger_fence(EoLedger *l, const char *pipeline);
+extern void eo_ledger_dead_letters(EoLedger *l, const char *pipeline, EoRecord *recs, int n);
 extern void eo_ledger_store(EoLedger *l, const int64 *next, const EoCounts *counts,
 							int64 subtransactions, int nrecords);
 

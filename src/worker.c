@@ -384,7 +384,7 @@ eo_batch_step(EoWorker *w, void *arg)
 	MemoryContextSwitchTo(w->attempt_cxt);
 	eo_writer_dedup(w->writer, w->recs, w->nrecs, &counts);
 	eo_writer_write(w->writer, w->recs, w->nrecs, &counts);
-	eo_writer_dead_letters(w->writer, w->args.pipeline_id, w->cfg->name, w->recs, w->nrecs);
+	eo_ledger_dead_letters(&w->ledger, w->cfg->name, w->recs, w->nrecs);
 	eo_ledger_store(&w->ledger, next, &counts, w->writer->subtransactions, w->nrecs);
 }
 
