@@ -161,14 +161,9 @@ bool
 eo_worker_load_config(EoWorker *w)
 {
 	bool		enabled = true;
-	ErrorData  *edata;
 
-	if (!eo_worker_xact(w, "loading pipeline", eo_load_config_step, &enabled, &edata))
-	{
-		eo_worker_report(w, EO_STATE_RETRYING, "%s", edata->message);
-		FreeErrorData(edata);
+	if (!eo_worker_try_xact(w, "loading pipeline", eo_load_config_step, &enabled))
 		return false;
-	}
 	if (!enabled)
 	{
 		ereport(LOG,
@@ -295,19 +290,6 @@ eo_claim_step(EoWorker *w, void *arg)
 	eo_ledger_claim(&w->ledger, ((EoPartStep *) arg)->offsets);
 }
 
-/* Run a ledger step; false, reported as retrying, if it failed. */
-static bool
-eo_setup_xact(EoWorker *w, const char *activity, EoWorkerStep step, EoPartStep *arg)
-{
-	ErrorData  *edata;
-
-	if (eo_worker_xact(w, activity, step, arg, &edata))
-		return true;
-	eo_worker_report(w, EO_STATE_RETRYING, "%s", edata->message);
-	FreeErrorData(edata);
-	return false;
-}
-
 EoRestart
 eo_worker_setup(EoWorker *w)
 {
@@ -386,7 +368,7 @@ eo_worker_setup(EoWorker *w)
 	step.n = nmine;
 	step.partitions = mine;
 	step.offsets = stored;
-	if (!eo_setup_xact(w, "reading offsets", eo_read_offsets_step, &step))
+	if (!eo_worker_try_xact(w, "reading offsets", eo_read_offsets_step, &step))
 		return EO_RESTART_RETRY;
 
 	for (int i = 0; i < nmine; i++)
@@ -411,7 +393,7 @@ eo_worker_setup(EoWorker *w)
 		memcpy(start, stored, sizeof(int64) * nmine);
 
 	step.offsets = start;
-	if (!eo_setup_xact(w, "claiming partitions", eo_claim_step, &step))
+	if (!eo_worker_try_xact(w, "claiming partitions", eo_claim_step, &step))
 		return EO_RESTART_RETRY;
 
 	w->assignment = rd_kafka_topic_partition_list_new(nmine);

@@ -144,6 +144,19 @@ eo_worker_xact(EoWorker *w, const char *activity, EoWorkerStep step, void *arg,
 	return ok;
 }
 
+/* eo_worker_xact for a step whose error makes the pipeline retrying */
+bool
+eo_worker_try_xact(EoWorker *w, const char *activity, EoWorkerStep step, void *arg)
+{
+	ErrorData  *edata;
+
+	if (eo_worker_xact(w, activity, step, arg, &edata))
+		return true;
+	eo_worker_report(w, EO_STATE_RETRYING, "%s", edata->message);
+	FreeErrorData(edata);
+	return false;
+}
+
 /* Is the pipeline's row at another version, paused or gone? */
 typedef struct EoCheck
 {

@@ -94,6 +94,8 @@ typedef void (*EoWorkerStep) (EoWorker *w, void *arg);
 /* worker.c */
 extern bool eo_worker_xact(EoWorker *w, const char *activity, EoWorkerStep step,
 						   void *arg, ErrorData **error);
+extern bool eo_worker_try_xact(EoWorker *w, const char *activity, EoWorkerStep step,
+							   void *arg);
 extern void eo_worker_report(EoWorker *w, EoState state, const char *fmt,...) pg_attribute_printf(3, 4);
 extern bool eo_worker_changed(EoWorker *w);
 extern bool eo_worker_wait(EoWorker *w, long ms);

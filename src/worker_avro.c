@@ -31,19 +31,6 @@ eo_avro_store_step(EoWorker *w, void *arg)
 	eo_avro_store_catalog();
 }
 
-/* One transaction step; its error makes the pipeline retrying. */
-static bool
-eo_avro_xact(EoWorker *w, const char *activity, EoWorkerStep step, void *arg)
-{
-	ErrorData  *edata;
-
-	if (eo_worker_xact(w, activity, step, arg, &edata))
-		return true;
-	eo_worker_report(w, EO_STATE_RETRYING, "%s", edata->message);
-	FreeErrorData(edata);
-	return false;
-}
-
 /*
  * The catalog table first, then the registry, with no transaction open
  * while it is asked.  An unreachable registry is retried with backoff
@@ -66,7 +53,7 @@ eo_worker_avro_schemas(EoWorker *w)
 		MemoryContextSwitchTo(old);
 		if (ids.n == 0)
 			break;
-		if (eo_avro_xact(w, "reading Avro schemas", eo_avro_load_step, &ids))
+		if (eo_worker_try_xact(w, "reading Avro schemas", eo_avro_load_step, &ids))
 		{
 			/* the answers' parsing garbage goes with the batch */
 			old = MemoryContextSwitchTo(w->batch_cxt);
@@ -78,7 +65,7 @@ eo_worker_avro_schemas(EoWorker *w)
 				eo_worker_report(w, EO_STATE_FAILED, "%s", err);
 				return EO_RESTART_FAILED;
 			}
-			if (eo_avro_xact(w, "storing Avro schemas", eo_avro_store_step, NULL) &&
+			if (eo_worker_try_xact(w, "storing Avro schemas", eo_avro_store_step, NULL) &&
 				ready == EO_AVRO_READY)
 				break;
 			if (ready == EO_AVRO_RETRY)
