@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/memutils.h"
 
+#include "eo_ingest.h"
 #include "avro_format.h"
 #include "catalog.h"
 
@@ -90,6 +91,8 @@ eo_ingest_catalog_set_avro(PG_FUNCTION_ARGS)
 						   "config_version = config_version + 1 WHERE id = $1",
 						   3, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "updating eo_ingest.pipelines failed");
+	/* its workers set up again with the new configuration */
+	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -37,8 +37,6 @@ extern EoWriter *eo_writer_create(EoMapping *map, MemoryContext parent);
 extern void eo_writer_destroy(EoWriter *w);
 extern void eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts);
 extern void eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts);
-extern void eo_writer_dead_letters(EoWriter *w, int32 pipeline_id, const char *pipeline,
-								   EoRecord *recs, int n);
 extern bool eo_is_data_error(int sqlerrcode);
 extern SPIPlanPtr eo_writer_plan_find(EoWriter *w, const char *key);
 extern SPIPlanPtr eo_writer_plan_keep(EoWriter *w, const char *key, const char *sql,

@@ -31,11 +31,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
-#include "utils/regproc.h"
-#include "utils/syscache.h"
 
+#include "eo_ingest.h"
 #include "catalog.h"
-#include "compat.h"
 #include "guard.h"
 
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_insert_pipeline);
@@ -44,36 +42,78 @@ PG_FUNCTION_INFO_V1(eo_ingest_catalog_delete_pipeline);
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_set_offsets);
 PG_FUNCTION_INFO_V1(eo_ingest_catalog_purge_dead_letters);
 
-typedef struct EoCatalogSwitch
+/*
+ * Run fn(arg) with search_path pinned to pg_catalog, pg_temp until it
+ * returns; with as_catalog, also as the bootstrap superuser in a
+ * security-restricted operation.  The one way eo_ingest runs its own
+ * statements: the target write, whichever path, runs user code (triggers,
+ * defaults, CHECK constraints) whose SET must not outlive the statement, and
+ * catalog writes must reach no function or operator of the caller's.  The
+ * pin is transactional (a GUC nest level), unlike the worker's
+ * PGC_S_OVERRIDE, so an error inside undoes it as well.
+ */
+void
+eo_catalog_run_pinned(void (*fn) (void *arg), void *arg, bool as_catalog)
 {
 	Oid			save_userid;
 	int			save_sec_context;
-	int			save_nestlevel;
-} EoCatalogSwitch;
+	int			nestlevel;
 
-
-static void
-eo_catalog_enter(EoCatalogSwitch *sw)
-{
-	GetUserIdAndSecContext(&sw->save_userid, &sw->save_sec_context);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
-						   sw->save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	/*
-	 * Transactional, unlike PGC_S_OVERRIDE.  In a worker, whose search_path
-	 * is already pinned with PGC_S_OVERRIDE, this is a no-op.
-	 */
-	sw->save_nestlevel = NewGUCNestLevel();
+	GetUserIdAndSecContext(&save_userid, &save_sec_context);
+	if (as_catalog)
+		SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+							   save_sec_context | SECURITY_LOCAL_USERID_CHANGE |
+							   SECURITY_RESTRICTED_OPERATION);
+	nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+	PG_TRY();
+	{
+		fn(arg);
+	}
+	PG_CATCH();
+	{
+		AtEOXact_GUC(false, nestlevel);
+		SetUserIdAndSecContext(save_userid, save_sec_context);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	AtEOXact_GUC(true, nestlevel);
+	SetUserIdAndSecContext(save_userid, save_sec_context);
 }
 
-static void
-eo_catalog_leave(EoCatalogSwitch *sw, bool ok)
+/* One SPI call for eo_catalog_run_pinned: a statement's text or a plan. */
+typedef struct EoSpiCall
 {
-	AtEOXact_GUC(ok, sw->save_nestlevel);
-	SetUserIdAndSecContext(sw->save_userid, sw->save_sec_context);
+	const char *sql;
+	SPIPlanPtr	plan;
+	int			nargs;
+	Oid		   *argtypes;
+	Datum	   *values;
+	const char *nulls;
+	bool		read_only;
+	long		count;
+	int			ret;
+} EoSpiCall;
+
+static void
+eo_spi_call(void *arg)
+{
+	EoSpiCall  *c = (EoSpiCall *) arg;
+
+	if (c->plan != NULL)
+		c->ret = SPI_execute_plan(c->plan, c->values, c->nulls, c->read_only, c->count);
+	else
+		c->ret = SPI_execute_with_args(c->sql, c->nargs, c->argtypes, c->values,
+									   c->nulls, c->read_only, c->count);
+}
+
+static int
+eo_catalog_spi(EoSpiCall c, bool as_catalog)
+{
+	eo_catalog_run_pinned(eo_spi_call, &c, as_catalog);
+	return c.ret;
 }
 
 /* SPI_execute_with_args on the catalog, as the bootstrap superuser. */
@@ -81,23 +121,7 @@ int
 eo_catalog_execute(const char *sql, int nargs, Oid *argtypes, Datum *values,
 				   const char *nulls, bool read_only, long count)
 {
-	EoCatalogSwitch sw;
-	volatile int ret = 0;
-
-	eo_catalog_enter(&sw);
-	PG_TRY();
-	{
-		ret = SPI_execute_with_args(sql, nargs, argtypes, values, nulls,
-									read_only, count);
-	}
-	PG_CATCH();
-	{
-		eo_catalog_leave(&sw, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	eo_catalog_leave(&sw, true);
-	return ret;
+	return eo_catalog_spi((EoSpiCall) {sql, NULL, nargs, argtypes, values, nulls, read_only, count, 0}, true);
 }
 
 /* SPI_execute_plan of a fixed catalog statement, as the bootstrap superuser. */
@@ -105,76 +129,18 @@ int
 eo_catalog_execute_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
 						bool read_only, long count)
 {
-	EoCatalogSwitch sw;
-	volatile int ret = 0;
-
-	eo_catalog_enter(&sw);
-	PG_TRY();
-	{
-		ret = SPI_execute_plan(plan, values, nulls, read_only, count);
-	}
-	PG_CATCH();
-	{
-		eo_catalog_leave(&sw, false);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	eo_catalog_leave(&sw, true);
-	return ret;
+	return eo_catalog_spi((EoSpiCall) {NULL, plan, 0, NULL, values, nulls, read_only, count, 0}, true);
 }
 
 /*
- * The worker's write into the target runs as the owner, but with search_path
- * pinned for the statement: whatever the target's triggers SET is undone when
- * it ends, so user code cannot redirect the worker's own statements to
- * functions or operators of its choosing.
+ * The worker's write into the target: SPI_execute_plan as the pipeline's
+ * owner, search_path pinned.
  */
 int
-eo_catalog_execute_pinned_plan(SPIPlanPtr plan, Datum *values,
-							   const char *nulls, bool read_only, long count)
+eo_catalog_execute_pinned_plan(SPIPlanPtr plan, Datum *values, const char *nulls,
+							   bool read_only, long count)
 {
-	int			nestlevel = eo_catalog_pin_begin();
-	volatile int ret = 0;
-
-	PG_TRY();
-	{
-		ret = SPI_execute_plan(plan, values, nulls, read_only, count);
-	}
-	PG_CATCH();
-	{
-		AtEOXact_GUC(false, nestlevel);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	AtEOXact_GUC(true, nestlevel);
-	return ret;
-}
-
-/*
- * Pin search_path until eo_catalog_pin_end (AtEOXact_GUC(true, nestlevel);
- * on error, AtEOXact_GUC(false, nestlevel)): the target write, whichever
- * path, runs user code (triggers, defaults, CHECK constraints).
- */
-int
-eo_catalog_pin_begin(void)
-{
-	int			nestlevel = NewGUCNestLevel();
-
-	(void) set_config_option("search_path", "pg_catalog, pg_temp",
-							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
-	return nestlevel;
-}
-
-/*
- * Pin the worker's search_path again, at the start of each transaction:
- * user code that runs outside eo_catalog_execute_pinned_plan (a domain's
- * CHECK while parsing a record) may have changed it.
- */
-void
-eo_catalog_pin_search_path(void)
-{
-	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+	return eo_catalog_spi((EoSpiCall) {NULL, plan, 0, NULL, values, nulls, read_only, count, 0}, false);
 }
 
 /* The owner must be allowed to write the target, as the worker will. */
@@ -222,7 +188,7 @@ eo_catalog_check_target(Oid target, Oid owner, bool update)
  * Unless the pipeline has no event id, the target needs a unique index on
  * the event id's column alone, as create_pipeline requires.
  */
-static void
+void
 eo_catalog_check_event_id_index(int32 id, Oid target)
 {
 	Oid			argtypes[2] = {INT4OID, OIDOID};
@@ -247,7 +213,7 @@ eo_catalog_check_event_id_index(int32 id, Oid target)
 }
 
 /* The schema-qualified name a pipeline remembers for its target. */
-static char *
+char *
 eo_catalog_target_name(Oid target)
 {
 	char	   *relname = get_rel_name(target);
@@ -265,7 +231,7 @@ eo_catalog_target_name(Oid target)
  * Does the catalog have pipelines.target_name?  This library may run against
  * a 0.1 catalog until ALTER EXTENSION eo_ingest UPDATE.
  */
-static bool
+bool
 eo_catalog_knows_names(void)
 {
 	Oid			nsp = get_namespace_oid("eo_ingest", true);
@@ -437,6 +403,7 @@ eo_ingest_catalog_update_pipeline(PG_FUNCTION_ARGS)
 						   "WHERE id = $1",
 						   11, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "updating eo_ingest.pipelines failed");
+	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -460,6 +427,7 @@ eo_ingest_catalog_delete_pipeline(PG_FUNCTION_ARGS)
 	if (eo_catalog_execute("DELETE FROM eo_ingest.pipelines WHERE id = $1",
 						   1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "deleting from eo_ingest.pipelines failed");
+	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -517,6 +485,7 @@ eo_ingest_catalog_set_offsets(PG_FUNCTION_ARGS)
 						   "WHERE id = $1",
 						   1, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "updating eo_ingest.pipelines failed");
+	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -552,121 +521,4 @@ eo_ingest_catalog_purge_dead_letters(PG_FUNCTION_ARGS)
 	n = SPI_processed;
 	SPI_finish();
 	PG_RETURN_INT64((int64) n);
-}
-
-/*
- * The worker's way back after its target was dropped: if the pipeline still
- * points at the dropped OID and a table now has the name it remembers, and
- * the owner may write that table as create_pipeline requires, point the
- * pipeline at it, keeping the offsets.  Returns the new target, or
- * InvalidOid when the pipeline's row had already changed (reload it).  Any
- * other outcome is an error that says what the pipeline waits for.  Runs in
- * the worker's transaction, SPI connected, as the owner.
- */
-Oid
-eo_catalog_follow_target(int32 id, Oid dropped)
-{
-	Oid			argtypes[3] = {INT4OID, REGCLASSOID, TEXTOID};
-	Datum		values[3];
-	EoPipelineRow row;
-	List	   *names;
-	Oid			target;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	eo_catalog_lock_pipeline(id, GetUserId(), &row);
-	if (row.target != dropped || SearchSysCacheExists1(RELOID, ObjectIdGetDatum(dropped)))
-		return InvalidOid;
-	if (!eo_catalog_knows_names())
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("target table with OID %u does not exist", dropped),
-				 errhint("After ALTER EXTENSION eo_ingest UPDATE a pipeline follows a table created again under its target's name.")));
-	if (row.target_name == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("target table with OID %u was dropped and its name is not known; "
-						"point the pipeline at a table with eo_ingest.alter_pipeline(name, target => ...) "
-						"or drop it", dropped)));
-	names = eo_qualified_name_list(row.target_name);
-	target = RangeVarGetRelid(makeRangeVarFromNameList(names), AccessShareLock, true);
-	if (!OidIsValid(target))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("target table %s (OID %u) was dropped; the pipeline waits, storing no offset, "
-						"and resumes from its stored offsets once a table of that name exists again "
-						"(or point it at another table with eo_ingest.alter_pipeline(name, target => ...), "
-						"or drop it)", row.target_name, dropped)));
-
-	PG_TRY();
-	{
-		eo_catalog_check_target(target, row.owner, row.update);
-		eo_catalog_check_event_id_index(id, target);
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(cxt);
-		edata = CopyErrorData();
-		FlushErrorState();
-		ereport(ERROR,
-				(errcode(edata->sqlerrcode),
-				 errmsg("target table %s was dropped and created again, but the pipeline cannot write "
-						"the new table yet: %s", row.target_name, edata->message)));
-	}
-	PG_END_TRY();
-
-	values[0] = Int32GetDatum(id);
-	values[1] = ObjectIdGetDatum(target);
-	values[2] = CStringGetTextDatum(eo_catalog_target_name(target));
-	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET target = $2, target_name = $3, "
-						   "config_version = config_version + 1 WHERE id = $1",
-						   3, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE ||
-		SPI_processed != 1)
-		elog(ERROR, "updating eo_ingest.pipelines failed");
-	ereport(LOG,
-			(errmsg("eo_ingest pipeline \"%s\": target table %s was created again; "
-					"switching from OID %u to OID %u and continuing from the stored offsets",
-					row.name, row.target_name, dropped, target)));
-	return target;
-}
-
-/*
- * Remember the target's current name after a rename (same OID); the name is
- * read from the system catalog, not taken from the caller.  Runs in the
- * worker's transaction, SPI connected, as the owner.
- */
-void
-eo_catalog_refresh_target_name(int32 id, Oid target)
-{
-	Oid			argtypes[3] = {INT4OID, REGCLASSOID, TEXTOID};
-	Datum		values[3];
-	char	   *name = eo_catalog_target_name(target);
-	char	   *remembered;
-	EoPipelineRow row;
-
-	if (name == NULL || !eo_catalog_knows_names())
-		return;
-	values[0] = Int32GetDatum(id);
-	if (eo_catalog_execute("SELECT target_name FROM eo_ingest.pipelines WHERE id = $1",
-						   1, argtypes, values, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "reading eo_ingest.pipelines failed");
-	if (SPI_processed != 1)
-		return;
-	remembered = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
-	if (remembered != NULL && strcmp(name, remembered) == 0)
-		return;
-
-	eo_catalog_lock_pipeline(id, GetUserId(), &row);
-	values[0] = Int32GetDatum(id);
-	values[1] = ObjectIdGetDatum(target);
-	values[2] = CStringGetTextDatum(name);
-	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET target_name = $3 "
-						   "WHERE id = $1 AND target = $2",
-						   3, argtypes, values, NULL, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "updating eo_ingest.pipelines failed");
-	if (SPI_processed == 1)
-		ereport(LOG,
-				(errmsg("eo_ingest pipeline \"%s\": target %s is now named %s",
-						row.name, remembered ? remembered : "?", name)));
 }

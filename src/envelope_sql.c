@@ -20,6 +20,7 @@
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
+#include "eo_ingest.h"
 #include "catalog.h"
 #include "compat.h"
 
@@ -87,6 +88,8 @@ eo_ingest_catalog_set_envelope(PG_FUNCTION_ARGS)
 						   "WHERE id = $1",
 						   3, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "updating eo_ingest.pipelines failed");
+	/* its workers set up again with the new configuration */
+	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
 	SPI_finish();
 	PG_RETURN_VOID();
 }

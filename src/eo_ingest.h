@@ -64,6 +64,8 @@ typedef struct EoWorkerSlot
 	int			npartitions;
 	int32		partitions[EO_SLOT_PARTITIONS];
 	int64		high_watermarks[EO_SLOT_PARTITIONS];
+	Latch	   *latch;			/* the worker's, set with wake_seq */
+	uint64		wake_seq;		/* bumped when its pipeline's row changes */
 } EoWorkerSlot;
 
 /* One database's supervisor and its wake-up counter */
@@ -106,5 +108,10 @@ extern PGDLLEXPORT void eo_supervisor_main(Datum arg);
 
 /* worker.c */
 extern PGDLLEXPORT void eo_worker_main(Datum arg);
+
+/* wakeup.c */
+extern void eo_wake_workers_at_commit(int32 pipeline_id);
+extern void eo_wakeup_attach(EoWorkerSlot *slot);
+extern uint64 eo_wakeup_seq(EoWorkerSlot *slot);
 
 #endif							/* EO_INGEST_H */

@@ -1,16 +1,22 @@
 /*
  * kafka.c
- *		librdkafka configuration, metadata and offset look-ups.
+ *		librdkafka configuration, metadata and offset look-ups, connection
+ *		health and the grace period.
  *
  * Nothing here raises an error while a librdkafka handle is alive without
  * destroying it first; the worker gets error strings, not ereports, so that
- * it can report "retrying" and keep its handle.
+ * it can report "retrying" and keep its handle.  The only exception is
+ * CHECK_FOR_INTERRUPTS between the short slices every blocking look-up is cut
+ * into: SIGTERM and query cancel must not wait for a broker that is down, and
+ * callers destroy their handle on the way out (the worker's exit hook, the
+ * SQL function's PG_FINALLY).
  */
 #include "postgres.h"
 
 #include <pthread.h>
 
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
@@ -71,10 +77,15 @@ eo_note_error(rd_kafka_resp_err_t err, const char *reason)
 	pthread_mutex_unlock(&eo_error_lock);
 }
 
+/*
+ * Also sets the process latch: a worker waiting for its brokers reacts at
+ * once.  SetLatch is the one PostgreSQL call safe on any thread.
+ */
 static void
 eo_kafka_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
 	eo_note_error((rd_kafka_resp_err_t) err, reason);
+	SetLatch(MyLatch);
 }
 
 /* Returns and forgets the noted error; RD_KAFKA_RESP_ERR_NO_ERROR if none. */
@@ -106,6 +117,101 @@ eo_kafka_serve_errors(rd_kafka_t *rk)
 			eo_note_error(msg->err, rd_kafka_message_errstr(msg));
 		rd_kafka_message_destroy(msg);
 	}
+}
+
+/*
+ * Close a consumer without leaving its group: eo_ingest only assigns
+ * partitions and never commits to Kafka, so there is nothing to hand over,
+ * and a consumer close waits for a coordinator that may be down, stalling a
+ * fast shutdown.
+ */
+void
+eo_kafka_destroy(rd_kafka_t *rk)
+{
+	rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+}
+
+/*
+ * Connection health.  Until a broker answers, trouble counts against
+ * eo_ingest.grace_period from unreachable_since; after that it is an
+ * outage, retried for ever.  A new process of a pipeline with stored
+ * offsets starts as reached: an outage across a server restart stays one.
+ */
+void
+eo_kafka_health_track(EoKafkaHealth *h, const char *brokers, Jsonb *options,
+					  bool has_offsets, MemoryContext cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(cxt);
+	char	   *text = JsonbToCString(NULL, &options->root, VARSIZE(options));
+	char	   *key = psprintf("%s %s", brokers, text);
+
+	pfree(text);
+	if (h->key == NULL || strcmp(key, h->key) != 0)
+	{
+		/* new brokers or options: a new grace period */
+		h->reached = h->key == NULL && has_offsets;
+		if (h->key != NULL)
+			pfree(h->key);
+		h->key = key;
+		h->unreachable_since = 0;
+	}
+	else
+		pfree(key);
+	if (!h->reached && h->unreachable_since == 0)
+		h->unreachable_since = GetCurrentTimestamp();
+	MemoryContextSwitchTo(old);
+}
+
+/* A broker answered (eo_kafka_metadata_error was a broker's answer). */
+void
+eo_kafka_health_reached(EoKafkaHealth *h)
+{
+	h->reached = true;
+	h->unreachable_since = 0;
+}
+
+/* A resumed pipeline gets a new grace period. */
+void
+eo_kafka_health_reset(EoKafkaHealth *h)
+{
+	h->reached = false;
+	h->unreachable_since = 0;
+}
+
+/*
+ * No broker answered (what says how it failed).  Fills msg with what to
+ * report; returns true when the pipeline must fail: credentials or
+ * certificates refused, or no broker reached in eo_ingest.grace_period since
+ * the start.  Anything else is an outage to wait out.
+ */
+bool
+eo_kafka_health_trouble(EoKafkaHealth *h, const char *brokers, const char *what,
+						char *msg, size_t msglen)
+{
+	char		kerr[512];
+	rd_kafka_resp_err_t code = eo_kafka_take_error(kerr, sizeof(kerr));
+
+	if (eo_kafka_config_error(code))
+	{
+		snprintf(msg, msglen,
+				 "Kafka refused the connection: %s; correct kafka_options with eo_ingest.alter_pipeline, "
+				 "or call eo_ingest.resume_pipeline to try again", kerr);
+		return true;
+	}
+	if (!h->reached && h->unreachable_since != 0 &&
+		TimestampDifferenceExceeds(h->unreachable_since, GetCurrentTimestamp(), eo_grace_period))
+	{
+		snprintf(msg, msglen,
+				 "no broker of \"%s\" answered in %d s: %s; correct brokers or kafka_options with "
+				 "eo_ingest.alter_pipeline, or call eo_ingest.resume_pipeline to try again",
+				 brokers, eo_grace_period / 1000, code != RD_KAFKA_RESP_ERR_NO_ERROR ? kerr : what);
+		return true;
+	}
+	if (code != RD_KAFKA_RESP_ERR_NO_ERROR)
+		snprintf(msg, msglen, "%s (%s)", what, kerr);
+	else
+		snprintf(msg, msglen, "%s", what);
+	return false;
 }
 
 static char *
@@ -208,6 +314,7 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 	bool		queue_set = false;
 	bool		wait_set = false;
 	bool		min_set = false;
+	bool		reconnect_set = false;
 	char	   *code;
 
 	if (!may_load_code && (code = eo_guard_code_option(options)) != NULL)
@@ -262,6 +369,8 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 					wait_set = true;
 				if (strcmp(key, "queued.min.messages") == 0)
 					min_set = true;
+				if (strcmp(key, "reconnect.backoff.max.ms") == 0)
+					reconnect_set = true;
 			}
 		}
 	}
@@ -287,7 +396,14 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 		 * The count still bounds the queue's per-message overhead (about
 		 * 250 bytes each) when records are tiny.
 		 */
-		(!min_set && !eo_conf_set(conf, "queued.min.messages", "200000", err, errlen)))
+		(!min_set && !eo_conf_set(conf, "queued.min.messages", "200000", err, errlen)) ||
+
+		/*
+		 * librdkafka backs off reconnecting up to 10 s by default, so after
+		 * a long outage records waited that long after the broker was back.
+		 * One attempt a second per broker is what Kafka's Java clients do.
+		 */
+		(!reconnect_set && !eo_conf_set(conf, "reconnect.backoff.max.ms", "1000", err, errlen)))
 	{
 		rd_kafka_conf_destroy(conf);
 		return NULL;
@@ -319,17 +435,55 @@ eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen)
 rd_kafka_resp_err_t eo_kafka_metadata_error = RD_KAFKA_RESP_ERR_NO_ERROR;
 
 /*
- * The topic's partitions, sorted; -1 and err on failure, with the reason in
- * eo_kafka_metadata_error.
+ * Blocking look-ups run in slices of EO_KAFKA_SLICE_MS, EO_KAFKA_TIMEOUT_MS
+ * in all.  A look-up stops early when an interrupt is pending, frees what it
+ * holds and only then serves it: rd_kafka_destroy in the exit hook must not
+ * find a topic handle still referenced.
+ */
+static TimestampTz
+eo_kafka_deadline(void)
+{
+	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), EO_KAFKA_TIMEOUT_MS);
+}
+
+static bool
+eo_kafka_again(rd_kafka_resp_err_t rc, TimestampTz deadline)
+{
+	if (rc != RD_KAFKA_RESP_ERR__TIMED_OUT && rc != RD_KAFKA_RESP_ERR__TRANSPORT)
+		return false;
+	if (INTERRUPTS_PENDING_CONDITION() && INTERRUPTS_CAN_BE_PROCESSED())
+		return false;
+	return GetCurrentTimestamp() < deadline;
+}
+
+/* The high and low watermarks of one partition, in slices. */
+static rd_kafka_resp_err_t
+eo_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32 partition,
+					int64_t *lo, int64_t *hi)
+{
+	TimestampTz deadline = eo_kafka_deadline();
+	rd_kafka_resp_err_t rc;
+
+	do
+		rc = rd_kafka_query_watermark_offsets(rk, topic, partition, lo, hi,
+											  EO_KAFKA_SLICE_MS);
+	while (eo_kafka_again(rc, deadline));
+	return rc;
+}
+
+/*
+ * The topic's partitions, sorted; -1 and err on failure (no answer within
+ * timeout_ms, or an error), with the reason in eo_kafka_metadata_error.
  */
 int
 eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
-					char *err, size_t errlen)
+					char *err, size_t errlen, int timeout_ms)
 {
 	rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
 	const struct rd_kafka_metadata *md = NULL;
 	rd_kafka_resp_err_t rc;
 	int			n = -1;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout_ms);
 
 	if (rkt == NULL)
 	{
@@ -337,7 +491,9 @@ eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
 				 rd_kafka_err2str(rd_kafka_last_error()));
 		return -1;
 	}
-	rc = rd_kafka_metadata(rk, 0, rkt, &md, EO_KAFKA_TIMEOUT_MS);
+	do
+		rc = rd_kafka_metadata(rk, 0, rkt, &md, EO_KAFKA_SLICE_MS);
+	while (eo_kafka_again(rc, deadline));
 	eo_kafka_metadata_error = rc != RD_KAFKA_RESP_ERR_NO_ERROR ? rc :
 		(md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN);
 	if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
@@ -372,6 +528,7 @@ eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
 	if (md != NULL)
 		rd_kafka_metadata_destroy(md);
 	rd_kafka_topic_destroy(rkt);
+	CHECK_FOR_INTERRUPTS();
 	return n;
 }
 
@@ -395,8 +552,8 @@ eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitio
 						hi;
 			rd_kafka_resp_err_t rc;
 
-			rc = rd_kafka_query_watermark_offsets(rk, topic, partitions[i], &lo, &hi,
-												  EO_KAFKA_TIMEOUT_MS);
+			rc = eo_kafka_watermarks(rk, topic, partitions[i], &lo, &hi);
+			CHECK_FOR_INTERRUPTS();
 			if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
 			{
 				snprintf(err, errlen, "could not read offsets of topic \"%s\" partition %d: %s",
@@ -414,13 +571,21 @@ eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitio
 																 ObjectIdGetDatum(InvalidOid),
 																 Int32GetDatum(-1)));
 		int64		ms = (ts / 1000) + ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000);
-		rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(n);
+		rd_kafka_topic_partition_list_t *list = NULL;
 		rd_kafka_resp_err_t rc;
 		bool		ok = true;
+		TimestampTz deadline = eo_kafka_deadline();
 
-		for (int i = 0; i < n; i++)
-			rd_kafka_topic_partition_list_add(list, topic, partitions[i])->offset = ms;
-		rc = rd_kafka_offsets_for_times(rk, list, EO_KAFKA_TIMEOUT_MS);
+		do
+		{
+			/* a fresh list each slice: a timed-out call may have written it */
+			if (list != NULL)
+				rd_kafka_topic_partition_list_destroy(list);
+			list = rd_kafka_topic_partition_list_new(n);
+			for (int i = 0; i < n; i++)
+				rd_kafka_topic_partition_list_add(list, topic, partitions[i])->offset = ms;
+			rc = rd_kafka_offsets_for_times(rk, list, EO_KAFKA_SLICE_MS);
+		} while (eo_kafka_again(rc, deadline));
 		if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			snprintf(err, errlen, "could not look up offsets for time in topic \"%s\": %s",
@@ -444,8 +609,7 @@ eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitio
 				int64_t		lo,
 							hi;
 
-				rc = rd_kafka_query_watermark_offsets(rk, topic, p->partition, &lo, &hi,
-													  EO_KAFKA_TIMEOUT_MS);
+				rc = eo_kafka_watermarks(rk, topic, p->partition, &lo, &hi);
 				if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
 				{
 					snprintf(err, errlen, "could not read offsets of topic \"%s\" partition %d: %s",
@@ -456,6 +620,7 @@ eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitio
 			}
 		}
 		rd_kafka_topic_partition_list_destroy(list);
+		CHECK_FOR_INTERRUPTS();
 		return ok;
 	}
 }

@@ -7,11 +7,29 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 
 #define EO_KAFKA_TIMEOUT_MS 10000
+#define EO_KAFKA_SLICE_MS 250
 
 extern rd_kafka_resp_err_t eo_kafka_metadata_error;
+
+/* Has a broker answered with these brokers and options (key)? */
+typedef struct EoKafkaHealth
+{
+	bool		reached;
+	char	   *key;
+	TimestampTz unreachable_since;
+} EoKafkaHealth;
+
+extern void eo_kafka_health_track(EoKafkaHealth *h, const char *brokers, Jsonb *options,
+								  bool has_offsets, MemoryContext cxt);
+extern void eo_kafka_health_reached(EoKafkaHealth *h);
+extern void eo_kafka_health_reset(EoKafkaHealth *h);
+extern bool eo_kafka_health_trouble(EoKafkaHealth *h, const char *brokers, const char *what,
+									char *msg, size_t msglen);
+extern void eo_kafka_destroy(rd_kafka_t *rk);
 
 extern bool eo_kafka_secret_key(const char *key);
 extern bool eo_kafka_config_error(rd_kafka_resp_err_t err);
@@ -23,7 +41,7 @@ extern rd_kafka_conf_t *eo_kafka_conf(const char *brokers, Jsonb *options,
 									  char *err, size_t errlen);
 extern rd_kafka_t *eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen);
 extern int	eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
-								char *err, size_t errlen);
+								char *err, size_t errlen, int timeout_ms);
 extern bool eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitions,
 							 const char *position, int64 *offsets, char *err, size_t errlen);
 

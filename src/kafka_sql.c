@@ -103,7 +103,7 @@ eo_query_offsets(FunctionCallInfo fcinfo)
 	{
 		int32	   *found = NULL;
 
-		n = eo_kafka_partitions(rk, topic, &found, err, sizeof(err));
+		n = eo_kafka_partitions(rk, topic, &found, err, sizeof(err), EO_KAFKA_TIMEOUT_MS);
 		partitions = found;
 		if (n > 0)
 		{
@@ -113,7 +113,7 @@ eo_query_offsets(FunctionCallInfo fcinfo)
 	}
 	PG_FINALLY();
 	{
-		rd_kafka_destroy(rk);
+		eo_kafka_destroy(rk);
 	}
 	PG_END_TRY();
 

@@ -21,7 +21,6 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
-#include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
@@ -367,6 +366,13 @@ eo_decode_run(void *arg)
 	MemoryContextSwitchTo(old);
 }
 
+/* input functions and domain checks are user code: pin search_path */
+static void
+eo_decode_run_pinned(void *arg)
+{
+	eo_catalog_run_pinned(eo_decode_run, arg, false);
+}
+
 /*
  * Decode recs[0..n) into cxt, the batch's memory context, unless these
  * records were decoded already for an equal mapping (a retry).  All are
@@ -380,7 +386,6 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	EoDecodeRun run;
 	int			subxacts = 0;
 	int			nc = Max(map->ncolumns, 1);
-	int			nestlevel;
 
 	if (decoded_signature != NULL && decoded_cxt == cxt && decoded_recs == recs &&
 		decoded_n == n && strcmp(decoded_signature, map->signature) == 0)
@@ -407,8 +412,6 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	run.cxt = cxt;
 	run.scratch = AllocSetContextCreate(cxt, "eo_ingest decode", ALLOCSET_DEFAULT_SIZES);
 
-	/* input functions and domain checks are user code: pin search_path */
-	nestlevel = eo_catalog_pin_begin();
 	while (run.next < n)
 	{
 		ErrorData  *edata;
@@ -416,7 +419,7 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 		MemoryContext old;
 
 		subxacts++;
-		edata = eo_subxact_run(eo_decode_run, &run);
+		edata = eo_subxact_run(eo_decode_run_pinned, &run);
 		if (edata == NULL)
 			break;
 		/* the record whose decoding raised the error */
@@ -432,7 +435,6 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 		MemoryContextReset(run.scratch);
 		run.next++;
 	}
-	AtEOXact_GUC(true, nestlevel);
 	MemoryContextDelete(run.scratch);
 	decoded_signature = MemoryContextStrdup(cxt, map->signature);
 	decoded_cxt = cxt;

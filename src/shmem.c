@@ -320,5 +320,6 @@ eo_ingest_notify_change(PG_FUNCTION_ARGS)
 		notify_registered = true;
 	}
 	notify_pending = true;
+	eo_wake_workers_at_commit(0);
 	PG_RETURN_VOID();
 }

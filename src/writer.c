@@ -2,8 +2,8 @@
  * writer.c
  *		The batch writer: collapses duplicates inside a batch, writes the
  *		records into the target with one INSERT ... ON CONFLICT per record
- *		shape, finds bad records by bisection in subtransactions, and stores
- *		them as dead letters.
+ *		shape, and finds bad records by bisection in subtransactions (the
+ *		ledger, ledger.c, stores them as dead letters).
  *
  * All of it runs inside the batch transaction opened by worker.c, on records
  * record.c has decoded already.  While writing, only data errors (SQLSTATE
@@ -343,26 +343,38 @@ eo_writer_exec_sql(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCoun
 	}
 }
 
+/* eo_direct_write's arguments and result, for eo_catalog_run_pinned */
+typedef struct EoDirectCall
+{
+	EoWriter   *w;
+	EoRecord   *recs;
+	int		   *idx;
+	int			lo;
+	int			hi;
+	EoCounts   *counts;
+	int		   *existing;
+	int		   *nexisting;
+	bool		ok;
+} EoDirectCall;
+
+static void
+eo_direct_call(void *arg)
+{
+	EoDirectCall *c = (EoDirectCall *) arg;
+
+	c->ok = eo_direct_write(c->w->map, c->recs, c->idx, c->lo, c->hi, c->counts,
+							c->existing, c->nexisting);
+}
+
 /* eo_direct_write with search_path pinned, as eo_catalog_execute_pinned_plan */
 static bool
 eo_writer_direct(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi,
 				 EoCounts *counts, int *existing, int *nexisting)
 {
-	int			nestlevel = eo_catalog_pin_begin();
-	volatile bool ok = false;
+	EoDirectCall c = {w, recs, idx, lo, hi, counts, existing, nexisting, false};
 
-	PG_TRY();
-	{
-		ok = eo_direct_write(w->map, recs, idx, lo, hi, counts, existing, nexisting);
-	}
-	PG_CATCH();
-	{
-		AtEOXact_GUC(false, nestlevel);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-	AtEOXact_GUC(true, nestlevel);
-	return ok;
+	eo_catalog_run_pinned(eo_direct_call, &c, false);
+	return c.ok;
 }
 
 /* One try of eo_writer_try: recs[idx[lo..hi)] */
@@ -568,97 +580,4 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 	pfree(byrank);
 	pfree(rank);
 	pfree(todo);
-}
-
-void
-eo_writer_dead_letters(EoWriter *w, int32 pipeline_id, const char *pipeline,
-					   EoRecord *recs, int n)
-{
-	static SPIPlanPtr plan = NULL;
-	Datum	   *parts,
-			   *offs,
-			   *keys,
-			   *payloads,
-			   *errors,
-			   *states;
-	bool	   *keynulls,
-			   *paynulls;
-	int			m = 0;
-	int			dims[1];
-	int			lbs[1] = {1};
-	Datum		args[8];
-	int			ret;
-
-	for (int i = 0; i < n; i++)
-		if (recs[i].status == EO_REC_DEAD)
-			m++;
-	if (m == 0)
-		return;
-
-	if (plan == NULL)
-	{
-		Oid			types[8] = {INT4OID, TEXTOID, INT4ARRAYOID, INT8ARRAYOID,
-		BYTEAARRAYOID, BYTEAARRAYOID, TEXTARRAYOID, TEXTARRAYOID};
-
-		plan = SPI_prepare("INSERT INTO eo_ingest.dead_letters AS d "
-						   "(pipeline_id, pipeline, partition, \"offset\", key, payload, error, sqlstate) "
-						   "SELECT $1, $2, u.* FROM unnest($3, $4, $5, $6, $7, $8) AS u "
-						   "ON CONFLICT (pipeline_id, partition, \"offset\") DO UPDATE "
-						   "SET error = excluded.error, sqlstate = excluded.sqlstate, failed_at = excluded.failed_at",
-						   8, types);
-		if (plan == NULL || SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not prepare the dead letter statement: %s",
-				 SPI_result_code_string(SPI_result));
-	}
-
-	parts = palloc(sizeof(Datum) * m);
-	offs = palloc(sizeof(Datum) * m);
-	keys = palloc(sizeof(Datum) * m);
-	payloads = palloc(sizeof(Datum) * m);
-	errors = palloc(sizeof(Datum) * m);
-	states = palloc(sizeof(Datum) * m);
-	keynulls = palloc(sizeof(bool) * m);
-	paynulls = palloc(sizeof(bool) * m);
-	m = 0;
-	for (int i = 0; i < n; i++)
-	{
-		EoRecord   *rec = &recs[i];
-		bytea	   *b;
-
-		if (rec->status != EO_REC_DEAD)
-			continue;
-		parts[m] = Int32GetDatum(rec->partition);
-		offs[m] = Int64GetDatum(rec->offset);
-		keynulls[m] = rec->msg->key == NULL;
-		if (!keynulls[m])
-		{
-			b = palloc(VARHDRSZ + rec->msg->key_len);
-			SET_VARSIZE(b, VARHDRSZ + rec->msg->key_len);
-			memcpy(VARDATA(b), rec->msg->key, rec->msg->key_len);
-			keys[m] = PointerGetDatum(b);
-		}
-		paynulls[m] = rec->msg->payload == NULL;
-		if (!paynulls[m])
-		{
-			b = palloc(VARHDRSZ + rec->msg->len);
-			SET_VARSIZE(b, VARHDRSZ + rec->msg->len);
-			memcpy(VARDATA(b), rec->msg->payload, rec->msg->len);
-			payloads[m] = PointerGetDatum(b);
-		}
-		errors[m] = CStringGetTextDatum(rec->error ? rec->error : "unknown error");
-		states[m] = CStringGetTextDatum(unpack_sql_state(rec->sqlerrcode));
-		m++;
-	}
-	dims[0] = m;
-	args[0] = Int32GetDatum(pipeline_id);
-	args[1] = CStringGetTextDatum(pipeline);
-	args[2] = PointerGetDatum(construct_array(parts, m, INT4OID, 4, true, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(offs, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[4] = PointerGetDatum(construct_md_array(keys, keynulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-	args[5] = PointerGetDatum(construct_md_array(payloads, paynulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-	args[6] = PointerGetDatum(construct_array(errors, m, TEXTOID, -1, false, TYPALIGN_INT));
-	args[7] = PointerGetDatum(construct_array(states, m, TEXTOID, -1, false, TYPALIGN_INT));
-	ret = eo_catalog_execute_plan(plan, args, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "storing dead letters failed: %s", SPI_result_code_string(ret));
 }

@@ -178,7 +178,7 @@ SELECT row_to_json(p)::text FROM eo_ingest.partition_progress p;
 SELECT row_to_json(a)::text FROM pg_stat_activity a;
 EOS
 my $log = slurp_file($node->logfile);
-like($log, qr/eo_ingest pipeline "badpw": Kafka refused the connection/,
+like($log, qr/Kafka refused the connection[^\n]*\n[^\n]*CONTEXT:  eo_ingest pipeline "badpw"/,
 	'the server log has the authentication failure');
 for my $secret (@SECRETS)
 {

@@ -1,0 +1,111 @@
+/*
+ * worker.h
+ *		A pipeline worker's state, shared by the main loop (worker.c), its
+ *		setup (setup.c) and its Avro schemas (worker_avro.c).
+ */
+#ifndef EO_WORKER_H
+#define EO_WORKER_H
+
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+
+#include "eo_ingest.h"
+#include "batch.h"
+#include "change.h"
+#include "kafka.h"
+#include "ledger.h"
+
+/* The pipeline's row, as the worker last loaded it */
+typedef struct EoConfig
+{
+	char	   *name;
+	char	   *brokers;
+	char	   *topic;
+	Oid			target;
+	char	   *event_id;
+	char	   *on_duplicate;
+	char	   *format;
+	Datum		columns;
+	bool		columns_null;
+	char	   *start_from;
+	int			batch_size;
+	int			batch_timeout;
+	int			nworkers;
+	bool		synchronous_commit;
+	Jsonb	   *kafka_options;
+	bool		enabled;
+	int64		config_version;
+	bool		has_offsets;	/* any partition stored yet */
+	char	   *envelope;		/* NULL before 0.3 */
+	char	   *on_truncate;
+	bool		owner_superuser;	/* may kafka_options load code? */
+	char	   *schema_registry;	/* format avro: registry URLs, or */
+	char	   *avro_schema;	/* the inline writer schema */
+} EoConfig;
+
+/* What the worker does after its setup or its main loop returns */
+typedef enum EoRestart
+{
+	EO_RESTART_NONE,			/* carry on */
+	EO_RESTART_SETUP,			/* configuration or partitions changed: at once */
+	EO_RESTART_RETRY,			/* a database error: after a backoff */
+	EO_RESTART_FAILED			/* wait for a configuration change */
+} EoRestart;
+
+typedef struct EoWorker
+{
+	EoWorkerArgs args;
+	EoWorkerSlot *slot;
+
+	MemoryContext worker_cxt;	/* the process's life */
+	MemoryContext config_cxt;	/* cfg, map, writer, applier: reset on each
+								 * load */
+	MemoryContext setup_cxt;	/* partitions: outlive reloads between retries */
+	MemoryContext batch_cxt;	/* the polled batch */
+	MemoryContext attempt_cxt;	/* one attempt at the batch transaction */
+
+	EoConfig   *cfg;
+	EoMapping  *map;
+	EoWriter   *writer;
+	EoApplier  *applier;		/* a change stream's (envelope), or NULL */
+	int64		setup_version;	/* config_version the Kafka setup was made for */
+	char	   *target_name;	/* as last stored in the catalog, in worker_cxt */
+
+	rd_kafka_t *rk;
+	rd_kafka_topic_partition_list_t *assignment;
+	int			topic_partitions;
+	EoKafkaHealth health;
+	TimestampTz topic_missing_since;
+	bool		kafka_trouble;	/* an outage is being reported */
+
+	EoLedger	ledger;
+	EoRecord   *recs;
+	int			nrecs;
+
+	uint64		wake_seq;		/* slot->wake_seq when last checked */
+	TimestampTz checked_at;		/* last look at the pipeline's row */
+	const char *activity;		/* what the worker does, for errcontext */
+	TimestampTz logged_at;		/* last status written to the log */
+} EoWorker;
+
+typedef void (*EoWorkerStep) (EoWorker *w, void *arg);
+
+/* worker.c */
+extern bool eo_worker_xact(EoWorker *w, const char *activity, EoWorkerStep step,
+						   void *arg, ErrorData **error);
+extern bool eo_worker_try_xact(EoWorker *w, const char *activity, EoWorkerStep step,
+							   void *arg);
+extern void eo_worker_report(EoWorker *w, EoState state, const char *fmt,...) pg_attribute_printf(3, 4);
+extern bool eo_worker_changed(EoWorker *w);
+extern bool eo_worker_wait(EoWorker *w, long ms);
+
+/* worker_avro.c */
+extern EoRestart eo_worker_avro_schemas(EoWorker *w);
+
+/* setup.c */
+extern bool eo_worker_load_config(EoWorker *w);
+extern EoRestart eo_worker_setup(EoWorker *w);
+extern void eo_worker_close(EoWorker *w);
+
+#endif
