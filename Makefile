@@ -75,11 +75,15 @@ pgtapcheck:
 	TESTDIR='$(CURDIR)' PG_BINDIR=$(PG_BINDIR) PATH="$(PG_BINDIR):$$PATH" PG_REGRESS=$(pgxsdir)/src/test/regress/pg_regress \
 	$(PROVE) $(or $(PROVE_FLAGS),-v) -I $(TAP_PERL_DIR) -I test/perl test/pgtap_runner.pl
 
-# Perl TAP end-to-end tests against a real Kafka broker
+# Perl TAP end-to-end tests against a real Kafka broker.  Two files at a time
+# (EO_TAP_JOBS): every file starts its own broker and clusters on free ports,
+# and most of a file's time is spent waiting on Kafka and the workers, so two
+# fit on two cores; --timer prints each file's duration.
+EO_TAP_JOBS ?= 2
 tapcheck: test/producer/eo_producer
 	rm -rf '$(CURDIR)'/tmp_check
 	TESTDIR='$(CURDIR)' PG_BINDIR=$(PG_BINDIR) PATH="$(PG_BINDIR):$$PATH" PG_REGRESS=$(pgxsdir)/src/test/regress/pg_regress \
-	$(PROVE) $(PROVE_FLAGS) -I $(TAP_PERL_DIR) -I test/perl $(or $(TAP_TESTS_FILES),$(TAP_DEFAULT_TESTS))
+	$(PROVE) $(or $(PROVE_FLAGS),--timer -j$(EO_TAP_JOBS)) -I $(TAP_PERL_DIR) -I test/perl $(or $(TAP_TESTS_FILES),$(TAP_DEFAULT_TESTS))
 
 check-all: installcheck pgtapcheck tapcheck
 

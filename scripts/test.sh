@@ -22,6 +22,7 @@
 #                   by scripts/private-pg.sh lets several runs share a machine)
 #   PG_CONFIG_<major>  the pg_config to use for that major
 #   EO_SUITES       default "installcheck pgtapcheck tapcheck distcheck debcheck"
+#   EO_TAP_JOBS     TAP files run at a time (default 2)
 #   EO_TEST_DIR, EO_TEST_USER (default eo_test), PROVE_FLAGS, TAP_TESTS_FILES
 
 set -euo pipefail
@@ -37,7 +38,7 @@ if [ -n "${PG_CONFIG:-}" ] && [ -z "${EO_PG_VERSIONS:-}" ]; then
 	VERSIONS=("$major")
 	printf -v "PG_CONFIG_$major" '%s' "$PG_CONFIG"
 else
-	VERSIONS=(${EO_PG_VERSIONS:-$EO_PG_VERSIONS_SUPPORTED})
+	VERSIONS=(${EO_PG_VERSIONS:-$EO_PG_VERSIONS_DEFAULT})
 fi
 
 step() { printf '\n=== %s (%ds)\n' "$*" $(( $(date +%s) - T_START )); }
@@ -96,6 +97,7 @@ if [ "$(id -u)" -eq 0 ]; then
 			${CI:+CI="$CI"} \
 			${EO_KAFKA_CACHE:+EO_KAFKA_CACHE="$EO_KAFKA_CACHE"} \
 			${PROVE_FLAGS:+PROVE_FLAGS="$PROVE_FLAGS"} \
+			${EO_TAP_JOBS:+EO_TAP_JOBS="$EO_TAP_JOBS"} \
 			${TAP_TESTS_FILES:+TAP_TESTS_FILES="$TAP_TESTS_FILES"} \
 			${EO_TAP_SLOW:+EO_TAP_SLOW="$EO_TAP_SLOW"} \
 			"$@"
