@@ -210,11 +210,6 @@ eo_record_event_id(EoMapping *map, EoRecord *rec, MemoryContext cxt)
 		src = VARDATA_ANY(DatumGetPointer(d));
 		len = VARSIZE_ANY_EXHDR(DatumGetPointer(d));
 	}
-	else if (col->typlen == -2)
-	{
-		src = DatumGetCString(d);
-		len = strlen(src);
-	}
 	else
 	{
 		src = DatumGetPointer(d);

@@ -41,7 +41,7 @@ def convert(schema, value, named):
         if schema in ("bytes", "fixed"):
             return bytes.fromhex(value)
         if schema in ("float", "double") and isinstance(value, str):
-            return float(value)     # NaN, Infinity, -Infinity
+            return float(value)     # NaN, Infinity, -Infinity, -0.0
         return value
     if isinstance(schema, list):
         for branch in schema:

@@ -93,7 +93,7 @@ my @records = (
 		aj => [ 'x', 'y' ], mp => { k1 => 1, k2 => -2 }, rec => { x => 7, y => 'why' },
 	},
 	{
-		i => -2147483648, small => 32767, l => -9223372036854775807 - 1, f => -0.0, d => -1e308,
+		i => -2147483648, small => 32767, l => -9223372036854775807 - 1, f => '-0.0', d => -1e308,
 		b => JSON::PP::false, s => '', byt => '', fx => '00000000',
 		dcm => '-0.0001', decf => '1234567890.12', dt => '1970-01-01',
 		tm => '00:00:00', tu => '12:00:00.5',
@@ -105,7 +105,7 @@ my @records = (
 	{
 		i => 0, small => 0, l => 0, f => 3.4028234663852886e38, d => 5e-324,
 		b => JSON::PP::true, s => "\xF0\x9F\x98\x80 emoji", byt => '5c78', fx => '01020304',
-		dcm => '0', decf => '0.00', dt => '0001-01-01',
+		dcm => '0.0000', decf => '0.00', dt => '0001-01-01',
 		tm => '12:34:56.789', tu => '23:59:59.999999',
 		tsm => '2262-04-11T23:47:16.854+00:00', tsu => '0001-01-01T00:00:00+00:00',
 		ltm => '2000-01-01T00:00:00.001', ltu => '1970-01-01T00:00:00',
@@ -161,7 +161,7 @@ sub expected_sql
 		return "'{}'::$type";
 	}
 	return lit($EoAvro::JSON->encode($v)) . '::jsonb' if ref $v;
-	if (($type eq 'real' || $type eq 'double precision') && $v =~ /^-?(NaN|Infinity)$/)
+	if (($type eq 'real' || $type eq 'double precision') && $v =~ /^-?(NaN|Infinity|0\.0)$/)
 	{
 		return lit($v) . "::$type";
 	}
