@@ -627,8 +627,9 @@ eo_direct(EoReader *r, EoAvroNode *s, EoColumn *col, Datum *d, bool *isnull,
 static bool
 eo_path_at(EoColumn *col, int level, const char *name, const char **parents)
 {
+	/* the first byte first: this runs for every field and column */
 	if (col->source != EO_SRC_JSON || col->npath <= level ||
-		strcmp(col->path[level], name) != 0)
+		col->path[level][0] != name[0] || strcmp(col->path[level], name) != 0)
 		return false;
 	for (int k = 0; k < level; k++)
 		if (strcmp(col->path[k], parents[k]) != 0)
