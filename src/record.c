@@ -275,16 +275,7 @@ eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
 		rec->nulls[c] = false;
 	}
 	if (map->id_column >= 0)
-	{
-		/* a domain's input function may turn the id NULL */
-		if (rec->nulls[map->id_column])
-		{
-			rec->sqlerrcode = ERRCODE_NOT_NULL_VIOLATION;
-			rec->error = MemoryContextStrdup(cxt, "record has no event id");
-			return;
-		}
 		eo_record_event_id(map, rec, cxt);
-	}
 	rec->decoded_ok = true;
 }
 

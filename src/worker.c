@@ -291,8 +291,9 @@ eo_poll(EoWorker *w)
 
 	/*
 	 * Each record is zeroed as it arrives: zeroing all of batch_size (50,000
-	 * records, 6.4 MB) on every poll took a tenth of a busy worker's CPU,
-	 * and more of an idle one's.
+	 * records, 6.4 MB, in pages fresh from the kernel) on every poll took a
+	 * tenth of a worker's CPU in the benchmark's profile, whose batches held
+	 * about 25,000 records.
 	 */
 	w->recs = MemoryContextAlloc(w->batch_cxt, sizeof(EoRecord) * cap);
 	w->nrecs = 0;
