@@ -19,6 +19,9 @@
 #                       the extension's default)
 #   --pipeline-args S   appended to every create_pipeline call, e.g.
 #                       ", kafka_options => '{\"queued.min.messages\": \"500000\"}'"
+#   --format avro       also drain the same events as Avro (Confluent wire
+#                       format, a schema registry), next to the JSON drain;
+#                       the profiling run then profiles the Avro drain
 #   --sql-path          also drain with eo_ingest.direct_insert = off (the
 #                       INSERT ... ON CONFLICT path), for comparison
 #   --no-peers          skip the peers (Kafka Connect + Debezium JDBC sink,
@@ -79,7 +82,7 @@ IDLE_SECS=60
 PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,51p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -89,6 +92,7 @@ while [ $# -gt 0 ]; do
 		--fresh-seconds) FRESH_SECS="$2"; shift 2 ;;
 		--workers) WORKERS_LIST="$2"; shift 2 ;;
 		--no-perf) PERF=0; shift ;;
+		--format) FORMAT="$2"; shift 2 ;;
 		--sql-path) SQLPATH=1; shift ;;
 		--no-peers) PEERS=0; shift ;;
 		--connect-tasks) CONNECT_TASKS="$2"; shift 2 ;;
@@ -120,6 +124,9 @@ done
 [[ "$CONNECT_TASKS" =~ ^[1-9][0-9]*$ && "$CONNECT_BATCH" =~ ^[1-9][0-9]*$ ]] ||
 	die "--connect-tasks and --connect-batch must be positive integers"
 REPEAT="${REPEAT:-1}"
+FORMAT="${FORMAT:-json}"
+[[ "$FORMAT" = json || "$FORMAT" = avro ]] || die "--format must be json or avro"
+PYTHON="${EO_AVRO_PYTHON:-/opt/eo_ingest-venv/bin/python}"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer"
 
 T_START=$(date +%s)
@@ -172,6 +179,7 @@ PERF_PID=""
 cleanup() {
 	local rc=$?
 	if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID" 2>/dev/null || true; fi
+	if [ -n "${REG_PID:-}" ]; then kill -TERM -- "-$REG_PID" 2>/dev/null || true; fi
 	cp "$WORK/postgres.log" "$OUT/" 2>/dev/null || true
 	cp "$KDIR/kafka.log" "$OUT/" 2>/dev/null || true
 	if [ "$KEEP" = 1 ]; then
@@ -427,6 +435,22 @@ RECORDS=$(awk -F '\t' '$4 == "committed"' "$WORK/bench.manifest" | wc -l)
 DISTINCT=$(wc -l <"$WORK/bench.csv")
 AVG_BYTES=$(awk -F '\t' '$4 == "committed" { n++; b += length($6) } END { printf "%d", b / n }' "$WORK/bench.manifest")
 note "records $RECORDS committed, $DISTINCT distinct event ids, average value $AVG_BYTES bytes"
+if [ "$FORMAT" = avro ]; then
+	step "the same records as Avro into topic bench_avro (test/registry/registry.py, confluent-kafka's AvroSerializer)"
+	setsid runuser -u "$BUSER" -- "$PYTHON" "$TREE/test/registry/registry.py" --port 0 \
+		--port-file "$WORK/registry.port" --state "$WORK/registry.json" >"$WORK/registry.log" 2>&1 &
+	REG_PID=$!
+	for ((i = 0; i < 300; i++)); do
+		[ -s "$WORK/registry.port" ] && break
+		sleep 0.1
+	done
+	[ -s "$WORK/registry.port" ] || die "the schema registry did not start (see $WORK/registry.log)"
+	REG_URL="http://127.0.0.1:$(cat "$WORK/registry.port")"
+	as_user "$PRODUCER" -b "$BROKERS" -t bench_avro --create-topic "$PARTITIONS" | tee -a "$OUT/log"
+	as_user "$PYTHON" "$TREE/bench/avro_events.py" --manifest "$WORK/bench.manifest" \
+		--brokers "$BROKERS" --topic bench_avro --registry "$REG_URL" 2>&1 | tee -a "$OUT/log"
+	AVRO_ARGS=", format => 'avro', schema_registry => '$REG_URL'"
+fi
 
 # ---------------------------------------------------------------- 1. COPY
 step "reference: COPY of the $DISTINCT distinct rows from $WORK/bench.csv"
@@ -508,6 +532,9 @@ run_case() {
 }
 
 NWORK=1 run_case drain_default "eo_ingest, defaults" ""
+if [ "$FORMAT" = avro ]; then
+	NWORK=1 run_case drain_avro "format => 'avro' (schema registry)" "$AVRO_ARGS" bench_avro
+fi
 if [ "${SQLPATH:-0}" = 1 ]; then
 	pq -c "ALTER SYSTEM SET eo_ingest.direct_insert = off" -c "SELECT pg_reload_conf()" >/dev/null
 	NWORK=1 run_case drain_sql "direct_insert = off (INSERT ... ON CONFLICT)" ""
@@ -539,9 +566,13 @@ fi
 PROFILE_TXT=""
 if [ "$PERF" = 1 ]; then
 	if command -v perf >/dev/null; then
-		step "profiling: perf record -p <worker> for ${PERF_SECS}s during a default drain"
+		step "profiling: perf record -p <worker> for ${PERF_SECS}s during a default drain ($FORMAT)"
 		mkdir -p "$OUT/profile"
-		PROFILE_OUT="$OUT/profile" NWORK=1 drain drain_perf bench "$RECORDS" "$DISTINCT" ""
+		if [ "$FORMAT" = avro ]; then
+			PROFILE_OUT="$OUT/profile" NWORK=1 drain drain_perf bench_avro "$RECORDS" "$DISTINCT" "$AVRO_ARGS"
+		else
+			PROFILE_OUT="$OUT/profile" NWORK=1 drain drain_perf bench "$RECORDS" "$DISTINCT" ""
+		fi
 		wait "$PERF_PID" 2>/dev/null || true
 		PERF_PID=""
 		note "  (with perf attached) $R_SECS s; worker CPU $R_WCPU s, Kafka $R_KCPU s, other postgres $R_OCPU s"

@@ -3,7 +3,9 @@
 # every process it forks (launcher, supervisor, pipeline worker), runs under
 # valgrind; 2,000 records with bad ones of every kind (malformed JSON, a
 # failed cast, 20,000-deep nesting, CHECK violations found by bisection) go
-# into a plain target (fast path) and one with a foreign key (SQL path).
+# into a plain target (fast path) and one with a foreign key (SQL path);
+# then 600 Avro records (schema registry) with values that do not fit their
+# columns and one that does not decode.
 # Prints the number of Valgrind errors and the first frames of each.  Run
 # with the TAP harness:
 #
@@ -15,6 +17,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use EoAvro;
 use EoKafka;
 use EoTest;
 
@@ -77,6 +80,51 @@ for my $t ('vg_plain', 'vg_fk')
 	is($node->safe_psql('postgres', "SELECT count(*) FROM eo_ingest.dead_letters WHERE pipeline = '$t'"),
 		$nbad, "$t: $nbad dead letters");
 }
+
+# Avro through a schema registry: values converted straight into Datums
+# (avro_datum.c) and through text (arrays, jsonb, a varchar too long), with
+# records that do not fit their columns or do not decode
+my $reg = EoAvro::Registry->new;
+$reg->start;
+$node->safe_psql('postgres',
+	'CREATE TABLE public.vg_avro (event_id uuid PRIMARY KEY, seq smallint, amount numeric(12,2), '
+	  . 'note varchar(8), created_at timestamptz, day date, ok boolean, f real, b bytea, tags text[], doc jsonb)');
+my $aschema = { type => 'record', name => 'vg', fields => [
+	{ name => 'event_id', type => { type => 'string', logicalType => 'uuid' } },
+	{ name => 'seq', type => 'int' },
+	{ name => 'amount', type => { type => 'bytes', logicalType => 'decimal', precision => 12, scale => 2 } },
+	{ name => 'note', type => [ 'null', 'string' ] },
+	{ name => 'created_at', type => { type => 'long', logicalType => 'timestamp-micros' } },
+	{ name => 'day', type => { type => 'int', logicalType => 'date' } },
+	{ name => 'ok', type => 'boolean' },
+	{ name => 'f', type => 'float' },
+	{ name => 'b', type => 'bytes' },
+	{ name => 'tags', type => { type => 'array', items => 'string' } },
+	{ name => 'doc', type => { type => 'map', values => 'long' } } ] };
+my (@arecs, $abad);
+for my $i (1 .. 600)
+{
+	my $r = { event_id => sprintf('%08x-0000-4000-8000-000000000001', $i), seq => $i,
+		amount => sprintf('%d.%02d', $i, $i % 100), note => $i % 3 ? "n$i" : undef,
+		created_at => '2024-01-01T00:00:00.123456+00:00', day => '1969-07-20', ok => JSON::PP::true,
+		f => $i / 4, b => sprintf('%04x', $i), tags => [ "t$i", '' ], doc => { k => $i } };
+	if ($i % 50 == 0) { $r->{seq} = 40000; $abad++ }
+	elsif ($i % 70 == 0) { $r->{note} = 'too long for eight'; $abad++ }
+	push @arecs, $r;
+}
+$kafka->create_topic('vg_avro', 1);
+EoAvro::produce(brokers => $kafka->brokers, topic => 'vg_avro', registry => $reg->url,
+	schema => $aschema, records => [ @arecs, { '$raw_hex' => '000000000102' } ]);
+$abad++;
+EoTest::create_pipeline($node, name => 'vg_avro', brokers => $kafka->brokers, topic => 'vg_avro',
+	target => 'public.vg_avro', format => 'avro', schema_registry => $reg->url,
+	batch_size => \'1000', batch_timeout => \'5000');
+EoTest::wait_caught_up($node, 'vg_avro', scalar(@arecs) + 1, timeout => 900);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM public.vg_avro'), scalar(@arecs) + 1 - $abad,
+	'vg_avro: the good records landed');
+is($node->safe_psql('postgres', "SELECT count(*) FROM eo_ingest.dead_letters WHERE pipeline = 'vg_avro'"),
+	$abad, "vg_avro: $abad dead letters");
+$reg->stop;
 
 system('pg_ctl', '-D', $node->data_dir, '-m', 'fast', '-w', '-t', '600', 'stop');
 my ($files, $errors, $report) = (0, 0, '');

@@ -3,9 +3,11 @@
  *		Avro binary, read with its writer schema, into the values of the
  *		mapped columns.
  *
- * One pass over the record: a field that feeds a column is rendered in the
- * form the column's type reads (its input text, a PostgreSQL array literal
- * for an array column, JSON for json and jsonb); any other field is skipped
+ * One pass over the record: a field that feeds a column becomes a Datum of
+ * the column's type where the two types match (avro_datum.c), else it is
+ * rendered in the form the column's type reads (its input text, a
+ * PostgreSQL array literal for an array column, JSON for json and jsonb);
+ * any other field is skipped
  * by its encoded length.  Fields are found by name in the writer's schema,
  * so every schema version of a topic maps alike, and a column with no field
  * in a version gets its DEFAULT.  Any malformed byte makes the record a dead
@@ -279,37 +281,26 @@ static bool
 eo_render_temporal(EoReader *r, EoAvroNode *s, int64 v, EoRender mode, StringInfo out)
 {
 	char	   *text;
-	int64		us = v;
+	const char *error;
+	Datum		d;
 
+	if ((error = eo_avro_temporal(s, v, &d)) != NULL)
+		return eo_fail(r, error);
 	switch (s->logical)
 	{
 		case EO_AVRO_DATE:
-			us = v + (UNIX_EPOCH_JDATE - POSTGRES_EPOCH_JDATE);
-			if (!IS_VALID_DATE(us))
-				return eo_fail(r, "date out of range");
-			text = DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum((DateADT) us)));
+			text = DatumGetCString(DirectFunctionCall1(date_out, d));
 			break;
 		case EO_AVRO_TIME_MILLIS:
 		case EO_AVRO_TIME_MICROS:
-			if (s->logical == EO_AVRO_TIME_MILLIS)
-				us = v * 1000;
-			if (us < 0 || us > USECS_PER_DAY)
-				return eo_fail(r, "time of day out of range");
-			text = DatumGetCString(DirectFunctionCall1(time_out, TimeADTGetDatum(us)));
+			text = DatumGetCString(DirectFunctionCall1(time_out, d));
+			break;
+		case EO_AVRO_TIMESTAMP_MILLIS:
+		case EO_AVRO_TIMESTAMP_MICROS:
+			text = DatumGetCString(DirectFunctionCall1(timestamptz_out, d));
 			break;
 		default:
-			if (s->logical == EO_AVRO_TIMESTAMP_MILLIS || s->logical == EO_AVRO_LOCAL_TIMESTAMP_MILLIS)
-			{
-				if (pg_mul_s64_overflow(v, 1000, &us))
-					return eo_fail(r, "timestamp out of range");
-			}
-			if (pg_sub_s64_overflow(us, (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY, &us) ||
-				!IS_VALID_TIMESTAMP(us))
-				return eo_fail(r, "timestamp out of range");
-			if (s->logical == EO_AVRO_TIMESTAMP_MILLIS || s->logical == EO_AVRO_TIMESTAMP_MICROS)
-				text = DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(us)));
-			else
-				text = DatumGetCString(DirectFunctionCall1(timestamp_out, TimestampGetDatum(us)));
+			text = DatumGetCString(DirectFunctionCall1(timestamp_out, d));
 			break;
 	}
 	if (mode == EO_RENDER_JSON)
@@ -544,12 +535,101 @@ eo_render(EoReader *r, EoAvroNode *s, EoRender mode, bool pg_array,
 	return eo_fail(r, "unknown type");
 }
 
+/*
+ * The value of s for col straight as a Datum, where the Avro type (past any
+ * union) and the column type match (avro_datum.c).  Returns false with
+ * *failed set for a malformed value, or with *failed clear when the value
+ * goes through text instead (the caller reads it again from its start).
+ * A null sets *isnull: it goes through text too, for a domain's NOT NULL.
+ */
+static bool
+eo_direct(EoReader *r, EoAvroNode *s, EoColumn *col, Datum *d, bool *isnull,
+		  bool *failed)
+{
+	EoAvroScalar v = {0};
+	const char *error;
+
+	*failed = true;
+	*isnull = false;
+	while (s->type == EO_AVRO_UNION)
+	{
+		if (!eo_union_branch(r, s, &s))
+			return false;
+	}
+	if (s->type == EO_AVRO_NULL)
+	{
+		*isnull = true;
+		return true;
+	}
+	if (!eo_avro_direct(s, col->typid))
+	{
+		*failed = false;
+		return false;
+	}
+	switch (s->type)
+	{
+		case EO_AVRO_BOOLEAN:
+			if (!eo_read_fixed(r, 1, &v.data))
+				return false;
+			if (*v.data != 0 && *v.data != 1)
+				return eo_fail(r, "a boolean byte is neither 0 nor 1");
+			v.i = *v.data;
+			break;
+		case EO_AVRO_INT:
+			if (!eo_read_int(r, &v.i))
+				return false;
+			break;
+		case EO_AVRO_LONG:
+			if (!eo_read_long(r, &v.i))
+				return false;
+			break;
+		case EO_AVRO_FLOAT:
+			{
+				float4		f4;
+
+				if (!eo_read_fixed(r, 4, &v.data))
+					return false;
+				memcpy(&f4, v.data, 4);
+				v.f = f4;
+				break;
+			}
+		case EO_AVRO_DOUBLE:
+			if (!eo_read_fixed(r, 8, &v.data))
+				return false;
+			memcpy(&v.f, v.data, 8);
+			break;
+		case EO_AVRO_STRING:
+			if (!eo_read_bytes(r, &v.data, &v.len))
+				return false;
+			if (!pg_verifymbstr(v.data, v.len, true))
+				return eo_fail(r, "a string is not valid in the database encoding");
+			break;
+		case EO_AVRO_BYTES:
+			if (!eo_read_bytes(r, &v.data, &v.len))
+				return false;
+			break;
+		case EO_AVRO_FIXED:
+			if (!eo_read_fixed(r, (v.len = s->size), &v.data))
+				return false;
+			break;
+		default:
+			elog(ERROR, "Avro type %d has no direct conversion", s->type);
+	}
+	if (eo_avro_datum(col, s, &v, d, &error))
+		return true;
+	if (error != NULL)
+		return eo_fail(r, error);
+	*failed = false;
+	return false;
+}
+
 /* Does column c's path, down to level (0-based), name this field? */
 static bool
 eo_path_at(EoColumn *col, int level, const char *name, const char **parents)
 {
+	/* the first byte first: this runs for every field and column */
 	if (col->source != EO_SRC_JSON || col->npath <= level ||
-		strcmp(col->path[level], name) != 0)
+		col->path[level][0] != name[0] || strcmp(col->path[level], name) != 0)
 		return false;
 	for (int k = 0; k < level; k++)
 		if (strcmp(col->path[k], parents[k]) != 0)
@@ -585,11 +665,28 @@ eo_decode_record(EoReader *r, EoMapping *map, EoAvroSink *sink, EoAvroNode *s,
 				continue;
 			}
 			r->p = start;
+			read = true;
+			if (!col->json_raw && !col->is_array)
+			{
+				Datum		d;
+				bool		failed;
+
+				if (eo_direct(r, f, col, &d, &isnull, &failed))
+				{
+					if (isnull)
+						sink->emit(sink->arg, c, NULL, 0);
+					else
+						sink->datum(sink->arg, c, d);
+					continue;
+				}
+				if (failed)
+					return false;
+				r->p = start;
+			}
 			initStringInfo(&buf);
 			if (!eo_render(r, f, col->json_raw ? EO_RENDER_JSON : EO_RENDER_TEXT,
 						   col->is_array, &buf, &isnull, level))
 				return false;
-			read = true;
 			sink->emit(sink->arg, c, isnull ? NULL : buf.data, isnull ? 0 : buf.len);
 		}
 		if (deeper)

@@ -65,15 +65,33 @@ typedef struct EoAvroNode
 /* avro_schema.c */
 extern EoAvroNode *eo_avro_compile(const char *json, MemoryContext cxt);
 
-/* avro_decode.c: a column's value as its type's input text, NULL for NULL */
+/*
+ * avro_decode.c: a column's value as its type's input text (NULL for NULL)
+ * or, where the Avro and column types match, as a Datum of the column type
+ */
 typedef struct EoAvroSink
 {
 	void		(*emit) (void *arg, int column, const char *text, int len);
+	void		(*datum) (void *arg, int column, Datum d);
 	void	   *arg;
 } EoAvroSink;
 
 extern bool eo_avro_decode(EoMapping *map, EoAvroSink *sink, EoAvroNode *schema,
 						   const char *data, size_t len, char **error);
+
+/* avro_datum.c: one primitive value, read by avro_decode.c */
+typedef struct EoAvroScalar
+{
+	int64		i;				/* boolean, int, long */
+	double		f;				/* float, double */
+	const char *data;			/* string, bytes, fixed */
+	int64		len;
+} EoAvroScalar;
+
+extern bool eo_avro_direct(const EoAvroNode *s, Oid typid);
+extern bool eo_avro_datum(EoColumn *col, const EoAvroNode *s, const EoAvroScalar *v,
+						  Datum *d, const char **error);
+extern const char *eo_avro_temporal(const EoAvroNode *s, int64 v, Datum *d);
 
 /* avro_registry.c */
 typedef enum EoRegistryResult

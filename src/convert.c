@@ -108,9 +108,10 @@ eo_parse_iso_tstz(const char *s, int len, TimestampTz *result)
 /*
  * A uuid in its canonical spelling, 8-4-4-4-12 hex digits, without uuid_in,
  * which calls strtoul for every byte.  Anything else returns false and goes
- * through uuid_in (braces, no hyphens, errors).
+ * through uuid_in (braces, no hyphens, errors).  Avro strings into uuid
+ * columns use it too (avro_datum.c).
  */
-static bool
+bool
 eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
 {
 	static const int8 hex[256] = {

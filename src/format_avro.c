@@ -30,10 +30,17 @@ eo_avro_emit(void *arg, int c, const char *text, int len)
 		eo_fields_text(f, c, text, len);
 }
 
+/* EoAvroSink: a column's Datum, of the column type */
+static void
+eo_avro_emit_datum(void *arg, int c, Datum d)
+{
+	eo_fields_datum((EoFields *) arg, c, d, false);
+}
+
 static bool
 eo_avro_decode_fields(EoFields *f, void *state, const char *value, size_t len)
 {
-	EoAvroSink	sink = {eo_avro_emit, f};
+	EoAvroSink	sink = {eo_avro_emit, eo_avro_emit_datum, f};
 	int			sqlerrcode;
 	char	   *error = NULL;
 

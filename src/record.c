@@ -186,33 +186,33 @@ eo_record_json_string(const char **text, int *len)
 	*len = lex->strval->len;
 }
 
-/* The event id's bytes, compared to find duplicates inside the batch. */
+/*
+ * The event id's bytes, compared to find duplicates inside the batch: those
+ * of its Datum, so that an id that came as text and one that came as a
+ * Datum (Avro schema versions with different types) compare alike.
+ */
 static void
-eo_record_event_id(EoFields *f, EoRecord *rec, MemoryContext cxt)
+eo_record_event_id(EoMapping *map, EoRecord *rec, MemoryContext cxt)
 {
-	int			c = f->map->id_column;
-	EoColumn   *col = &f->map->columns[c];
+	int			c = map->id_column;
+	EoColumn   *col = &map->columns[c];
+	Datum		d = rec->datums[c];
 	const char *src;
 	int			len;
 
-	if (!f->is_datum[c])
+	if (col->typbyval)
 	{
-		src = f->text[c];
-		len = f->len[c];
-	}
-	else if (col->typbyval)
-	{
-		src = (const char *) &f->datum[c];
+		src = (const char *) &d;
 		len = sizeof(Datum);
 	}
 	else if (col->typlen == -1)
 	{
-		src = VARDATA_ANY(DatumGetPointer(f->datum[c]));
-		len = VARSIZE_ANY_EXHDR(DatumGetPointer(f->datum[c]));
+		src = VARDATA_ANY(DatumGetPointer(d));
+		len = VARSIZE_ANY_EXHDR(DatumGetPointer(d));
 	}
 	else
 	{
-		src = DatumGetPointer(f->datum[c]);
+		src = DatumGetPointer(d);
 		len = col->typlen;
 	}
 	rec->event_id = MemoryContextAlloc(cxt, Max(len, 1));
@@ -275,7 +275,7 @@ eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
 		rec->nulls[c] = false;
 	}
 	if (map->id_column >= 0)
-		eo_record_event_id(f, rec, cxt);
+		eo_record_event_id(map, rec, cxt);
 	rec->decoded_ok = true;
 }
 

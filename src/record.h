@@ -196,6 +196,8 @@ extern int	eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi);
 
 /* convert.c */
 extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull);
+struct pg_uuid_t;
+extern bool eo_parse_uuid(const char *s, int len, struct pg_uuid_t *uuid);
 
 /* mapping.c */
 extern EoMapping *eo_mapping_build(Oid target, const char *format, const char *event_id,

@@ -288,7 +288,14 @@ eo_poll(EoWorker *w)
 	int64		max_bytes = (int64) eo_queue_kbytes * 1024;
 
 	MemoryContextReset(w->batch_cxt);
-	w->recs = MemoryContextAllocZero(w->batch_cxt, sizeof(EoRecord) * cap);
+
+	/*
+	 * Each record is zeroed as it arrives: zeroing all of batch_size (50,000
+	 * records, 6.4 MB, in pages fresh from the kernel) on every poll took a
+	 * tenth of a worker's CPU in the benchmark's profile, whose batches held
+	 * about 25,000 records.
+	 */
+	w->recs = MemoryContextAlloc(w->batch_cxt, sizeof(EoRecord) * cap);
 	w->nrecs = 0;
 	while (w->nrecs < cap && bytes < max_bytes)
 	{
@@ -333,6 +340,7 @@ eo_poll(EoWorker *w)
 			eo_slot_set_state(w->slot, EO_STATE_RUNNING, NULL);
 		}
 		rec = &w->recs[w->nrecs++];
+		memset(rec, 0, sizeof(EoRecord));
 		rec->msg = msg;
 		rec->partition = msg->partition;
 		rec->offset = msg->offset;

@@ -12,7 +12,8 @@ down (the id must have been registered before); {"$key": ..., "$value": ...} giv
 key too (serialized with --key-schema when given, else as UTF-8 text).
 
 JSON cannot spell every Avro value, so values are converted by the schema:
-bytes and fixed from hex strings, decimal from a decimal string, date from
+bytes and fixed from hex strings, float and double also from the strings
+NaN, Infinity and -Infinity, decimal from a decimal string, date from
 YYYY-MM-DD, time-* from HH:MM:SS[.ffffff], timestamp-* from ISO 8601 with an
 offset, local-timestamp-* from ISO 8601 without one.
 """
@@ -39,6 +40,8 @@ def convert(schema, value, named):
             return convert(named[schema], value, named)
         if schema in ("bytes", "fixed"):
             return bytes.fromhex(value)
+        if schema in ("float", "double") and isinstance(value, str):
+            return float(value)     # NaN, Infinity, -Infinity, -0.0
         return value
     if isinstance(schema, list):
         for branch in schema:

@@ -56,6 +56,20 @@ my @cols = (
 	[ 'mp', 'jsonb', { type => 'map', values => 'long' } ],
 	[ 'rec', 'jsonb', { type => 'record', name => 'inner', fields => [
 		{ name => 'x', type => 'int' }, { name => 'y', type => [ 'null', 'string' ] } ] } ],
+	# typmods, other integer widths and the edges of the direct conversions
+	[ 'li', 'integer', 'long' ],
+	[ 'ln', 'numeric(21,1)', 'long' ],
+	[ 'ui', 'smallint', [ 'null', 'int' ] ],
+	[ 'vc', 'varchar(5)', 'string' ],
+	[ 'us', 'uuid', 'string' ],
+	[ 'uf', 'uuid', { type => 'fixed', name => 'u16', size => 16, logicalType => 'uuid' } ],
+	[ 'dneg', 'numeric(6,-2)', { type => 'bytes', logicalType => 'decimal', precision => 12, scale => 2 } ],
+	[ 'd3', 'numeric(8,3)', { type => 'bytes', logicalType => 'decimal', precision => 5, scale => 1 } ],
+	[ 'fn', 'real', [ 'null', 'float' ] ],
+	[ 'dn', 'double precision', 'double' ],
+	[ 'tp', 'time(2)', { type => 'long', logicalType => 'time-micros' } ],
+	[ 'tsp', 'timestamptz(0)', { type => 'long', logicalType => 'timestamp-micros' } ],
+	[ 'ltp', 'timestamp(1)', { type => 'long', logicalType => 'local-timestamp-millis' } ],
 );
 my $schema = {
 	type => 'record', name => 'all_types', namespace => 'eo.test',
@@ -79,7 +93,7 @@ my @records = (
 		aj => [ 'x', 'y' ], mp => { k1 => 1, k2 => -2 }, rec => { x => 7, y => 'why' },
 	},
 	{
-		i => -2147483648, small => 32767, l => -9223372036854775807 - 1, f => -0.0, d => -1e308,
+		i => -2147483648, small => 32767, l => -9223372036854775807 - 1, f => '-0.0', d => -1e308,
 		b => JSON::PP::false, s => '', byt => '', fx => '00000000',
 		dcm => '-0.0001', decf => '1234567890.12', dt => '1970-01-01',
 		tm => '00:00:00', tu => '12:00:00.5',
@@ -91,7 +105,7 @@ my @records = (
 	{
 		i => 0, small => 0, l => 0, f => 3.4028234663852886e38, d => 5e-324,
 		b => JSON::PP::true, s => "\xF0\x9F\x98\x80 emoji", byt => '5c78', fx => '01020304',
-		dcm => '0', decf => '0.00', dt => '0001-01-01',
+		dcm => '0.0000', decf => '0.00', dt => '0001-01-01',
 		tm => '12:34:56.789', tu => '23:59:59.999999',
 		tsm => '2262-04-11T23:47:16.854+00:00', tsu => '0001-01-01T00:00:00+00:00',
 		ltm => '2000-01-01T00:00:00.001', ltu => '1970-01-01T00:00:00',
@@ -99,7 +113,35 @@ my @records = (
 		en => 'spades', enpg => 'green', ai => [undef], ast => ['{x}'], aj => ['"q"'],
 		mp => { 'a"b' => 3 }, rec => { x => 0, y => '' },
 	},
+	{
+		i => 1, small => 1, l => 1, f => 'NaN', d => 'Infinity', b => JSON::PP::false, s => 'x',
+		byt => 'ff', fx => 'ffffffff', dcm => '-99999999999999999999999999.9999', decf => '-9999999999.99',
+		dt => '9999-12-31', tm => '00:00:00.001', tu => '23:59:59.999999',
+		tsm => '1969-12-31T23:59:59.999+00:00', tsu => '9999-12-31T23:59:59.999999+00:00',
+		ltm => '9999-12-31T23:59:59.999', ltu => '0001-01-01T00:00:00',
+		un => '', ul => -9223372036854775807 - 1, ud => '1900-01-01T00:00:00.000001+00:00',
+		en => 'hearts', enpg => 'blue', ai => [ 2147483647 ], ast => [''], aj => [], mp => {}, rec => { x => 1, y => 'z' },
+	},
 );
+# the columns added for the direct conversions, per record
+my @direct = (
+	{ li => 2147483647, ln => 9223372036854775807, ui => -32768, vc => 'abcde', us => 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
+	  uf => '00112233445566778899aabbccddeeff', dneg => '-99999949.99', d3 => '-1.5', fn => '-Infinity', dn => 'NaN',
+	  tp => '12:34:56.785', tsp => '1969-12-31T23:59:59.5+00:00', ltp => '1899-12-31T23:59:59.95' },
+	{ li => -2147483648, ln => -1, ui => undef, vc => '', us => '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}',
+	  uf => '00000000000000000000000000000000', dneg => '0.01', d3 => '0.0', fn => undef, dn => '-Infinity',
+	  tp => '23:59:59.999999', tsp => '9999-12-31T23:59:59.4+00:00', ltp => '2024-02-29T12:34:56.789' },
+	{ li => 0, ln => 0, ui => 32767, vc => 'é€xyz', us => 'a0eebc999c0b4ef8bb6d6bb9bd380a11',
+	  uf => 'ffffffffffffffffffffffffffffffff', dneg => '149.99', d3 => '9999.9', fn => 1.17549435e-38, dn => -0.5,
+	  tp => '00:00:00', tsp => '1970-01-01T00:00:00.499999+00:00', ltp => '1970-01-01T00:00:00.05' },
+	{ li => 7, ln => 123, ui => 0, vc => 'abcde   ', us => '00000000-0000-0000-0000-000000000000',
+	  uf => 'a0eebc999c0b4ef8bb6d6bb9bd380a11', dneg => '-50.00', d3 => '-0.1', fn => 'Infinity', dn => 1e-310,
+	  tp => '00:00:00.005', tsp => '0001-01-01T00:00:00.5+00:00', ltp => '0001-01-01T00:00:00' },
+);
+for my $k (0 .. $#records)
+{
+	$records[$k]{$_} = $direct[$k]{$_} for keys %{ $direct[$k] };
+}
 $_->{ignored} = { list => [ 1.5, -2.5 ] } for @records;
 
 sub lit { my $v = shift; return defined $v ? "'" . ($v =~ s/'/''/gr) . "'" : 'NULL' }
@@ -119,11 +161,17 @@ sub expected_sql
 		return "'{}'::$type";
 	}
 	return lit($EoAvro::JSON->encode($v)) . '::jsonb' if ref $v;
+	if (($type eq 'real' || $type eq 'double precision') && $v =~ /^-?(NaN|Infinity|0\.0)$/)
+	{
+		return lit($v) . "::$type";
+	}
 	if ($type eq 'real' || $type eq 'double precision')
 	{
 		# Avro float is IEEE single: what SQL stores for the same literal
 		return lit(sprintf('%.17g', $v)) . "::$type";
 	}
+	return lit($v =~ s/^([0-9a-f]{8})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{4})([0-9a-f]{12})$/$1-$2-$3-$4-$5/r) . "::$type"
+	  if $c eq 'uf';
 	return lit($v) . "::$type";
 }
 
@@ -173,9 +221,9 @@ for my $col ((map { $_->[0] } @cols), 'rec_x', 'rec_y', 'missing')
 	my $diff = $node->safe_psql('postgres', <<"EOS");
 SELECT string_agg(e.event_id || ': got ' || coalesce(t.${col}::text, 'NULL') || ', want ' || coalesce(e.${col}::text, 'NULL'), '; ')
   FROM public.av_expected e LEFT JOIN public.av_types t USING (event_id)
- WHERE t.$col IS DISTINCT FROM e.$col
+ WHERE t.$col IS DISTINCT FROM e.$col OR t.${col}::text IS DISTINCT FROM e.${col}::text
 EOS
-	is($diff, '', "column $col equals SQL's cast of the same value");
+	is($diff, '', "column $col equals SQL's cast of the same value (and its text)");
 }
 is($node->safe_psql('postgres', 'SELECT count(*) FROM public.av_types'), scalar @records,
 	'one row per record');
@@ -191,11 +239,20 @@ my @bad = (
 	[ '000001869f' . '02', qr/schema id 99999 is not in the schema registry/, 'unknown schema id' ],
 );
 my @good_after = ({ %{ $records[0] }, event_id => 'a0000000-0000-4000-8000-000000000100' });
-my @too_small = ({ %{ $records[1] }, event_id => 'a0000000-0000-4000-8000-000000000101', small => 40000 });
+# values that do not fit their column: [field, value, error], one dead letter each
+my @misfits = (
+	[ 'small', 40000, qr/^22003 .*smallint/ ],
+	[ 'li', 2147483648, qr/^22003 .*integer/ ],
+	[ 'vc', 'abcdef', qr/^22001 .*character varying\(5\)/ ],
+	[ 'dneg', '100000000.00', qr/^22003 numeric field overflow/ ],
+);
+my @too_small = map {
+	{ %{ $records[1] }, event_id => sprintf('a0000000-0000-4000-8000-%012d', 101 + $_), $misfits[$_][0] => $misfits[$_][1] }
+} 0 .. $#misfits;
 EoAvro::produce(brokers => $kafka->brokers, topic => 'avro_types', registry => $reg->url,
 	registry_auth => "alice:$password", schema => $schema,
 	records => [ (map { { '$raw_hex' => $_->[0] } } @bad), @too_small, @good_after ]);
-EoTest::wait_caught_up($node, 'avro_types', scalar(@records) + scalar(@bad) + 2);
+EoTest::wait_caught_up($node, 'avro_types', scalar(@records) + scalar(@bad) + scalar(@misfits) + 1);
 for my $k (0 .. $#bad)
 {
 	my $off = scalar(@records) + $k;
@@ -203,12 +260,15 @@ for my $k (0 .. $#bad)
 		"SELECT sqlstate || ' ' || error FROM eo_ingest.dead_letters WHERE pipeline = 'avro_types' AND \"offset\" = $off");
 	like($row, $bad[$k][1], "$bad[$k][2]: one dead letter ($row)");
 }
-like($node->safe_psql('postgres',
+for my $k (0 .. $#misfits)
+{
+	my $row = $node->safe_psql('postgres',
 		"SELECT sqlstate || ' ' || error FROM eo_ingest.dead_letters WHERE pipeline = 'avro_types' AND \"offset\" = "
-		  . (scalar(@records) + scalar(@bad))),
-	qr/^22003 .*smallint/, 'a value that does not fit its column: one dead letter (22003)');
+		  . (scalar(@records) + scalar(@bad) + $k));
+	like($row, $misfits[$k][2], "$misfits[$k][0] => $misfits[$k][1] does not fit its column: one dead letter ($row)");
+}
 is($node->safe_psql('postgres', "SELECT count(*) FROM eo_ingest.dead_letters WHERE pipeline = 'avro_types'"),
-	scalar(@bad) + 1, 'exactly one dead letter per bad record');
+	scalar(@bad) + scalar(@misfits), 'exactly one dead letter per bad record');
 is($node->safe_psql('postgres', "SELECT count(*) FROM public.av_types WHERE event_id = '$good_after[0]{event_id}'"),
 	1, 'the good record after the bad ones landed');
 
@@ -245,9 +305,9 @@ is($node->safe_psql('postgres',
 # fixing the URL resumes the pipeline from where it stood
 $node->safe_psql('postgres', "SELECT eo_ingest.alter_pipeline('avro_wrong', schema_registry => '" . $reg->url
 	  . "', kafka_options => '$opts')");
-EoTest::wait_caught_up($node, 'avro_wrong', scalar(@records) + scalar(@bad) + 2);
+EoTest::wait_caught_up($node, 'avro_wrong', scalar(@records) + scalar(@bad) + scalar(@misfits) + 1);
 is($node->safe_psql('postgres', 'SELECT count(*) FROM public.av_wrong'),
-	scalar(@records) + 2, 'after alter_pipeline(schema_registry => ...) every good record landed');
+	scalar(@records) + scalar(@misfits) + 1, 'after alter_pipeline(schema_registry => ...) every good record landed');
 
 # --- wrong password: failed, and the password is nowhere
 $node->safe_psql('postgres', 'CREATE TABLE public.av_pw (event_id uuid PRIMARY KEY)');
