@@ -427,6 +427,92 @@ eo_apply_truncate(EoApplier *a, EoCounts *counts)
 	counts->deleted += SPI_processed;
 }
 
+/* One attempt at a segment, for eo_subxact_run. */
+typedef struct EoSegmentTry
+{
+	EoApplier  *a;
+	EoChange  **chs;
+	int			n;
+	EoCounts	counts;
+	EoRecord  **torn;			/* records with one change applied, the
+								 * other dead */
+	int			ntorn;
+} EoSegmentTry;
+
+static void
+eo_apply_segment_try(void *arg)
+{
+	EoSegmentTry *t = arg;
+
+	eo_apply_segment(t->a, t->chs, t->n, &t->counts);
+	for (int i = 0; i < t->n; i++)
+		if (t->chs[i]->applied && t->chs[i]->rec->status == EO_REC_DEAD)
+			t->torn[t->ntorn++] = t->chs[i]->rec;
+	if (t->ntorn > 0)
+		elog(ERROR, "a change was applied without the other change of its record");
+}
+
+/*
+ * Apply a segment so that a record's changes (an update that changes the
+ * key: delete the old key, insert the new) are applied together or not at
+ * all.  The segment runs in a subtransaction; when one change of a record
+ * was applied and the other became a dead letter, the segment is rolled
+ * back and applied again with that record dead from the start, as if it
+ * had never been sent.  Changes that died only in the rolled-back attempt
+ * are tried again: they may have failed because of the torn record.
+ */
+static void
+eo_apply_segment_atomic(EoApplier *a, EoChange **chs, int n, EoCounts *counts)
+{
+	bool	   *was_dead = palloc(sizeof(bool) * Max(a->nchanges, 1));
+	EoSegmentTry t = {a, chs, n, {0}, palloc(sizeof(EoRecord *) * Max(n, 1)), 0};
+
+	for (;;)
+	{
+		ErrorData  *edata;
+
+		for (int i = 0; i < n; i++)
+		{
+			chs[i]->applied = false;
+			chs[i]->older = NULL;
+		}
+		/* applying sorts chs: remember by change */
+		for (int i = 0; i < n; i++)
+			was_dead[chs[i] - a->changes] = chs[i]->rec->status == EO_REC_DEAD;
+		memset(&t.counts, 0, sizeof(EoCounts));
+		t.ntorn = 0;
+		a->subtransactions++;
+		edata = eo_subxact_run(eo_apply_segment_try, &t);
+		if (edata == NULL)
+			break;
+		if (t.ntorn == 0)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		for (int i = 0; i < n; i++)
+		{
+			EoRecord   *rec = chs[i]->rec;
+			bool		torn = false;
+
+			if (was_dead[chs[i] - a->changes] || rec->status != EO_REC_DEAD)
+				continue;
+			for (int k = 0; k < t.ntorn && !torn; k++)
+				torn = t.torn[k] == rec;
+			if (!torn)
+			{
+				rec->status = EO_REC_OK;
+				rec->error = NULL;
+				rec->sqlerrcode = 0;
+			}
+		}
+	}
+	counts->inserted += t.counts.inserted;
+	counts->updated += t.counts.updated;
+	counts->deleted += t.counts.deleted;
+	counts->skipped += t.counts.skipped;
+	pfree(was_dead);
+	pfree(t.torn);
+}
+
 /*
  * Apply a batch of a change stream, whose changes eo_envelope_decode made
  * (a->changes): the changes between truncate events, latest per key.  Bad
@@ -455,7 +541,7 @@ eo_apply_batch(EoApplier *a, EoRecord *recs, int n, EoCounts *counts)
 	{
 		if (i < nch && chs[i]->op != EO_OP_TRUNCATE)
 			continue;
-		eo_apply_segment(a, chs + start, i - start, counts);
+		eo_apply_segment_atomic(a, chs + start, i - start, counts);
 		if (i < nch && a->map->truncate)
 			eo_apply_truncate(a, counts);
 		else if (i < nch)

@@ -59,6 +59,9 @@ typedef struct EoEnvPass
 	int			nrows;
 	EoChange   *changes;		/* at most two per record */
 	int			nchanges;
+	const char *event;			/* the Debezium event being read, for
+								 * columns mapped from $op, $source... */
+	size_t		event_len;
 } EoEnvPass;
 
 static EO_JSON_ACTION
@@ -190,6 +193,8 @@ eo_env_row(EoApplier *a, EoEnvPass *p, EoRecord *rec, const char *json, size_t l
 	row->value = json;
 	row->value_len = len;
 	row->json_strings = a->map->envelope == EO_ENV_DEBEZIUM;
+	row->envelope = p->event;
+	row->envelope_len = p->event_len;
 	return row;
 }
 
@@ -229,6 +234,8 @@ eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 	eo_env_unwrap(&json, &len, &s);
 	if (s.fields[F_OP].start == NULL && eo_env_is(&s.fields[F_PAYLOAD], 'n'))
 		return;
+	p->event = json;
+	p->event_len = len;
 	op = s.fields[F_OP].string;
 	before = &s.fields[F_BEFORE];
 	after = &s.fields[F_AFTER];
@@ -420,6 +427,7 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 		rec->status = EO_REC_OK;
 		rec->next_dup = NULL;
 		rec->error = NULL;
+		p.event = NULL;
 		if (a->map->envelope == EO_ENV_DEBEZIUM)
 			eo_env_debezium(a, &p, rec, i);
 		else
@@ -428,6 +436,7 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 	subxacts = eo_record_decode_batch(a->map, p.rows, p.nrows, cxt);
 
 	/* the Kafka keys of the rows that lack a primary key column */
+	p.event = NULL;
 	nrows = p.nrows;
 	for (int i = 0; i < p.nchanges; i++)
 	{
