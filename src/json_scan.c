@@ -289,6 +289,8 @@ eo_scan_open(EoScan *s, int field_level)
 	return EO_JSON_OK;
 }
 
+static EoJsonScan eo_scan_run(EoScan *s);
+
 /*
  * Scan the JSON value in p .. end (an object: the caller checked the first
  * character) and hand the mapped fields' text to f.
@@ -303,14 +305,24 @@ eo_json_scan(EoFields *f, const char *p, const char *end)
 EoJsonScan
 eo_json_scan_source(EoFields *f, const char *p, const char *end, EoSource source)
 {
+	/* about 10 kB: freed at once, as a batch scans many values */
 	EoScan	   *s = palloc(sizeof(EoScan));
-	int			field_level = 0;
+	EoJsonScan	r;
 
 	s->source = source;
 	s->p = p;
 	s->end = end;
 	s->f = f;
 	s->depth = 0;
+	r = eo_scan_run(s);
+	pfree(s);
+	return r;
+}
+
+static EoJsonScan
+eo_scan_run(EoScan *s)
+{
+	int			field_level = 0;
 
 	for (;;)
 	{
