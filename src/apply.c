@@ -78,12 +78,22 @@ eo_apply_create(EoMapping *map, EoWriter *w)
 		a->keys[k] = c;
 	}
 	ReleaseSysCache(tup);
+	if (a->nkeys == 1)
+	{
+		/* new keys take the multi-insert path, existing ones the UPDATE */
+		a->direct_map = palloc(sizeof(EoMapping));
+		*a->direct_map = *map;
+		a->direct_map->id_column = a->keys[0];
+		a->direct_map->update = true;
+	}
 	return a;
 }
 
 void
 eo_apply_destroy(EoApplier *a)
 {
+	if (a->direct_map != NULL)
+		pfree(a->direct_map);
 	pfree(a->keys);
 	pfree(a);
 }
@@ -275,12 +285,75 @@ eo_apply_exec(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
 	SPI_freetuptable(SPI_tuptable);
 }
 
+/* eo_direct_write's arguments and result, for eo_catalog_run_pinned */
+typedef struct EoApplyDirect
+{
+	EoApplier  *a;
+	int		   *idx;
+	int			n;
+	EoCounts   *counts;
+	int		   *existing;
+	int			nexisting;
+	bool		ok;
+} EoApplyDirect;
+
+static void
+eo_apply_direct_call(void *arg)
+{
+	EoApplyDirect *d = arg;
+
+	d->ok = eo_direct_write(d->a->direct_map, d->a->rows, d->idx, 0, d->n, d->counts,
+							d->existing, &d->nexisting);
+}
+
+/*
+ * Upsert changes[lo..hi) (one plan key, so one shape, and one change per
+ * key): with a single-column primary key, the keys that no row has yet go
+ * in with the multi-insert path (direct.c, which probes the key's index as
+ * for an event id and hands back the keys that exist), the others with
+ * INSERT ... ON CONFLICT DO UPDATE.  Returns whether the multi-insert path
+ * wrote anything.
+ */
+static bool
+eo_apply_upsert(EoApplier *a, EoChange **chs, int lo, int hi, bool sql_only, EoCounts *counts)
+{
+	EoApplyDirect d = {a, NULL, hi - lo, counts, NULL, 0, false};
+	EoChange  **rest;
+	int			m = 0;
+
+	if (sql_only || !eo_direct_insert || a->direct_map == NULL)
+	{
+		eo_apply_exec(a, chs, lo, hi, counts);
+		return false;
+	}
+	d.idx = palloc(sizeof(int) * d.n);
+	d.existing = palloc(sizeof(int) * d.n);
+	for (int r = 0; r < d.n; r++)
+		d.idx[r] = chs[lo + r]->row - a->rows;
+	eo_catalog_run_pinned(eo_apply_direct_call, &d, false);
+	if (!d.ok)
+	{
+		eo_apply_exec(a, chs, lo, hi, counts);
+		return false;
+	}
+	/* existing[] keeps the order of idx[] */
+	rest = palloc(sizeof(EoChange *) * Max(d.nexisting, 1));
+	for (int r = 0; r < d.n && m < d.nexisting; r++)
+		if (d.idx[r] == d.existing[m])
+			rest[m++] = chs[lo + r];
+	if (m > 0)
+		eo_apply_exec(a, rest, 0, m, counts);
+	return true;
+}
+
 typedef struct EoApplyTry
 {
 	EoApplier  *a;
 	EoChange  **chs;
 	int			lo;
 	int			hi;
+	bool		sql_only;
+	bool		direct;			/* the multi-insert path wrote some */
 	EoCounts	counts;
 } EoApplyTry;
 
@@ -289,7 +362,10 @@ eo_apply_exec_try(void *arg)
 {
 	EoApplyTry *t = arg;
 
-	eo_apply_exec(t->a, t->chs, t->lo, t->hi, &t->counts);
+	if (t->chs[t->lo]->plan[0] == 'U')
+		t->direct = eo_apply_upsert(t->a, t->chs, t->lo, t->hi, t->sql_only, &t->counts);
+	else
+		eo_apply_exec(t->a, t->chs, t->lo, t->hi, &t->counts);
 }
 
 /*
@@ -297,9 +373,9 @@ eo_apply_exec_try(void *arg)
  * split them down to the bad change, whose record becomes a dead letter.
  */
 static void
-eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
+eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, bool sql_only, EoCounts *counts)
 {
-	EoApplyTry	t = {a, chs, lo, hi, {0}};
+	EoApplyTry	t = {a, chs, lo, hi, sql_only, false, {0}};
 	ErrorData  *edata;
 
 	a->subtransactions++;
@@ -316,6 +392,17 @@ eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
 	}
 	if (!eo_is_data_error(edata->sqlerrcode))
 		ReThrowError(edata);
+	if (t.direct && edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+	{
+		/*
+		 * Another transaction wrote one of these keys between the probe and
+		 * the insertion (or another unique index refused a row): ON CONFLICT
+		 * settles which.
+		 */
+		FreeErrorData(edata);
+		eo_apply_try(a, chs, lo, hi, true, counts);
+		return;
+	}
 	if (hi - lo == 1)
 	{
 		EoRecord   *rec = chs[lo]->rec;
@@ -327,8 +414,8 @@ eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
 		return;
 	}
 	FreeErrorData(edata);
-	eo_apply_try(a, chs, lo, lo + (hi - lo) / 2, counts);
-	eo_apply_try(a, chs, lo + (hi - lo) / 2, hi, counts);
+	eo_apply_try(a, chs, lo, lo + (hi - lo) / 2, sql_only, counts);
+	eo_apply_try(a, chs, lo + (hi - lo) / 2, hi, sql_only, counts);
 }
 
 /* By key, then latest first. */
@@ -402,7 +489,7 @@ eo_apply_segment(EoApplier *a, EoChange **chs, int n, EoCounts *counts)
 			for (end = start + 1; end < ntodo; end++)
 				if (strcmp(todo[end]->plan, todo[start]->plan) != 0)
 					break;
-			eo_apply_try(a, todo, start, end, counts);
+			eo_apply_try(a, todo, start, end, false, counts);
 		}
 		/* the next older change of a key whose latest one failed */
 		m = 0;

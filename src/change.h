@@ -38,10 +38,13 @@ typedef struct EoApplier
 	EoWriter   *writer;			/* keeps the statements: 'D', 'T', 'U' + shape */
 	int			nkeys;
 	int		   *keys;			/* mapping columns of the primary key */
+	EoMapping  *direct_map;		/* map with the primary key as event id, for
+								 * the multi-insert path; NULL: composite key */
 	int64		subtransactions;
 	/* the batch's changes, from eo_envelope_decode, in the attempt's memory */
 	EoChange   *changes;
 	int			nchanges;
+	EoRecord   *rows;			/* the array every change's row is in */
 } EoApplier;
 
 /* envelope.c */

@@ -523,6 +523,7 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 	MemoryContextDelete(p.scratch);
 	a->changes = p.changes;
 	a->nchanges = m;
+	a->rows = p.rows;
 	MemoryContextSwitchTo(old);
 	return subxacts;
 }
