@@ -16,6 +16,8 @@
 #     primary.key.mode=record_key, use.reduction.buffer=true, batch.size
 #     and the worker's max.poll.records --connect-batch (skipped with
 #     --no-peers);
+#     With --sql-path, also with eo_ingest.direct_insert = off (every
+#     upsert through INSERT ... ON CONFLICT, for comparison);
 #  5. with perf, a second eo_ingest drain of topic cs under perf record.
 #
 # Each target is compared row by row with the model's final state (COPY of
@@ -153,6 +155,18 @@ change_stream() {
 	cs_cps=$(calc "$CS_CHANGES / $CS_E_SECS" 0)
 	note "  $CS_CHANGES changes in $CS_E_SECS s: $cs_cps changes/s; worker CPU $CS_E_WCPU s; $CS_E_STATUS"
 
+	CS_S_SECS=""
+	if [ "${SQLPATH:-0}" = 1 ]; then
+		step "change stream: eo_ingest with eo_ingest.direct_insert = off"
+		pq -c "ALTER SYSTEM SET eo_ingest.direct_insert = off" -c "SELECT pg_reload_conf()" >/dev/null
+		TABLE_COLS="$CS_COLS" drain cs_sql cs "$CS_RECORDS" "$CS_ROWS" ", envelope => 'debezium'"
+		pq -c "ALTER SYSTEM RESET eo_ingest.direct_insert" -c "SELECT pg_reload_conf()" >/dev/null
+		cs_check cs_sql
+		finish_drain cs_sql
+		CS_S_SECS=$R_SECS; CS_S_WCPU=$R_WCPU
+		note "  $CS_CHANGES changes in $CS_S_SECS s: $(calc "$CS_CHANGES / $CS_S_SECS" 0) changes/s; worker CPU $CS_S_WCPU s"
+	fi
+
 	# 4. the JDBC sink
 	j_cps=""
 	if [ "$PEERS" = 1 ]; then
@@ -181,11 +195,14 @@ change_stream() {
 		printf '%-44s %9s %10s %10s\n' run seconds "changes/s" "records/s"
 		printf '%-44s %9s %10s %10s\n' "eo_ingest, insert-only drain (reference)" "$CS_I_SECS" - "$ins_rps"
 		printf '%-44s %9s %10s %10s\n' "eo_ingest, envelope => 'debezium'" "$CS_E_SECS" "$cs_cps" "$(calc "$CS_RECORDS / $CS_E_SECS" 0)"
+		[ -n "$CS_S_SECS" ] && printf '%-44s %9s %10s %10s\n' "eo_ingest, debezium, direct_insert = off" "$CS_S_SECS" \
+			"$(calc "$CS_CHANGES / $CS_S_SECS" 0)" "$(calc "$CS_RECORDS / $CS_S_SECS" 0)"
 		[ -n "$j_cps" ] && printf '%-44s %9s %10s %10s\n' "Connect + Debezium JDBC sink (fresh worker)" "$CS_J_SECS" "$j_cps" "$(calc "$CS_RECORDS / $CS_J_SECS" 0)"
 		echo
 		echo "eo_ingest changes/s / insert-only records/s: $(calc "$cs_cps / $ins_rps" 2)"
 		[ -n "$j_cps" ] && echo "eo_ingest changes/s / JDBC sink changes/s: $(calc "$cs_cps / $j_cps" 2) (JDBC sink from its first row: $(calc "$CS_CHANGES / $CS_J_SECS_FIRST" 0) changes/s)"
 		echo "eo_ingest: $CS_E_STATUS; worker CPU $CS_E_WCPU s, peak RssAnon $CS_E_ANON kB"
+		[ -n "$CS_S_SECS" ] && echo "eo_ingest, direct_insert = off: worker CPU $CS_S_WCPU s"
 		[ -n "$j_cps" ] && echo "JDBC sink: Connect JVM CPU $CS_J_CPU s, postgres CPU $CS_J_OCPU s, JVM RssAnon $CS_J_ANON kB"
 		if [ -s "$OUT/profile/flat.txt" ]; then
 			echo
