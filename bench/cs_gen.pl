@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# bench/cs_gen.pl CHANGES KEYS PARTITIONS DIR: a Debezium-shaped change
+# bench/cs_gen.pl CHANGES KEYS PARTITIONS DIR [snapshot]: a Debezium-shaped change
 # stream for bench/run.sh --change-stream, as Kafka Connect's JsonConverter
 # with schemas writes it (every key and value {"schema": ..., "payload": ...},
 # as the Debezium JDBC sink requires), from a model of a source table
@@ -12,12 +12,13 @@
 # Writes DIR/part.P (one "key<TAB>value" line per record in partition P, in
 # order; an empty value is a tombstone: kcat -Z), DIR/expected.csv (the
 # final state, for COPY) and prints "changes C records R creates N updates U
-# deletes D rows F".
+# deletes D rows F".  With "snapshot": instead, an initial snapshot, one read
+# (op r) of each of the KEYS keys, in key order.
 
 use strict;
 use warnings;
 
-my ($n, $nkeys, $nparts, $dir) = @ARGV;
+my ($n, $nkeys, $nparts, $dir, $snapshot) = @ARGV;
 die "usage: cs_gen.pl CHANGES KEYS PARTITIONS DIR\n" unless defined $dir;
 srand(13);
 
@@ -57,11 +58,16 @@ sub payload_row
 	return sprintf('{"id":%d,"qty":%d,"name":"%s","price":%s,"updated_at":"%s"}', $id, @$r);
 }
 
+$n = $nkeys if $snapshot;
 for my $i (1 .. $n)
 {
 	my $r = rand();
 	my ($id, $op);
-	if ($r < 0.2 || !@present)
+	if ($snapshot)
+	{
+		($id, $op) = ($i, 'r');
+	}
+	elsif ($r < 0.2 || !@present)
 	{
 		do { $id = 1 + int(rand($nkeys)) } while exists $state{$id} && @present < $nkeys;
 		next if exists $state{$id};
@@ -92,7 +98,7 @@ for my $i (1 .. $n)
 		my @t = gmtime(int($ts / 1000));
 		$state{$id} = [ int(rand(1000)), "item $id rev $i", sprintf('%d.%02d', int(rand(100000)), int(rand(100))),
 			sprintf('%04d-%02d-%02dT%02d:%02d:%02d.%03dZ', $t[5] + 1900, $t[4] + 1, @t[3, 2, 1, 0], $ts % 1000) ];
-		if ($op eq 'c')
+		if ($op ne 'u')
 		{
 			$pos{$id} = scalar @present;
 			push @present, $id;

@@ -17,7 +17,9 @@
 #     and the worker's max.poll.records --connect-batch (skipped with
 #     --no-peers);
 #     With --sql-path, also with eo_ingest.direct_insert = off (every
-#     upsert through INSERT ... ON CONFLICT, for comparison);
+#     upsert through INSERT ... ON CONFLICT, for comparison), and both ways
+#     an initial snapshot (topic cs_snap: one op r per key, all new keys,
+#     which the multi-insert path takes);
 #  5. with perf, a second eo_ingest drain of topic cs under perf record.
 #
 # Each target is compared row by row with the model's final state (COPY of
@@ -28,13 +30,52 @@
 
 CS_COLS="id integer PRIMARY KEY, qty integer, name text, price numeric(10,2), updated_at timestamptz"
 
-# cs_check TABLE: equal to the expected final state on every column
+# cs_check TABLE [EXPECTED]: equal to the expected final state on every column
 cs_check() {
-	local d
-	d="$(pq -c "SELECT (SELECT count(*) FROM (SELECT * FROM public.$1 EXCEPT ALL SELECT * FROM public.cs_expected) a)
-	               || ' ' || (SELECT count(*) FROM (SELECT * FROM public.cs_expected EXCEPT ALL SELECT * FROM public.$1) b)")"
+	local d e="${2:-cs_expected}"
+	d="$(pq -c "SELECT (SELECT count(*) FROM (SELECT * FROM public.$1 EXCEPT ALL SELECT * FROM public.$e) a)
+	               || ' ' || (SELECT count(*) FROM (SELECT * FROM public.$e EXCEPT ALL SELECT * FROM public.$1) b)")"
 	[ "$d" = "0 0" ] || die "$1: rows extra/missing against the expected final state: $d"
-	note "  $1: equals the expected final state row by row ($CS_ROWS rows)"
+	note "  $1: equals the expected final state row by row ($(pq -c "SELECT count(*) FROM public.$e") rows)"
+}
+
+# cs_produce DIR TOPIC: DIR/part.* into TOPIC, DIR/expected.csv into table
+# TOPIC_expected; CS_END gets the partitions' end offsets
+cs_produce() {
+	local p
+	as_user "$PRODUCER" -b "$BROKERS" -t "$2" --create-topic "$PARTITIONS" | tee -a "$OUT/log"
+	CS_END=""
+	for p in "$1"/part.*; do
+		kcat -P -b "$BROKERS" -t "$2" -p "${p##*.}" -K $'\t' -Z -X linger.ms=20 <"$p"
+		CS_END+="$2 ${p##*.} $(wc -l <"$p")"$'\n'
+	done
+	CS_END="$(sort <<<"$CS_END" | sed '/^$/d')"
+	note "  average record $(awk -F '\t' '{ b += length($0) } END { printf "%d", b / NR }' "$1"/part.*) bytes (key and value)"
+	chown -R "$BUSER": "$1"
+	pq -c "CREATE TABLE public.${2}_expected ($CS_COLS)"
+	pq -c "COPY public.${2}_expected FROM '$1/expected.csv' (FORMAT csv)"
+}
+
+# cs_snapshot: the initial snapshot of --cs-keys rows, multi-insert path and SQL path
+cs_snapshot() {
+	local stats n
+	step "change stream: an initial snapshot of $CS_KEYS rows (op r) to topic cs_snap"
+	mkdir -p "$WORK/snap"
+	stats="$(perl "$SRC/bench/cs_gen.pl" 0 "$CS_KEYS" "$PARTITIONS" "$WORK/snap" snapshot)"
+	cs_produce "$WORK/snap" cs_snap
+	step "change stream: snapshot, multi-insert path (defaults)"
+	TABLE_COLS="$CS_COLS" drain snap_direct cs_snap "$CS_KEYS" "$CS_KEYS" ", envelope => 'debezium'"
+	cs_check snap_direct cs_snap_expected
+	finish_drain snap_direct
+	CS_SNAP_D=$R_SECS; CS_SNAP_DCPU=$R_WCPU
+	step "change stream: snapshot, eo_ingest.direct_insert = off"
+	pq -c "ALTER SYSTEM SET eo_ingest.direct_insert = off" -c "SELECT pg_reload_conf()" >/dev/null
+	TABLE_COLS="$CS_COLS" drain snap_sql cs_snap "$CS_KEYS" "$CS_KEYS" ", envelope => 'debezium'"
+	pq -c "ALTER SYSTEM RESET eo_ingest.direct_insert" -c "SELECT pg_reload_conf()" >/dev/null
+	cs_check snap_sql cs_snap_expected
+	finish_drain snap_sql
+	CS_SNAP_S=$R_SECS; CS_SNAP_SCPU=$R_WCPU
+	note "  multi-insert path $CS_SNAP_D s (worker CPU $CS_SNAP_DCPU s), SQL path $CS_SNAP_S s (worker CPU $CS_SNAP_SCPU s)"
 }
 
 cs_connector() {
@@ -131,17 +172,7 @@ change_stream() {
 	stats="$(perl "$SRC/bench/cs_gen.pl" "$CHANGE_STREAM" "$CS_KEYS" "$PARTITIONS" "$WORK/cs")"
 	note "  $stats"
 	read -r _ CS_CHANGES _ CS_RECORDS _ CS_CREATES _ CS_UPDATES _ CS_DELETES _ CS_ROWS <<<"$stats"
-	as_user "$PRODUCER" -b "$BROKERS" -t cs --create-topic "$PARTITIONS" | tee -a "$OUT/log"
-	CS_END=""
-	for p in "$WORK"/cs/part.*; do
-		kcat -P -b "$BROKERS" -t cs -p "${p##*.}" -K $'\t' -Z -X linger.ms=20 <"$p"
-		CS_END+="cs ${p##*.} $(wc -l <"$p")"$'\n'
-	done
-	CS_END="$(sort <<<"$CS_END" | sed '/^$/d')"
-	note "  average record $(awk -F '\t' '{ b += length($0) } END { printf "%d", b / NR }' "$WORK"/cs/part.*) bytes (key and value)"
-	chown -R "$BUSER": "$WORK/cs"
-	pq -c "CREATE TABLE public.cs_expected ($CS_COLS)"
-	pq -c "COPY public.cs_expected FROM '$WORK/cs/expected.csv' (FORMAT csv)"
+	cs_produce "$WORK/cs" cs
 
 	# 3. eo_ingest
 	step "change stream: eo_ingest, envelope => 'debezium' (defaults)"
@@ -166,6 +197,9 @@ change_stream() {
 		CS_S_SECS=$R_SECS; CS_S_WCPU=$R_WCPU
 		note "  $CS_CHANGES changes in $CS_S_SECS s: $(calc "$CS_CHANGES / $CS_S_SECS" 0) changes/s; worker CPU $CS_S_WCPU s"
 	fi
+	local cs_end="$CS_END"
+	[ "${SQLPATH:-0}" = 1 ] && cs_snapshot
+	CS_END="$cs_end"
 
 	# 4. the JDBC sink
 	j_cps=""
@@ -203,6 +237,7 @@ change_stream() {
 		[ -n "$j_cps" ] && echo "eo_ingest changes/s / JDBC sink changes/s: $(calc "$cs_cps / $j_cps" 2) (JDBC sink from its first row: $(calc "$CS_CHANGES / $CS_J_SECS_FIRST" 0) changes/s)"
 		echo "eo_ingest: $CS_E_STATUS; worker CPU $CS_E_WCPU s, peak RssAnon $CS_E_ANON kB"
 		[ -n "$CS_S_SECS" ] && echo "eo_ingest, direct_insert = off: worker CPU $CS_S_WCPU s"
+		[ -n "$CS_S_SECS" ] && echo "initial snapshot of $CS_KEYS rows (op r): multi-insert path $CS_SNAP_D s ($(calc "$CS_KEYS / $CS_SNAP_D" 0) rows/s, worker CPU $CS_SNAP_DCPU s), SQL path $CS_SNAP_S s ($(calc "$CS_KEYS / $CS_SNAP_S" 0) rows/s, worker CPU $CS_SNAP_SCPU s)"
 		[ -n "$j_cps" ] && echo "JDBC sink: Connect JVM CPU $CS_J_CPU s, postgres CPU $CS_J_OCPU s, JVM RssAnon $CS_J_ANON kB"
 		if [ -s "$OUT/profile/flat.txt" ]; then
 			echo
