@@ -246,8 +246,9 @@ for my $table (qw(items nopk))
 		"$table: the topic's $end records counted once, no dead letter ($expected counted)");
 }
 
-# The metadata of nopk's rows: a row read by the snapshot has op r and the
-# initial load's transaction; any other has op c or u, the transaction that
+# The metadata of nopk's rows: a row read by the snapshot has op r (its
+# source.txId is the snapshot's) and its source row was not written since the
+# initial load; any other has op c or u, the transaction that
 # last wrote its source row and that transaction's commit time to the
 # microsecond; the event's own time is no earlier; and source LSNs grow with
 # the transactions (one session wrote them all).
@@ -260,7 +261,7 @@ SET client_min_messages = warning;
 CREATE TEMP TABLE src_meta AS
 	SELECT * FROM json_to_recordset(\$J\$$meta\$J\$) AS m(id integer, tx bigint, committed_at timestamptz);
 SELECT count(*) FILTER (WHERE m.id IS NULL),
-	   count(*) FILTER (WHERE t.op = 'r' AND t.tx = $snap_xmin AND m.tx = $snap_xmin),
+	   count(*) FILTER (WHERE t.op = 'r' AND m.tx = $snap_xmin AND t.committed_at IS NOT NULL),
 	   count(*) FILTER (WHERE t.op IN ('c', 'u') AND t.tx = m.tx AND t.committed_at = m.committed_at
 						AND t.event_at >= date_trunc('milliseconds', t.committed_at)
 						AND t.event_at < t.committed_at + interval '10 minutes' AND t.lsn > 0),
