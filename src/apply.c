@@ -308,41 +308,51 @@ eo_apply_direct_call(void *arg)
 
 /*
  * Upsert changes[lo..hi) (one plan key, so one shape, and one change per
- * key): with a single-column primary key, the keys that no row has yet go
- * in with the multi-insert path (direct.c, which probes the key's index as
- * for an event id and hands back the keys that exist), the others with
- * INSERT ... ON CONFLICT DO UPDATE.  Returns whether the multi-insert path
- * wrote anything.
+ * key).  With a single-column primary key, creates and snapshot reads (op c
+ * and r, whose keys most likely no row has) go to the multi-insert path
+ * (direct.c, which probes the key's index as for an event id and hands back
+ * the keys that exist); those and every other change take INSERT ... ON
+ * CONFLICT DO UPDATE.  (Updates skip the probe: their rows mostly exist, and
+ * probing them first measured slower.)  Returns whether the multi-insert
+ * path wrote anything.
  */
 static bool
 eo_apply_upsert(EoApplier *a, EoChange **chs, int lo, int hi, bool sql_only, EoCounts *counts)
 {
-	EoApplyDirect d = {a, NULL, hi - lo, counts, NULL, 0, false};
+	EoApplyDirect d = {a, NULL, 0, counts, NULL, 0, false};
 	EoChange  **rest;
-	int			m = 0;
+	int			nrest = 0;
+	int			e = 0;
 
-	if (sql_only || !eo_direct_insert || a->direct_map == NULL)
+	if (!sql_only && eo_direct_insert && a->direct_map != NULL)
 	{
-		eo_apply_exec(a, chs, lo, hi, counts);
-		return false;
+		d.idx = palloc(sizeof(int) * (hi - lo));
+		d.existing = palloc(sizeof(int) * (hi - lo));
+		for (int r = lo; r < hi; r++)
+			if (chs[r]->creates)
+				d.idx[d.n++] = chs[r]->row - a->rows;
 	}
-	d.idx = palloc(sizeof(int) * d.n);
-	d.existing = palloc(sizeof(int) * d.n);
-	for (int r = 0; r < d.n; r++)
-		d.idx[r] = chs[lo + r]->row - a->rows;
-	eo_catalog_run_pinned(eo_apply_direct_call, &d, false);
+	if (d.n > 0)
+		eo_catalog_run_pinned(eo_apply_direct_call, &d, false);
 	if (!d.ok)
 	{
 		eo_apply_exec(a, chs, lo, hi, counts);
 		return false;
 	}
-	/* existing[] keeps the order of idx[] */
-	rest = palloc(sizeof(EoChange *) * Max(d.nexisting, 1));
-	for (int r = 0; r < d.n && m < d.nexisting; r++)
-		if (d.idx[r] == d.existing[m])
-			rest[m++] = chs[lo + r];
-	if (m > 0)
-		eo_apply_exec(a, rest, 0, m, counts);
+	/* the rest in key order: existing[] is a subsequence of idx[] */
+	rest = palloc(sizeof(EoChange *) * (hi - lo));
+	for (int r = lo; r < hi; r++)
+	{
+		if (!chs[r]->creates)
+			rest[nrest++] = chs[r];
+		else if (e < d.nexisting && chs[r]->row - a->rows == d.existing[e])
+		{
+			rest[nrest++] = chs[r];
+			e++;
+		}
+	}
+	if (nrest > 0)
+		eo_apply_exec(a, rest, 0, nrest, counts);
 	return true;
 }
 

@@ -24,6 +24,7 @@ typedef struct EoChange
 	EoOp		op;
 	bool		if_key_changed; /* the delete of an update's old key: only
 								 * if the next change has another key */
+	bool		creates;		/* op c or r: most likely a key no row has */
 	const char *plan;			/* its statement: "D", "T", or "U" + shape */
 	int			seq;			/* position in the batch: later wins */
 	char	   *ident;			/* the primary key's values, encoded */

@@ -312,7 +312,8 @@ eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 	if (op[0] == 'u' && eo_env_is(before, '{'))
 		eo_env_change(p, rec, eo_env_row(a, p, rec, before->text, before->len),
 					  EO_OP_DELETE, seq)->if_key_changed = true;
-	eo_env_change(p, rec, eo_env_row(a, p, rec, after->text, after->len), EO_OP_UPSERT, seq);
+	eo_env_change(p, rec, eo_env_row(a, p, rec, after->text, after->len), EO_OP_UPSERT,
+				  seq)->creates = op[0] == 'c' || op[0] == 'r';
 }
 
 static void
