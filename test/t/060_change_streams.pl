@@ -32,11 +32,12 @@ my $nparts = 3;
 my $nchanges = $ENV{EO_CDC_CHANGES} // 12_000;
 my $chunks = 6;
 
-srand($ENV{EO_CDC_SEED} // 50);
-
 my $json = JSON::PP->new->utf8->canonical;
 my $kafka = EoKafka->new;
 $kafka->start;
+# seeded only now: a seed before the broker picks its port gave every run of
+# this file the same port, and concurrent runs met on one broker
+srand($ENV{EO_CDC_SEED} // 50);
 $kafka->create_topic('t060_dbz', $nparts);
 $kafka->create_topic('t060_upsert', 2);
 $kafka->create_topic('t060_trunc', 1);
