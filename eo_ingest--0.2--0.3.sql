@@ -289,10 +289,19 @@ BEGIN
 						  HINT = 'Use a JSON key or path such as "customer.id", or one of $key, $value, $topic, $partition, $offset, $timestamp, $headers.';
 			END IF;
 			src := v #>> '{}';
-			IF left(src, 1) = '$' AND src NOT IN ('$key', '$value', '$topic', '$partition', '$offset', '$timestamp', '$headers') THEN
+			IF src IN ('$op', '$ts_ms', '$ts_us', '$ts_ns', '$source', '$transaction')
+			   OR src ~ '^\$(source|transaction)\..' THEN
+				-- a Debezium event's own fields
+				IF envelope IS DISTINCT FROM 'debezium' THEN
+					RAISE EXCEPTION 'columns entry "%" maps "%", a field of Debezium change events, but the envelope is %',
+									eo_ingest._shorten(k), eo_ingest._shorten(src), eo_ingest._shorten(envelope)
+						USING ERRCODE = 'invalid_parameter_value',
+							  HINT = 'Only envelope => ''debezium'' fills columns from $op, $ts_ms, $source and $transaction.';
+				END IF;
+			ELSIF left(src, 1) = '$' AND src NOT IN ('$key', '$value', '$topic', '$partition', '$offset', '$timestamp', '$headers') THEN
 				RAISE EXCEPTION 'columns entry "%" has unknown source "%"', eo_ingest._shorten(k), eo_ingest._shorten(src)
 					USING ERRCODE = 'invalid_parameter_value',
-						  HINT = 'Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers.';
+						  HINT = 'Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers; with envelope => ''debezium'' also $op, $ts_ms, $ts_us, $ts_ns, $source, $transaction and their fields ($source.lsn).';
 			END IF;
 			IF left(src, 1) <> '$' AND format NOT IN ('json', 'avro') THEN
 				RAISE EXCEPTION 'columns entry "%" is a JSON path but the format is %', eo_ingest._shorten(k), eo_ingest._shorten(format)

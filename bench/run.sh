@@ -38,6 +38,11 @@
 #   --backlog N         memory check only: N events backlog, sample the worker's
 #                       memory while it drains (see bench/memory.sh)
 #   --memory-seconds S  memory check: stop sampling after S seconds (default 120)
+#   --change-stream N   change-stream mode: N Debezium change events (20 %
+#                       creates, 70 % updates, 10 % deletes) applied by eo_ingest
+#                       and by the Debezium JDBC sink, against an insert-only
+#                       drain of --events (see bench/cs_mode.sh)
+#   --cs-keys K         change-stream mode: keys (default 200000)
 #   --out DIR           where results go (default /var/tmp/eo_bench-results.<time>)
 #   --keep              leave the servers running and the work dir in place
 #   --no-build          use the installed extension (skip install-deps and build)
@@ -67,6 +72,8 @@ PERF=1
 PERF_SECS=20
 BACKLOG=0
 MEM_SECS=120
+CHANGE_STREAM=0
+CS_KEYS=200000
 OUT=""
 KEEP=0
 BUILD=1
@@ -107,6 +114,8 @@ while [ $# -gt 0 ]; do
 		--perf-seconds) PERF_SECS="$2"; shift 2 ;;
 		--backlog) BACKLOG="$2"; shift 2 ;;
 		--memory-seconds) MEM_SECS="$2"; shift 2 ;;
+		--change-stream) CHANGE_STREAM="$2"; shift 2 ;;
+		--cs-keys) CS_KEYS="$2"; shift 2 ;;
 		--out) OUT="$2"; shift 2 ;;
 		--keep) KEEP=1; shift ;;
 		--no-build) BUILD=0; shift ;;
@@ -119,6 +128,8 @@ done
 [ "$(id -u)" -eq 0 ] || die "run as root (servers run as $BUSER)"
 [[ "$EVENTS" =~ ^[0-9]+$ && "$EVENTS" -gt 0 ]] || die "--events must be a positive integer"
 [[ "$BACKLOG" =~ ^[0-9]+$ ]] || die "--backlog must be an integer"
+[[ "$CHANGE_STREAM" =~ ^[0-9]+$ && "$CS_KEYS" =~ ^[1-9][0-9]*$ ]] ||
+	die "--change-stream and --cs-keys must be integers"
 [[ "$MANY_PARTS" =~ ^[0-9]+$ ]] || die "--many-partitions must be an integer"
 [[ "$IDLE" =~ ^[0-9]+$ && "$IDLE_SECS" =~ ^[1-9][0-9]*$ ]] || die "--idle and --idle-seconds must be integers"
 [[ "$CONNECT_TASKS" =~ ^[1-9][0-9]*$ && "$CONNECT_BATCH" =~ ^[1-9][0-9]*$ ]] ||
@@ -340,7 +351,7 @@ drain() {
 	pq -c "SELECT eo_ingest.create_pipeline(name => '$name', brokers => '$BROKERS', topic => '$topic',
 	        target => 'public.$name'${BATCH_ARG:-}${EXTRA_ARGS:-}$extra)" >/dev/null
 	while :; do
-		row="$(pq -c "SELECT state, coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters,
+		row="$(pq -c "SELECT state, coalesce(lag, -1), rows_inserted + rows_updated + rows_deleted + duplicates_skipped + dead_letters,
 		                     (SELECT string_agg(s.pid::text, ',') FROM eo_ingest._worker_status() s
 		                       WHERE s.pipeline_id = (SELECT id FROM eo_ingest.pipelines WHERE name = '$name')
 		                         AND s.pid IS NOT NULL
@@ -419,6 +430,13 @@ fi
 if [ "$IDLE" -gt 0 ]; then
 	. "$SRC/bench/idle_mode.sh"
 	idle_pipelines
+	exit 0
+fi
+
+# ---------------------------------------------------------------- change-stream mode
+if [ "$CHANGE_STREAM" -gt 0 ]; then
+	. "$SRC/bench/cs_mode.sh"
+	change_stream
 	exit 0
 fi
 

@@ -39,6 +39,23 @@ SELECT eo_ingest.alter_pipeline('env', on_truncate => 'ignore');
 SELECT eo_ingest.alter_pipeline('env_kv', envelope => 'none');
 SELECT name, envelope, on_truncate FROM eo_ingest.pipelines ORDER BY name;
 
+-- columns from a Debezium event's own fields: only with envelope => 'debezium'
+CREATE TABLE env_meta (id int PRIMARY KEY, op text, lsn bigint, at timestamptz, src jsonb);
+SELECT eo_ingest.create_pipeline('env_meta', '127.0.0.1:1', 't', 'env_meta', event_id => 'id',
+                                 columns => '{"op": "$op"}', start => false);
+SELECT eo_ingest.create_pipeline('env_meta', '127.0.0.1:1', 't', 'env_meta', envelope => 'upsert',
+                                 columns => '{"lsn": "$source.lsn"}', start => false);
+SELECT eo_ingest.create_pipeline('env_meta', '127.0.0.1:1', 't', 'env_meta', envelope => 'debezium',
+                                 columns => '{"lsn": "$sources.lsn"}', start => false);
+SELECT eo_ingest.create_pipeline('env_meta', '127.0.0.1:1', 't', 'env_meta', envelope => 'debezium',
+                                 columns => '{"lsn": "$source."}', start => false);
+SELECT eo_ingest.create_pipeline('env_meta', '127.0.0.1:1', 't', 'env_meta', envelope => 'debezium',
+                                 columns => '{"op": "$op", "lsn": "$source.lsn", "at": "$source.ts_ms", "src": "$source"}',
+                                 start => false);
+SELECT name, envelope, columns FROM eo_ingest.pipelines WHERE name = 'env_meta';
+SELECT eo_ingest.drop_pipeline('env_meta');
+DROP TABLE env_meta;
+
 -- the catalog function checks for itself
 SELECT eo_ingest._catalog_set_envelope(NULL, 'upsert', NULL);
 SELECT id AS env_id FROM eo_ingest.pipelines WHERE name = 'env' \gset

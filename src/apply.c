@@ -78,12 +78,22 @@ eo_apply_create(EoMapping *map, EoWriter *w)
 		a->keys[k] = c;
 	}
 	ReleaseSysCache(tup);
+	if (a->nkeys == 1)
+	{
+		/* new keys take the multi-insert path, existing ones the UPDATE */
+		a->direct_map = palloc(sizeof(EoMapping));
+		*a->direct_map = *map;
+		a->direct_map->id_column = a->keys[0];
+		a->direct_map->update = true;
+	}
 	return a;
 }
 
 void
 eo_apply_destroy(EoApplier *a)
 {
+	if (a->direct_map != NULL)
+		pfree(a->direct_map);
 	pfree(a->keys);
 	pfree(a);
 }
@@ -275,12 +285,85 @@ eo_apply_exec(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
 	SPI_freetuptable(SPI_tuptable);
 }
 
+/* eo_direct_write's arguments and result, for eo_catalog_run_pinned */
+typedef struct EoApplyDirect
+{
+	EoApplier  *a;
+	int		   *idx;
+	int			n;
+	EoCounts   *counts;
+	int		   *existing;
+	int			nexisting;
+	bool		ok;
+} EoApplyDirect;
+
+static void
+eo_apply_direct_call(void *arg)
+{
+	EoApplyDirect *d = arg;
+
+	d->ok = eo_direct_write(d->a->direct_map, d->a->rows, d->idx, 0, d->n, d->counts,
+							d->existing, &d->nexisting);
+}
+
+/*
+ * Upsert changes[lo..hi) (one plan key, so one shape, and one change per
+ * key).  With a single-column primary key, creates and snapshot reads (op c
+ * and r, whose keys most likely no row has) go to the multi-insert path
+ * (direct.c, which probes the key's index as for an event id and hands back
+ * the keys that exist); those and every other change take INSERT ... ON
+ * CONFLICT DO UPDATE.  (Updates skip the probe: their rows mostly exist, and
+ * probing them first measured slower.)  Returns whether the multi-insert
+ * path wrote anything.
+ */
+static bool
+eo_apply_upsert(EoApplier *a, EoChange **chs, int lo, int hi, bool sql_only, EoCounts *counts)
+{
+	EoApplyDirect d = {a, NULL, 0, counts, NULL, 0, false};
+	EoChange  **rest;
+	int			nrest = 0;
+	int			e = 0;
+
+	if (!sql_only && eo_direct_insert && a->direct_map != NULL)
+	{
+		d.idx = palloc(sizeof(int) * (hi - lo));
+		d.existing = palloc(sizeof(int) * (hi - lo));
+		for (int r = lo; r < hi; r++)
+			if (chs[r]->creates)
+				d.idx[d.n++] = chs[r]->row - a->rows;
+	}
+	if (d.n > 0)
+		eo_catalog_run_pinned(eo_apply_direct_call, &d, false);
+	if (!d.ok)
+	{
+		eo_apply_exec(a, chs, lo, hi, counts);
+		return false;
+	}
+	/* the rest in key order: existing[] is a subsequence of idx[] */
+	rest = palloc(sizeof(EoChange *) * (hi - lo));
+	for (int r = lo; r < hi; r++)
+	{
+		if (!chs[r]->creates)
+			rest[nrest++] = chs[r];
+		else if (e < d.nexisting && chs[r]->row - a->rows == d.existing[e])
+		{
+			rest[nrest++] = chs[r];
+			e++;
+		}
+	}
+	if (nrest > 0)
+		eo_apply_exec(a, rest, 0, nrest, counts);
+	return true;
+}
+
 typedef struct EoApplyTry
 {
 	EoApplier  *a;
 	EoChange  **chs;
 	int			lo;
 	int			hi;
+	bool		sql_only;
+	bool		direct;			/* the multi-insert path wrote some */
 	EoCounts	counts;
 } EoApplyTry;
 
@@ -289,7 +372,10 @@ eo_apply_exec_try(void *arg)
 {
 	EoApplyTry *t = arg;
 
-	eo_apply_exec(t->a, t->chs, t->lo, t->hi, &t->counts);
+	if (t->chs[t->lo]->plan[0] == 'U')
+		t->direct = eo_apply_upsert(t->a, t->chs, t->lo, t->hi, t->sql_only, &t->counts);
+	else
+		eo_apply_exec(t->a, t->chs, t->lo, t->hi, &t->counts);
 }
 
 /*
@@ -297,9 +383,9 @@ eo_apply_exec_try(void *arg)
  * split them down to the bad change, whose record becomes a dead letter.
  */
 static void
-eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
+eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, bool sql_only, EoCounts *counts)
 {
-	EoApplyTry	t = {a, chs, lo, hi, {0}};
+	EoApplyTry	t = {a, chs, lo, hi, sql_only, false, {0}};
 	ErrorData  *edata;
 
 	a->subtransactions++;
@@ -316,6 +402,17 @@ eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
 	}
 	if (!eo_is_data_error(edata->sqlerrcode))
 		ReThrowError(edata);
+	if (t.direct && edata->sqlerrcode == ERRCODE_UNIQUE_VIOLATION)
+	{
+		/*
+		 * Another transaction wrote one of these keys between the probe and
+		 * the insertion (or another unique index refused a row): ON CONFLICT
+		 * settles which.
+		 */
+		FreeErrorData(edata);
+		eo_apply_try(a, chs, lo, hi, true, counts);
+		return;
+	}
 	if (hi - lo == 1)
 	{
 		EoRecord   *rec = chs[lo]->rec;
@@ -327,8 +424,8 @@ eo_apply_try(EoApplier *a, EoChange **chs, int lo, int hi, EoCounts *counts)
 		return;
 	}
 	FreeErrorData(edata);
-	eo_apply_try(a, chs, lo, lo + (hi - lo) / 2, counts);
-	eo_apply_try(a, chs, lo + (hi - lo) / 2, hi, counts);
+	eo_apply_try(a, chs, lo, lo + (hi - lo) / 2, sql_only, counts);
+	eo_apply_try(a, chs, lo + (hi - lo) / 2, hi, sql_only, counts);
 }
 
 /* By key, then latest first. */
@@ -402,7 +499,7 @@ eo_apply_segment(EoApplier *a, EoChange **chs, int n, EoCounts *counts)
 			for (end = start + 1; end < ntodo; end++)
 				if (strcmp(todo[end]->plan, todo[start]->plan) != 0)
 					break;
-			eo_apply_try(a, todo, start, end, counts);
+			eo_apply_try(a, todo, start, end, false, counts);
 		}
 		/* the next older change of a key whose latest one failed */
 		m = 0;
@@ -425,6 +522,92 @@ eo_apply_truncate(EoApplier *a, EoCounts *counts)
 	if (ret != SPI_OK_DELETE)
 		elog(ERROR, "unexpected result %d from the truncate statement", ret);
 	counts->deleted += SPI_processed;
+}
+
+/* One attempt at a segment, for eo_subxact_run. */
+typedef struct EoSegmentTry
+{
+	EoApplier  *a;
+	EoChange  **chs;
+	int			n;
+	EoCounts	counts;
+	EoRecord  **torn;			/* records with one change applied, the
+								 * other dead */
+	int			ntorn;
+} EoSegmentTry;
+
+static void
+eo_apply_segment_try(void *arg)
+{
+	EoSegmentTry *t = arg;
+
+	eo_apply_segment(t->a, t->chs, t->n, &t->counts);
+	for (int i = 0; i < t->n; i++)
+		if (t->chs[i]->applied && t->chs[i]->rec->status == EO_REC_DEAD)
+			t->torn[t->ntorn++] = t->chs[i]->rec;
+	if (t->ntorn > 0)
+		elog(ERROR, "a change was applied without the other change of its record");
+}
+
+/*
+ * Apply a segment so that a record's changes (an update that changes the
+ * key: delete the old key, insert the new) are applied together or not at
+ * all.  The segment runs in a subtransaction; when one change of a record
+ * was applied and the other became a dead letter, the segment is rolled
+ * back and applied again with that record dead from the start, as if it
+ * had never been sent.  Changes that died only in the rolled-back attempt
+ * are tried again: they may have failed because of the torn record.
+ */
+static void
+eo_apply_segment_atomic(EoApplier *a, EoChange **chs, int n, EoCounts *counts)
+{
+	bool	   *was_dead = palloc(sizeof(bool) * Max(a->nchanges, 1));
+	EoSegmentTry t = {a, chs, n, {0}, palloc(sizeof(EoRecord *) * Max(n, 1)), 0};
+
+	for (;;)
+	{
+		ErrorData  *edata;
+
+		for (int i = 0; i < n; i++)
+		{
+			chs[i]->applied = false;
+			chs[i]->older = NULL;
+		}
+		/* applying sorts chs: remember by change */
+		for (int i = 0; i < n; i++)
+			was_dead[chs[i] - a->changes] = chs[i]->rec->status == EO_REC_DEAD;
+		memset(&t.counts, 0, sizeof(EoCounts));
+		t.ntorn = 0;
+		a->subtransactions++;
+		edata = eo_subxact_run(eo_apply_segment_try, &t);
+		if (edata == NULL)
+			break;
+		if (t.ntorn == 0)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		for (int i = 0; i < n; i++)
+		{
+			EoRecord   *rec = chs[i]->rec;
+			bool		torn = false;
+
+			if (was_dead[chs[i] - a->changes] || rec->status != EO_REC_DEAD)
+				continue;
+			for (int k = 0; k < t.ntorn && !torn; k++)
+				torn = t.torn[k] == rec;
+			if (!torn)
+			{
+				rec->status = EO_REC_OK;
+				rec->error = NULL;
+				rec->sqlerrcode = 0;
+			}
+		}
+	}
+	counts->inserted += t.counts.inserted;
+	counts->updated += t.counts.updated;
+	counts->deleted += t.counts.deleted;
+	counts->skipped += t.counts.skipped;
+	pfree(was_dead);
+	pfree(t.torn);
 }
 
 /*
@@ -455,7 +638,7 @@ eo_apply_batch(EoApplier *a, EoRecord *recs, int n, EoCounts *counts)
 	{
 		if (i < nch && chs[i]->op != EO_OP_TRUNCATE)
 			continue;
-		eo_apply_segment(a, chs + start, i - start, counts);
+		eo_apply_segment_atomic(a, chs + start, i - start, counts);
 		if (i < nch && a->map->truncate)
 			eo_apply_truncate(a, counts);
 		else if (i < nch)

@@ -24,6 +24,7 @@ typedef struct EoChange
 	EoOp		op;
 	bool		if_key_changed; /* the delete of an update's old key: only
 								 * if the next change has another key */
+	bool		creates;		/* op c or r: most likely a key no row has */
 	const char *plan;			/* its statement: "D", "T", or "U" + shape */
 	int			seq;			/* position in the batch: later wins */
 	char	   *ident;			/* the primary key's values, encoded */
@@ -38,10 +39,13 @@ typedef struct EoApplier
 	EoWriter   *writer;			/* keeps the statements: 'D', 'T', 'U' + shape */
 	int			nkeys;
 	int		   *keys;			/* mapping columns of the primary key */
+	EoMapping  *direct_map;		/* map with the primary key as event id, for
+								 * the multi-insert path; NULL: composite key */
 	int64		subtransactions;
 	/* the batch's changes, from eo_envelope_decode, in the attempt's memory */
 	EoChange   *changes;
 	int			nchanges;
+	EoRecord   *rows;			/* the array every change's row is in */
 } EoApplier;
 
 /* envelope.c */

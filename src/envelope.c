@@ -24,8 +24,13 @@
 
 #include "change.h"
 #include "compat.h"
+#include "json_scan.h"
 
-/* The top-level fields of a JSON object that an envelope looks at. */
+/*
+ * The fields of a Debezium event that an envelope looks at, found by
+ * json_scan.c's one validating pass as the columns of a mapping of their
+ * own: the event's, and those of a schema/payload wrapper's payload.
+ */
 enum
 {
 	F_SCHEMA,
@@ -33,23 +38,31 @@ enum
 	F_OP,
 	F_BEFORE,
 	F_AFTER,
+	F_P_OP,
+	F_P_BEFORE,
+	F_P_AFTER,
 	F_COUNT
 };
 
-static const char *const eo_env_names[F_COUNT] = {"schema", "payload", "op", "before", "after"};
+static const char *const eo_env_paths[F_COUNT][2] = {
+	{"schema", NULL}, {"payload", NULL}, {"op", NULL}, {"before", NULL}, {"after", NULL},
+	{"payload", "op"}, {"payload", "before"}, {"payload", "after"}
+};
 
 typedef struct EoEnvField
 {
-	const char *start;			/* NULL: absent */
+	bool		present;
+	const char *text;			/* JSON text (op: the string's text); NULL
+								 * for JSON null */
 	int			len;
-	char	   *string;			/* a string value, de-escaped */
 } EoEnvField;
 
+/* A scanned event; unwrapped, op, before and after are the payload's. */
 typedef struct EoEnvScan
 {
-	JsonLexContext *lex;
-	int			current;		/* the top-level field being read, or -1 */
 	EoEnvField	fields[F_COUNT];
+	const char *event;			/* the event, or the wrapper's payload */
+	size_t		event_len;
 } EoEnvScan;
 
 /* The rows to decode and the changes made of them, for one batch. */
@@ -59,46 +72,45 @@ typedef struct EoEnvPass
 	int			nrows;
 	EoChange   *changes;		/* at most two per record */
 	int			nchanges;
+	const char *event;			/* the Debezium event being read, for
+								 * columns mapped from $op, $source... */
+	size_t		event_len;
+	EoFields	fields;			/* the scan's, over eo_env_mapping */
+	MemoryContext scratch;		/* one scan's */
 } EoEnvPass;
 
-static EO_JSON_ACTION
-eo_env_field_start(void *state, char *fname, bool isnull)
-{
-	EoEnvScan  *s = (EoEnvScan *) state;
+static EoMapping *eo_env_mapping;
 
-	if (s->lex->lex_level != 1)
-		EO_JSON_ACTION_DONE;
-	s->current = -1;
+/* The mapping of the envelope's fields, built once per process. */
+static EoMapping *
+eo_env_map(void)
+{
+	MemoryContext old;
+
+	if (eo_env_mapping != NULL)
+		return eo_env_mapping;
+	old = MemoryContextSwitchTo(TopMemoryContext);
+	eo_env_mapping = palloc0(sizeof(EoMapping));
+	eo_env_mapping->ncolumns = F_COUNT;
+	eo_env_mapping->max_depth = 2;
+	eo_env_mapping->id_column = -1;
+	eo_env_mapping->ts_column = -1;
+	eo_env_mapping->columns = palloc0(sizeof(EoColumn) * F_COUNT);
 	for (int i = 0; i < F_COUNT; i++)
-		if (strcmp(fname, eo_env_names[i]) == 0)
-		{
-			s->current = i;
-			s->fields[i].start = s->lex->token_start;
-			s->fields[i].string = NULL;
-		}
-	EO_JSON_ACTION_DONE;
-}
+	{
+		EoColumn   *col = &eo_env_mapping->columns[i];
 
-static EO_JSON_ACTION
-eo_env_field_end(void *state, char *fname, bool isnull)
-{
-	EoEnvScan  *s = (EoEnvScan *) state;
-
-	if (s->lex->lex_level != 1 || s->current < 0)
-		EO_JSON_ACTION_DONE;
-	s->fields[s->current].len = s->lex->prev_token_terminator - s->fields[s->current].start;
-	s->current = -1;
-	EO_JSON_ACTION_DONE;
-}
-
-static EO_JSON_ACTION
-eo_env_scalar(void *state, char *token, JsonTokenType tokentype)
-{
-	EoEnvScan  *s = (EoEnvScan *) state;
-
-	if (s->lex->lex_level == 1 && s->current >= 0 && tokentype == JSON_TOKEN_STRING)
-		s->fields[s->current].string = token;
-	EO_JSON_ACTION_DONE;
+		col->source = EO_SRC_JSON;
+		col->npath = eo_env_paths[i][1] != NULL ? 2 : 1;
+		col->path = (char **) eo_env_paths[i];
+		col->pathlen = palloc(sizeof(int) * 2);
+		for (int k = 0; k < col->npath; k++)
+			col->pathlen[k] = strlen(eo_env_paths[i][k]);
+		/* op as the string's text, the rest as JSON text */
+		col->json_raw = i != F_OP && i != F_P_OP;
+	}
+	MemoryContextSwitchTo(old);
+	return eo_env_mapping;
 }
 
 static void
@@ -110,69 +122,89 @@ eo_env_fail(EoRecord *rec, int sqlerrcode, const char *error)
 	rec->error = pstrdup(error);
 }
 
+static bool
+eo_env_is(const EoEnvField *f, char c)
+{
+	return f->present && f->text != NULL && f->text[0] == c;
+}
+
 /*
- * Find the envelope's fields in a JSON object; false, with the error in
- * *error, when it is not one.
+ * Find the envelope's fields in a JSON object, copied into the current
+ * memory context; false, with the error, when it is not one.  A Kafka
+ * Connect JsonConverter with schemas.enable wraps every key and value as
+ * {"schema": ..., "payload": ...}: then the payload's fields count.
  */
 static bool
-eo_env_scan(const char *json, size_t len, EoEnvScan *s, char **error)
+eo_env_scan(EoEnvPass *p, const char *json, size_t len, EoEnvScan *s,
+			int *sqlerrcode, char **error)
 {
-	JsonSemAction sem;
-	JsonParseErrorType rc;
-	const char *p = json;
+	EoFields   *f = &p->fields;
+	const char *at = json;
+	const char *end = json + len;
+	MemoryContext cxt = CurrentMemoryContext;
+	EoJsonScan	r;
 
 	memset(s, 0, sizeof(EoEnvScan));
-	s->current = -1;
-	while (p < json + len && (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r'))
-		p++;
-	if (p == json + len || *p != '{')
+	while (at < end && (*at == ' ' || *at == '\t' || *at == '\n' || *at == '\r'))
+		at++;
+	*sqlerrcode = ERRCODE_INVALID_TEXT_REPRESENTATION;
+	if (at == end || *at != '{')
 	{
 		*error = pstrdup("value is not a JSON object");
 		return false;
 	}
 	if (!pg_verifymbstr(json, len, true))
 	{
+		*sqlerrcode = ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
 		*error = pstrdup("value is not valid in the database encoding");
 		return false;
 	}
-	memset(&sem, 0, sizeof(sem));
-	sem.semstate = s;
-	sem.object_field_start = eo_env_field_start;
-	sem.object_field_end = eo_env_field_end;
-	sem.scalar = eo_env_scalar;
-	s->lex = eo_json_lexer(json, len, true);
-	rc = pg_parse_json(s->lex, &sem);
-	if (rc != JSON_SUCCESS)
+	MemoryContextSwitchTo(p->scratch);
+	memset(f->present, 0, F_COUNT);
+	r = eo_json_scan(f, at, end);
+	MemoryContextSwitchTo(cxt);
+	if (r == EO_JSON_TOO_DEEP)
 	{
-		*error = psprintf("invalid JSON: %s", json_errdetail(rc, s->lex));
+		*sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+		*error = psprintf("JSON value is nested more than %d levels deep", EO_JSON_MAX_NESTING);
+	}
+	else if (r == EO_JSON_INVALID)
+	{
+		/* PostgreSQL's own parser says what is wrong */
+		JsonLexContext *lex = eo_json_lexer(json, len, true);
+		JsonParseErrorType rc = pg_parse_json(lex, &nullSemAction);
+
+		*error = rc == JSON_SUCCESS ? pstrdup("invalid JSON") :
+			psprintf("invalid JSON: %s", json_errdetail(rc, lex));
+	}
+	if (r != EO_JSON_OK)
+	{
+		MemoryContextReset(p->scratch);
 		return false;
 	}
-	return true;
-}
-
-static bool
-eo_env_is(const EoEnvField *f, char c)
-{
-	return f->start != NULL && f->start[0] == c;
-}
-
-/*
- * A Kafka Connect JsonConverter with schemas.enable wraps every key and
- * value as {"schema": ..., "payload": ...}: use what is inside.
- */
-static void
-eo_env_unwrap(const char **json, size_t *len, EoEnvScan *s)
-{
-	char	   *error;
-
-	if (s->fields[F_SCHEMA].start != NULL && eo_env_is(&s->fields[F_PAYLOAD], '{') &&
-		s->fields[F_OP].start == NULL)
+	for (int i = F_PAYLOAD; i < F_COUNT; i++)
 	{
-		*json = s->fields[F_PAYLOAD].start;
-		*len = s->fields[F_PAYLOAD].len;
-		if (!eo_env_scan(*json, *len, s, &error))
-			elog(ERROR, "a valid JSON object held an invalid one: %s", error);
+		s->fields[i].present = f->present[i];
+		if (f->present[i] && !f->isnull[i])
+		{
+			s->fields[i].text = pnstrdup(f->text[i], f->len[i]);
+			s->fields[i].len = f->len[i];
+		}
 	}
+	s->fields[F_SCHEMA].present = f->present[F_SCHEMA];
+	MemoryContextReset(p->scratch);
+	s->event = json;
+	s->event_len = len;
+	if (s->fields[F_SCHEMA].present && s->fields[F_PAYLOAD].present && !s->fields[F_OP].present &&
+		(s->fields[F_PAYLOAD].text == NULL || s->fields[F_PAYLOAD].text[0] == '{'))
+	{
+		s->fields[F_OP] = s->fields[F_P_OP];
+		s->fields[F_BEFORE] = s->fields[F_P_BEFORE];
+		s->fields[F_AFTER] = s->fields[F_P_AFTER];
+		s->event = s->fields[F_PAYLOAD].text;
+		s->event_len = s->fields[F_PAYLOAD].len;
+	}
+	return true;
 }
 
 /* A row of rec to decode: json, a part of its value, or no value at all. */
@@ -190,6 +222,8 @@ eo_env_row(EoApplier *a, EoEnvPass *p, EoRecord *rec, const char *json, size_t l
 	row->value = json;
 	row->value_len = len;
 	row->json_strings = a->map->envelope == EO_ENV_DEBEZIUM;
+	row->envelope = p->event;
+	row->envelope_len = p->event_len;
 	return row;
 }
 
@@ -210,29 +244,30 @@ static void
 eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 {
 	rd_kafka_message_t *msg = rec->msg;
-	const char *json = msg->payload;
-	size_t		len = msg->len;
 	EoEnvScan	s;
 	EoEnvField *before;
 	EoEnvField *after;
 	const char *op;
 	char	   *error;
+	int			sqlerrcode;
 
 	/* the tombstone that follows a delete, for compaction: nothing to do */
-	if (json == NULL)
+	if (msg->payload == NULL)
 		return;
-	if (!eo_env_scan(json, len, &s, &error))
+	if (!eo_env_scan(p, msg->payload, msg->len, &s, &sqlerrcode, &error))
 	{
-		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION, error);
+		eo_env_fail(rec, sqlerrcode, error);
 		return;
 	}
-	eo_env_unwrap(&json, &len, &s);
-	if (s.fields[F_OP].start == NULL && eo_env_is(&s.fields[F_PAYLOAD], 'n'))
+	/* a wrapped tombstone */
+	if (s.event == NULL)
 		return;
-	op = s.fields[F_OP].string;
+	p->event = s.event;
+	p->event_len = s.event_len;
+	op = s.fields[F_OP].text;
 	before = &s.fields[F_BEFORE];
 	after = &s.fields[F_AFTER];
-	if (s.fields[F_OP].start == NULL)
+	if (!s.fields[F_OP].present)
 	{
 		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION,
 					"Debezium change event has no \"op\"");
@@ -241,8 +276,8 @@ eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 	if (op == NULL || strlen(op) != 1 || strchr("crudt", op[0]) == NULL)
 	{
 		eo_env_fail(rec, ERRCODE_INVALID_PARAMETER_VALUE,
-					psprintf("Debezium change event has unknown op %.*s",
-							 Min(s.fields[F_OP].len, 40), s.fields[F_OP].start));
+					psprintf("Debezium change event has unknown op \"%.*s\"",
+							 op == NULL ? 4 : Min(s.fields[F_OP].len, 40), op == NULL ? "null" : op));
 		return;
 	}
 	if (op[0] == 't')
@@ -253,9 +288,9 @@ eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 	if (op[0] == 'd')
 	{
 		if (eo_env_is(before, '{'))
-			eo_env_change(p, rec, eo_env_row(a, p, rec, before->start, before->len),
+			eo_env_change(p, rec, eo_env_row(a, p, rec, before->text, before->len),
 						  EO_OP_DELETE, seq);
-		else if (before->start == NULL || eo_env_is(before, 'n'))
+		else if (before->text == NULL)
 			eo_env_change(p, rec, eo_env_row(a, p, rec, NULL, 0), EO_OP_DELETE, seq);
 		else
 			eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION,
@@ -275,9 +310,10 @@ eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 	 * tells it for sources with full row images.
 	 */
 	if (op[0] == 'u' && eo_env_is(before, '{'))
-		eo_env_change(p, rec, eo_env_row(a, p, rec, before->start, before->len),
+		eo_env_change(p, rec, eo_env_row(a, p, rec, before->text, before->len),
 					  EO_OP_DELETE, seq)->if_key_changed = true;
-	eo_env_change(p, rec, eo_env_row(a, p, rec, after->start, after->len), EO_OP_UPSERT, seq);
+	eo_env_change(p, rec, eo_env_row(a, p, rec, after->text, after->len), EO_OP_UPSERT,
+				  seq)->creates = op[0] == 'c' || op[0] == 'r';
 }
 
 static void
@@ -306,16 +342,15 @@ eo_env_upsert(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 static EoRecord *
 eo_env_key_row(EoApplier *a, EoEnvPass *p, EoRecord *rec)
 {
-	const char *key = rec->msg->key;
-	size_t		len = rec->msg->key_len;
 	EoEnvScan	s;
 	char	   *error;
+	int			sqlerrcode;
 
-	if (key == NULL || a->map->format != &eo_format_json ||
-		!eo_env_scan(key, len, &s, &error))
+	if (rec->msg->key == NULL || a->map->format != &eo_format_json ||
+		!eo_env_scan(p, rec->msg->key, rec->msg->key_len, &s, &sqlerrcode, &error) ||
+		s.event == NULL)
 		return NULL;
-	eo_env_unwrap(&key, &len, &s);
-	return eo_env_row(a, p, rec, key, len);
+	return eo_env_row(a, p, rec, s.event, s.event_len);
 }
 
 /* A decoded key column's bytes, compared to find changes of one key. */
@@ -412,6 +447,14 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 	p.nrows = 0;
 	p.changes = palloc(sizeof(EoChange) * 2 * Max(n, 1));
 	p.nchanges = 0;
+	p.fields.map = eo_env_map();
+	p.fields.present = palloc(F_COUNT);
+	p.fields.text = palloc(sizeof(char *) * F_COUNT);
+	p.fields.len = palloc(sizeof(int) * F_COUNT);
+	p.fields.isnull = palloc(sizeof(bool) * F_COUNT);
+	p.fields.is_datum = palloc(sizeof(bool) * F_COUNT);
+	p.fields.datum = palloc(sizeof(Datum) * F_COUNT);
+	p.scratch = AllocSetContextCreate(cxt, "eo_ingest envelope", ALLOCSET_SMALL_SIZES);
 	for (int i = 0; i < n; i++)
 	{
 		EoRecord   *rec = &recs[i];
@@ -420,6 +463,7 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 		rec->status = EO_REC_OK;
 		rec->next_dup = NULL;
 		rec->error = NULL;
+		p.event = NULL;
 		if (a->map->envelope == EO_ENV_DEBEZIUM)
 			eo_env_debezium(a, &p, rec, i);
 		else
@@ -428,6 +472,7 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 	subxacts = eo_record_decode_batch(a->map, p.rows, p.nrows, cxt);
 
 	/* the Kafka keys of the rows that lack a primary key column */
+	p.event = NULL;
 	nrows = p.nrows;
 	for (int i = 0; i < p.nchanges; i++)
 	{
@@ -476,8 +521,10 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 			continue;
 		p.changes[m++] = *ch;
 	}
+	MemoryContextDelete(p.scratch);
 	a->changes = p.changes;
 	a->nchanges = m;
+	a->rows = p.rows;
 	MemoryContextSwitchTo(old);
 	return subxacts;
 }

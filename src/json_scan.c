@@ -36,6 +36,8 @@ typedef struct EoScan
 	const char *p;
 	const char *end;
 	EoFields   *f;
+	EoSource	source;			/* the columns it fills: EO_SRC_JSON or
+								 * EO_SRC_ENVELOPE */
 	int			depth;
 	const char *name[EO_MAX_DEPTH + 1];
 	int			namelen[EO_MAX_DEPTH + 1];
@@ -181,7 +183,7 @@ eo_scan_descend(EoScan *s, int level)
 	{
 		const EoColumn *col = &map->columns[c];
 
-		if (col->source == EO_SRC_JSON && col->npath > level &&
+		if (col->source == s->source && col->npath > level &&
 			eo_scan_path_matches(s, col, level))
 			return true;
 	}
@@ -203,7 +205,7 @@ eo_scan_capture(EoScan *s, int level, const char *start, char kind, bool escaped
 	{
 		const EoColumn *col = &map->columns[c];
 
-		if (col->source != EO_SRC_JSON || col->npath != level ||
+		if (col->source != s->source || col->npath != level ||
 			!eo_scan_path_matches(s, col, level))
 			continue;
 		if (kind == 'n')
@@ -287,6 +289,8 @@ eo_scan_open(EoScan *s, int field_level)
 	return EO_JSON_OK;
 }
 
+static EoJsonScan eo_scan_run(EoScan *s);
+
 /*
  * Scan the JSON value in p .. end (an object: the caller checked the first
  * character) and hand the mapped fields' text to f.
@@ -294,13 +298,31 @@ eo_scan_open(EoScan *s, int field_level)
 EoJsonScan
 eo_json_scan(EoFields *f, const char *p, const char *end)
 {
-	EoScan	   *s = palloc(sizeof(EoScan));
-	int			field_level = 0;
+	return eo_json_scan_source(f, p, end, EO_SRC_JSON);
+}
 
+/* The same for the columns fed from source's paths. */
+EoJsonScan
+eo_json_scan_source(EoFields *f, const char *p, const char *end, EoSource source)
+{
+	/* about 10 kB: freed at once, as a batch scans many values */
+	EoScan	   *s = palloc(sizeof(EoScan));
+	EoJsonScan	r;
+
+	s->source = source;
 	s->p = p;
 	s->end = end;
 	s->f = f;
 	s->depth = 0;
+	r = eo_scan_run(s);
+	pfree(s);
+	return r;
+}
+
+static EoJsonScan
+eo_scan_run(EoScan *s)
+{
+	int			field_level = 0;
 
 	for (;;)
 	{

@@ -19,5 +19,7 @@ typedef enum EoJsonScan
 } EoJsonScan;
 
 extern EoJsonScan eo_json_scan(EoFields *f, const char *p, const char *end);
+extern EoJsonScan eo_json_scan_source(EoFields *f, const char *p, const char *end,
+									  EoSource source);
 
 #endif							/* EO_JSON_SCAN_H */

@@ -44,6 +44,25 @@ eo_split_path(const char *src, int *npath)
 	return path;
 }
 
+/*
+ * A Debezium event's own fields, named by $ and their path in the event:
+ * op and ts_ms as they are, source and transaction whole or by dotted path.
+ */
+static bool
+eo_envelope_source(const char *src)
+{
+	static const char *const whole[] = {"$op", "$ts_ms", "$ts_us", "$ts_ns", "$source", "$transaction"};
+	static const char *const nested[] = {"$source.", "$transaction."};
+
+	for (int i = 0; i < lengthof(whole); i++)
+		if (strcmp(src, whole[i]) == 0)
+			return true;
+	for (int i = 0; i < lengthof(nested); i++)
+		if (strncmp(src, nested[i], strlen(nested[i])) == 0 && src[strlen(nested[i])] != '\0')
+			return true;
+	return false;
+}
+
 static EoSource
 eo_parse_source(const char *src)
 {
@@ -63,10 +82,12 @@ eo_parse_source(const char *src)
 		return EO_SRC_TIMESTAMP;
 	if (strcmp(src, "$headers") == 0)
 		return EO_SRC_HEADERS;
+	if (eo_envelope_source(src))
+		return EO_SRC_ENVELOPE;
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown column source \"%s\"", src),
-			 errhint("Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers.")));
+			 errhint("Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers, and with envelope => 'debezium' $op, $ts_ms, $ts_us, $ts_ns, $source, $source.<field> and $transaction.<field>.")));
 	return EO_SRC_JSON;			/* keep compiler quiet */
 }
 
@@ -173,6 +194,8 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 			col->source = eo_parse_source(src);
 			if (col->source == EO_SRC_JSON)
 				col->path = eo_split_path(src, &col->npath);
+			else if (col->source == EO_SRC_ENVELOPE)
+				col->path = eo_split_path(src + 1, &col->npath);
 		}
 		else
 		{
@@ -213,7 +236,7 @@ eo_mapping_build(Oid target, const char *format, const char *event_id,
 			fmgr_info(infunc, &col->infunc);
 		}
 		get_typlenbyvalalign(col->typid, &col->typlen, &col->typbyval, &col->typalign);
-		if (col->source == EO_SRC_JSON)
+		if (col->source == EO_SRC_JSON || col->source == EO_SRC_ENVELOPE)
 			map->max_depth = Max(map->max_depth, col->npath);
 		if (col->source == EO_SRC_TIMESTAMP && map->ts_column < 0)
 			map->ts_column = map->ncolumns - 1;

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "common/int.h"
 #include "common/jsonapi.h"
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
@@ -28,6 +29,7 @@
 
 #include "catalog.h"
 #include "compat.h"
+#include "json_scan.h"
 #include "record.h"
 
 /* The formats: one line each. */
@@ -103,16 +105,84 @@ eo_headers_json(rd_kafka_message_t *msg)
 	return buf.data;
 }
 
+static bool
+eo_is_time_column(EoColumn *col)
+{
+	return col->typid == TIMESTAMPTZOID || col->typid == TIMESTAMPOID || col->typid == DATEOID;
+}
+
+/* Microseconds since the Unix epoch as timestamptz text. */
+static char *
+eo_epoch_us_text(int64 us)
+{
+	TimestampTz ts = us - (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
+
+	return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(ts)));
+}
+
 static char *
 eo_timestamp_text(EoColumn *col, int64 ms)
 {
-	if (col->typid == TIMESTAMPTZOID || col->typid == TIMESTAMPOID || col->typid == DATEOID)
-	{
-		TimestampTz ts = (ms - ((int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY * 1000)) * 1000;
-
-		return DatumGetCString(DirectFunctionCall1(timestamptz_out, TimestampTzGetDatum(ts)));
-	}
+	if (eo_is_time_column(col))
+		return eo_epoch_us_text(ms * 1000);
 	return psprintf(INT64_FORMAT, ms);
+}
+
+/*
+ * A Debezium event's fields ($op, $source.lsn, ...): absent ones are NULL,
+ * and a time since the epoch (a field named ts_ms, ts_us or ts_ns) fills a
+ * timestamp column with its instant, as $timestamp does.
+ */
+static bool
+eo_record_envelope(EoFields *f, EoRecord *rec)
+{
+	EoMapping  *map = f->map;
+	bool		any = false;
+
+	for (int c = 0; c < map->ncolumns; c++)
+		if (map->columns[c].source == EO_SRC_ENVELOPE)
+		{
+			eo_fields_null(f, c);
+			any = true;
+		}
+	if (!any || rec->envelope == NULL)
+		return true;
+	if (eo_json_scan_source(f, rec->envelope, rec->envelope + rec->envelope_len,
+							EO_SRC_ENVELOPE) != EO_JSON_OK)
+		return eo_fields_fail(f, ERRCODE_INVALID_TEXT_REPRESENTATION,
+							  "Debezium change event is not valid JSON");
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		EoColumn   *col = &map->columns[c];
+		const char *name = col->path[col->npath - 1];
+		size_t		namelen = strlen(name);
+		const char *unit;
+		int64		v;
+		char	   *end;
+
+		if (col->source != EO_SRC_ENVELOPE || f->isnull[c] || f->is_datum[c] ||
+			!eo_is_time_column(col) || namelen < 5 ||
+			strncmp(name + namelen - 5, "ts_", 3) != 0)
+			continue;
+		errno = 0;
+		v = strtoi64(f->text[c], &end, 10);
+		if (errno != 0 || *end != '\0' || end == f->text[c])
+			continue;
+		unit = name + namelen - 2;
+		if (strcmp(unit, "ns") == 0)
+			v /= 1000;
+		else if (strcmp(unit, "ms") == 0)
+		{
+			/* out of range: the text stays, and its cast fails */
+			if (pg_mul_s64_overflow(v, 1000, &v))
+				continue;
+		}
+		else if (strcmp(unit, "us") != 0)
+			continue;
+		end = eo_epoch_us_text(v);
+		eo_fields_text(f, c, end, strlen(end));
+	}
+	return true;
 }
 
 /* The Kafka metadata, then the value through the format. */
@@ -131,6 +201,7 @@ eo_record_fill(EoFields *f, EoRecord *rec)
 		{
 			case EO_SRC_JSON:
 			case EO_SRC_VALUE:
+			case EO_SRC_ENVELOPE:
 				continue;
 			case EO_SRC_KEY:
 				if (!eo_fields_raw(f, c, msg->key, msg->key_len, "key"))
@@ -161,6 +232,8 @@ eo_record_fill(EoFields *f, EoRecord *rec)
 		}
 		eo_fields_text(f, c, v, strlen(v));
 	}
+	if (!eo_record_envelope(f, rec))
+		return false;
 	if (!rec->value_override)
 		return map->format->decode(f, map->format_state, msg->payload, msg->len);
 	if (rec->value == NULL)

@@ -46,7 +46,9 @@ typedef enum EoSource
 	EO_SRC_PARTITION,
 	EO_SRC_OFFSET,
 	EO_SRC_TIMESTAMP,
-	EO_SRC_HEADERS
+	EO_SRC_HEADERS,
+	EO_SRC_ENVELOPE				/* a path into a Debezium event: $op,
+								 * $ts_ms, $source.lsn, ... */
 } EoSource;
 
 /* envelope => ...: how a record changes the target (envelope.c, apply.c) */
@@ -124,6 +126,9 @@ typedef struct EoRecord
 	size_t		value_len;
 	bool		json_strings;	/* json/jsonb columns come as a JSON string
 								 * holding the document (Debezium) */
+	const char *envelope;		/* the Debezium event the row is from, for
+								 * $op, $source...: NULL if none */
+	size_t		envelope_len;
 	/* decoded once per batch (record.c) */
 	bool		decoded_ok;		/* false: a dead letter before any write */
 	char	   *shape;			/* per column '1' if it has a value (maybe

@@ -10,7 +10,10 @@
 # column), nothing is a dead letter, and every record of the topics is
 # counted once.  Tables: a composite primary key with nullable numeric,
 # timestamptz, jsonb and unicode text columns; a table without a primary key
-# (REPLICA IDENTITY FULL) whose target has one, as the README says.
+# (REPLICA IDENTITY FULL) whose target has one, as the README says, and
+# whose target also takes the events' metadata ($op, $ts_ms, $source.txId,
+# $source.lsn, $source.ts_us): each row's must be its source row's last
+# change (the transaction that wrote it, its commit time).
 
 use strict;
 use warnings;
@@ -31,10 +34,12 @@ plan skip_all => "no Debezium PostgreSQL connector in $cache/plugins"
   unless -d "$cache/plugins/debezium-connector-postgres";
 
 my $rounds = $ENV{EO_DBZ_ROUNDS} // 60;
-srand($ENV{EO_DBZ_SEED} // 51);
 
 my $kafka = EoKafka->new;
 $kafka->start;
+my $rest_port = $kafka->free_port;
+# seeded after the broker and Connect picked their ports (see 060)
+srand($ENV{EO_DBZ_SEED} // 51);
 $kafka->create_topic('dbz.public.items', 1);
 $kafka->create_topic('dbz.public.nopk', 1);
 
@@ -53,7 +58,7 @@ EOS
 
 my $src = PostgreSQL::Test::Cluster->new('src061');
 $src->init(allows_streaming => 'logical');
-$src->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\n");
+$src->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'\ntrack_commit_timestamp = on\n");
 $src->append_conf('pg_hba.conf',
 	"host all all 127.0.0.1/32 trust\nhost replication all 127.0.0.1/32 trust\n");
 $src->start;
@@ -75,10 +80,12 @@ INSERT INTO items SELECT g, rnd_b(), floor(random() * 1000)::int, rnd_price(), r
   FROM generate_series(1, 300) g ON CONFLICT DO NOTHING;
 INSERT INTO nopk SELECT g, md5(g::text), round((random() * 100)::numeric, 3) FROM generate_series(1, 50) g;
 EOS
+my $snap_xmin = $src->safe_psql('postgres', 'SELECT DISTINCT xmin FROM nopk');
 
 my $node = EoTest::new_node('eo061');
 $node->safe_psql('postgres', $items_ddl . <<'EOS');
-CREATE TABLE nopk (id integer PRIMARY KEY, v text, n numeric);
+CREATE TABLE nopk (id integer PRIMARY KEY, v text, n numeric,
+				   op text, event_at timestamptz, tx bigint, lsn bigint, committed_at timestamptz);
 EOS
 EoTest::create_pipeline($node,
 	name => 'items', brokers => $kafka->brokers, topic => 'dbz.public.items',
@@ -86,7 +93,9 @@ EoTest::create_pipeline($node,
 	batch_size => \'200');
 EoTest::create_pipeline($node,
 	name => 'nopk', brokers => $kafka->brokers, topic => 'dbz.public.nopk',
-	target => 'public.nopk', envelope => 'debezium', batch_size => \'50');
+	target => 'public.nopk', envelope => 'debezium', batch_size => \'50',
+	columns => '{"op": "$op", "event_at": "$ts_ms", "tx": "$source.txId", "lsn": "$source.lsn", '
+	  . '"committed_at": "$source.ts_us"}');
 
 # ---- Kafka Connect with the Debezium PostgreSQL connector ------------------
 
@@ -126,7 +135,7 @@ sub connect_sh
 }
 END { connect_sh('kill', $cdir) if defined $cdir && -d $cdir }
 
-ok(connect_sh('start', $cdir, $kafka->brokers, $kafka->free_port), 'Kafka Connect worker started')
+ok(connect_sh('start', $cdir, $kafka->brokers, $rest_port), 'Kafka Connect worker started')
   or BAIL_OUT('no Kafka Connect worker');
 ok(connect_sh('put', $cdir, 'src061', $props), 'Debezium PostgreSQL connector configured');
 ok(connect_sh('wait-running', $cdir, 'src061', 300), 'Debezium PostgreSQL connector running')
@@ -192,18 +201,21 @@ note(sprintf('workload: %d rounds in %.0f s', $rounds, time - $t0));
 
 # Rows of the target missing from the source and of the source missing from
 # the target, every column compared ("extra/missing").
+my %cols = (items => 'a, b, qty, price, at, doc, note', nopk => 'id, v, n');
+
 sub diff_counts
 {
 	my ($table) = @_;
-	my $rows = $src->safe_psql('postgres', "SELECT coalesce(json_agg(t), '[]') FROM $table t");
+	my $c = $cols{$table};
+	my $rows = $src->safe_psql('postgres', "SELECT coalesce(json_agg(t), '[]') FROM (SELECT $c FROM $table) t");
 	my ($out, $err) = ('', '');
 	EoTest::try_psql($node, 'postgres', <<"EOS", \$out, \$err);
 SET client_min_messages = warning;
 DROP TABLE IF EXISTS source_rows;
-CREATE TABLE source_rows (LIKE $table);
+CREATE TABLE source_rows AS SELECT $c FROM $table WITH NO DATA;
 INSERT INTO source_rows SELECT * FROM json_populate_recordset(NULL::source_rows, \$J\$$rows\$J\$);
-SELECT (SELECT count(*) FROM (SELECT * FROM $table EXCEPT ALL SELECT * FROM source_rows) x) || '/' ||
-	   (SELECT count(*) FROM (SELECT * FROM source_rows EXCEPT ALL SELECT * FROM $table) y) || '/' ||
+SELECT (SELECT count(*) FROM (SELECT $c FROM $table EXCEPT ALL SELECT * FROM source_rows) x) || '/' ||
+	   (SELECT count(*) FROM (SELECT * FROM source_rows EXCEPT ALL SELECT $c FROM $table) y) || '/' ||
 	   (SELECT count(*) FROM source_rows);
 EOS
 	return $out;
@@ -235,6 +247,36 @@ for my $table (qw(items nopk))
 		"0|$expected|0", 60),
 		"$table: the topic's $end records counted once, no dead letter ($expected counted)");
 }
+
+# The metadata of nopk's rows: a row read by the snapshot has op r (its
+# source.txId is the snapshot's) and its source row was not written since the
+# initial load; any other has op c or u, the transaction that
+# last wrote its source row and that transaction's commit time to the
+# microsecond; the event's own time is no earlier; and source LSNs grow with
+# the transactions (one session wrote them all).
+my $meta = $src->safe_psql('postgres',
+	"SELECT coalesce(json_agg(json_build_object('id', id, 'tx', xmin::text::bigint, "
+	  . "'committed_at', pg_xact_commit_timestamp(xmin))), '[]') FROM nopk");
+my ($out, $err) = ('', '');
+EoTest::try_psql($node, 'postgres', <<"EOS", \$out, \$err);
+SET client_min_messages = warning;
+CREATE TEMP TABLE src_meta AS
+	SELECT * FROM json_to_recordset(\$J\$$meta\$J\$) AS m(id integer, tx bigint, committed_at timestamptz);
+SELECT count(*) FILTER (WHERE m.id IS NULL),
+	   count(*) FILTER (WHERE t.op = 'r' AND m.tx = $snap_xmin AND t.committed_at IS NOT NULL),
+	   count(*) FILTER (WHERE t.op IN ('c', 'u') AND t.tx = m.tx AND t.committed_at = m.committed_at
+						AND t.event_at >= date_trunc('milliseconds', t.committed_at)
+						AND t.event_at < t.committed_at + interval '10 minutes' AND t.lsn > 0),
+	   count(*),
+	   (SELECT count(*) FROM nopk x JOIN nopk y ON x.tx < y.tx AND x.lsn >= y.lsn WHERE x.op <> 'r' AND y.op <> 'r')
+  FROM nopk t LEFT JOIN src_meta m USING (id);
+EOS
+my ($unmatched, $snap, $changed, $all, $disorder) = split /\|/, $out;
+ok(defined $all && $unmatched == 0 && $snap + $changed == $all && $changed > 0 && $disorder == 0,
+	"nopk: \$op, \$ts_ms and \$source fields of every row are its source row's last change "
+	  . "($snap snapshot reads, $changed changes of $all rows, $disorder out of LSN order)")
+  or diag("$out$err\n" . $node->safe_psql('postgres', 'SELECT id, op, event_at, tx, lsn, committed_at FROM nopk ORDER BY id LIMIT 10'));
+
 my $counters = $node->safe_psql('postgres',
 	"SELECT rows_inserted || ' inserted, ' || rows_updated || ' updated, ' || rows_deleted || ' deleted, ' || duplicates_skipped || ' skipped' FROM eo_ingest.pipeline_status WHERE name = 'items'");
 diag("items: $counters");
