@@ -46,6 +46,12 @@
  */
 #define EO_SAFETY_POLL_MS 30000
 
+/*
+ * An idle worker wakes this often for its housekeeping (progress, lag,
+ * broker checks), unless a record, an error or a change comes first.
+ */
+#define EO_IDLE_WAKE_MS 1000
+
 /* A retrying worker repeats an unchanged status in the log this often */
 #define EO_REPEAT_LOG_MS 10000
 
@@ -276,14 +282,21 @@ eo_consumer_error(EoWorker *w, rd_kafka_message_t *msg)
 	}
 }
 
-/* Poll up to batch_size records or until batch_timeout passes. */
+/*
+ * Poll a batch: the records the consumer has ready, up to batch_size or
+ * eo_ingest.queue_kbytes of payload.  A batch closes as soon as the
+ * consumer's queue is empty, so a trickle is committed at once and a backlog
+ * (a full queue) still fills whole batches; batch_timeout bounds a batch
+ * whose records keep arriving one by one.  With nothing ready the worker
+ * sleeps on its latch and the queue together (kafka_ready.c) for at most
+ * EO_IDLE_WAKE_MS, then returns an empty batch, so that eo_run does its
+ * housekeeping.
+ */
 static EoRestart
 eo_poll(EoWorker *w)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->cfg->batch_timeout);
+	TimestampTz deadline = 0;
 	int			cap = w->cfg->batch_size;
-
-	/* a batch holds at most eo_ingest.queue_kbytes of payload, however many records */
 	int64		bytes = 0;
 	int64		max_bytes = (int64) eo_queue_kbytes * 1024;
 
@@ -299,25 +312,25 @@ eo_poll(EoWorker *w)
 	w->nrecs = 0;
 	while (w->nrecs < cap && bytes < max_bytes)
 	{
-		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		rd_kafka_message_t *msg;
 		EoRecord   *rec;
 		int			k;
 
-		if (left <= 0)
-			break;
-
 		/*
-		 * No latch wait here: watch the postmaster, never outlive it.  Both
-		 * checks come before the poll, as a message held by no one would
-		 * make rd_kafka_destroy wait forever when the worker exits.
+		 * Both checks come before the poll, as a message held by no one
+		 * would make rd_kafka_destroy wait forever when the worker exits.
 		 */
 		CHECK_FOR_INTERRUPTS();
 		if (!PostmasterIsAlive())
 			proc_exit(1);
-		msg = rd_kafka_consumer_poll(w->rk, Min(left, 100));
+		msg = rd_kafka_consumer_poll(w->rk, 0);
 		if (msg == NULL)
+		{
+			/* nothing more ready: commit what there is, or sleep */
+			if (w->nrecs > 0 || !eo_kafka_ready_wait(EO_IDLE_WAKE_MS))
+				break;
 			continue;
+		}
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			EoRestart	r = eo_consumer_error(w, msg);
@@ -346,6 +359,10 @@ eo_poll(EoWorker *w)
 		rec->offset = msg->offset;
 		rec->timestamp = rd_kafka_message_timestamp(msg, NULL);
 		bytes += msg->len + msg->key_len;
+		if (w->nrecs == 1)
+			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->cfg->batch_timeout);
+		else if ((w->nrecs & 255) == 0 && GetCurrentTimestamp() >= deadline)
+			break;
 	}
 	return EO_RESTART_NONE;
 }
