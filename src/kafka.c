@@ -388,12 +388,12 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 		 * How long a broker holds a fetch that finds no records.  A record
 		 * that arrives meanwhile answers it at once (fetch.min.bytes is 1),
 		 * so this costs no freshness; what it costs is that requests behind
-		 * the fetch on the same connection (the worker's watermark and
-		 * metadata reads, with their 1 s and 10 s time-outs) wait for it.
-		 * At 50 ms an idle worker had a fetch answered 20 times a second;
-		 * librdkafka's default, 500 ms, makes that 2 (bench/idle.sh).
+		 * the fetch on the same connection (the worker's watermark reads,
+		 * watermarks.c, metadata reads) wait for it.  At 50 ms an idle
+		 * worker had a fetch answered 20 times a second; fetches were most
+		 * of what idle pipelines cost the broker (bench/idle.sh).
 		 */
-		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "500", err, errlen)) ||
+		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "1000", err, errlen)) ||
 
 		/*
 		 * librdkafka 2.0 stops fetching a partition for a whole second once

@@ -50,7 +50,7 @@
  * An idle worker wakes this often for its housekeeping (progress, lag,
  * broker checks), unless a record, an error or a change comes first.
  */
-#define EO_IDLE_WAKE_MS 1000
+#define EO_IDLE_WAKE_MS EO_WATERMARKS_IDLE_MS
 
 /* A retrying worker repeats an unchanged status in the log this often */
 #define EO_REPEAT_LOG_MS 10000
@@ -501,7 +501,7 @@ eo_commit_batch(EoWorker *w)
 
 /* Publish the progress and the high watermarks (watermarks.c). */
 static void
-eo_publish(EoWorker *w)
+eo_publish(EoWorker *w, bool idle)
 {
 	EoLedger   *l = &w->ledger;
 	int			n = Max(l->nparts, 1);
@@ -515,7 +515,7 @@ eo_publish(EoWorker *w)
 		o[i] = l->parts[i].next;
 		h[i] = l->parts[i].high_watermark;
 	}
-	eo_watermarks_read(w->slot, w->rk, w->cfg->topic, l->nparts, p, h);
+	eo_watermarks_read(w->slot, w->rk, w->cfg->topic, l->nparts, p, h, idle);
 	for (int i = 0; i < l->nparts; i++)
 		l->parts[i].high_watermark = h[i];
 	eo_slot_set_progress(w->slot, l->nparts, p, o, h);
@@ -580,6 +580,7 @@ eo_run(EoWorker *w)
 	for (;;)
 	{
 		EoRestart	r;
+		bool		idle;
 
 		CHECK_FOR_INTERRUPTS();
 		if (eo_worker_changed(w))
@@ -604,11 +605,12 @@ eo_run(EoWorker *w)
 		}
 
 		r = eo_poll(w);
+		idle = w->nrecs == 0;
 		if (r == EO_RESTART_NONE)
 			r = eo_commit_batch(w);
 		if (r != EO_RESTART_NONE)
 			return r;
-		eo_publish(w);
+		eo_publish(w, idle);
 	}
 }
 
