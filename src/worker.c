@@ -46,10 +46,7 @@
  */
 #define EO_SAFETY_POLL_MS 30000
 
-/*
- * An idle worker wakes this often for its housekeeping (progress, lag,
- * broker checks), unless a record, an error or a change comes first.
- */
+/* An idle worker wakes this often for its housekeeping, if nothing came */
 #define EO_IDLE_WAKE_MS EO_WATERMARKS_IDLE_MS
 
 /* A retrying worker repeats an unchanged status in the log this often */
@@ -283,14 +280,12 @@ eo_consumer_error(EoWorker *w, rd_kafka_message_t *msg)
 }
 
 /*
- * Poll a batch: the records the consumer has ready, up to batch_size or
- * eo_ingest.queue_kbytes of payload.  A batch closes as soon as the
- * consumer's queue is empty, so a trickle is committed at once and a backlog
- * (a full queue) still fills whole batches; batch_timeout bounds a batch
- * whose records keep arriving one by one.  With nothing ready the worker
- * sleeps on its latch and the queue together (kafka_ready.c) for at most
- * EO_IDLE_WAKE_MS, then returns an empty batch, so that eo_run does its
- * housekeeping.
+ * Poll the records the consumer has ready, up to batch_size or queue_kbytes
+ * of payload.  The batch closes as soon as the queue is empty: a trickle is
+ * committed at once, a backlog (a full queue) still fills whole batches, and
+ * batch_timeout bounds a batch whose records keep coming.  With nothing
+ * ready, sleep on the latch and the queue (kafka_ready.c) for at most
+ * EO_IDLE_WAKE_MS, then return an empty batch for eo_run's housekeeping.
  */
 static EoRestart
 eo_poll(EoWorker *w)
