@@ -291,6 +291,7 @@ static EoRestart
 eo_poll(EoWorker *w)
 {
 	TimestampTz deadline = 0;
+	TimestampTz wake = 0;
 	int			cap = w->cfg->batch_size;
 	int64		bytes = 0;
 	int64		max_bytes = (int64) eo_queue_kbytes * 1024;
@@ -321,8 +322,17 @@ eo_poll(EoWorker *w)
 		msg = rd_kafka_consumer_poll(w->rk, 0);
 		if (msg == NULL)
 		{
+			long		left;
+
 			/* nothing more ready: commit what there is, or sleep */
-			if (w->nrecs > 0 || !eo_kafka_ready_wait(EO_IDLE_WAKE_MS))
+			if (w->nrecs > 0)
+				break;
+			/* in all, however many errors wake the wait; sooner in an outage */
+			if (wake == 0)
+				wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   w->kafka_trouble ? 1000 : EO_IDLE_WAKE_MS);
+			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), wake);
+			if (left <= 0 || !eo_kafka_ready_wait(left))
 				break;
 			continue;
 		}
