@@ -18,6 +18,6 @@
 
 extern void eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic,
 							   int n, const int32 *partitions, int64 *high_watermarks,
-							   bool idle);
+							   bool idle, bool trouble);
 
 #endif							/* EO_WATERMARKS_H */
