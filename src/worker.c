@@ -323,6 +323,7 @@ eo_poll(EoWorker *w)
 		if (msg == NULL)
 		{
 			long		left;
+			bool		ready;
 
 			/* nothing more ready: commit what there is, or sleep */
 			if (w->nrecs > 0)
@@ -332,7 +333,12 @@ eo_poll(EoWorker *w)
 				wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
 												   w->kafka_trouble ? 1000 : EO_IDLE_WAKE_MS);
 			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), wake);
-			if (left <= 0 || !eo_kafka_ready_wait(left))
+			if (left <= 0)
+				break;
+			ready = eo_kafka_ready_wait(left);
+			/* SIGTERM set the latch: exit now, not after a watermark read */
+			CHECK_FOR_INTERRUPTS();
+			if (!ready)
 				break;
 			continue;
 		}
