@@ -391,9 +391,10 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 		 * the fetch on the same connection (the worker's watermark reads,
 		 * watermarks.c, metadata reads) wait for it.  At 50 ms an idle
 		 * worker had a fetch answered 20 times a second; fetches were most
-		 * of what idle pipelines cost the broker (bench/idle.sh).
+		 * of what idle pipelines cost the broker (bench/idle.sh).  At 1 s
+		 * a watermark read needed 2 s, which SIGTERM waited for (038).
 		 */
-		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "1000", err, errlen)) ||
+		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "500", err, errlen)) ||
 
 		/*
 		 * librdkafka 2.0 stops fetching a partition for a whole second once

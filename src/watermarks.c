@@ -24,11 +24,10 @@
 #define EO_WATERMARKS_INTERVAL_MS	1000
 /*
  * A read may wait behind a fetch the broker holds (fetch.wait.max.ms,
- * kafka.c).  In an outage the read blocks the worker for all of its time-out,
- * while records may come back: there it is a second, as it was before.
+ * kafka.c, half of this).  It is not cut into slices, so this is also how
+ * long SIGTERM may wait while no broker answers: 038 failed with 2 s.
  */
-#define EO_WATERMARKS_TIMEOUT_MS	2000
-#define EO_WATERMARKS_TROUBLE_TIMEOUT_MS	1000
+#define EO_WATERMARKS_TIMEOUT_MS	1000
 #define EO_WATERMARKS_BACKOFF_MS	3000
 
 static TimestampTz next_read = 0;
@@ -39,8 +38,7 @@ static TimestampTz next_read = 0;
  */
 void
 eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic,
-				   int n, const int32 *partitions, int64 *high_watermarks, bool idle,
-				   bool trouble)
+				   int n, const int32 *partitions, int64 *high_watermarks, bool idle)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	rd_kafka_topic_partition_list_t *list;
@@ -53,8 +51,7 @@ eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic,
 	list = rd_kafka_topic_partition_list_new(n);
 	for (int i = 0; i < n; i++)
 		rd_kafka_topic_partition_list_add(list, topic, partitions[i])->offset = RD_KAFKA_OFFSET_END;
-	err = rd_kafka_offsets_for_times(rk, list, trouble ? EO_WATERMARKS_TROUBLE_TIMEOUT_MS :
-									 EO_WATERMARKS_TIMEOUT_MS);
+	err = rd_kafka_offsets_for_times(rk, list, EO_WATERMARKS_TIMEOUT_MS);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
 		for (int i = 0; i < list->cnt; i++)

@@ -526,7 +526,7 @@ eo_publish(EoWorker *w, bool idle)
 		o[i] = l->parts[i].next;
 		h[i] = l->parts[i].high_watermark;
 	}
-	eo_watermarks_read(w->slot, w->rk, w->cfg->topic, l->nparts, p, h, idle, w->kafka_trouble);
+	eo_watermarks_read(w->slot, w->rk, w->cfg->topic, l->nparts, p, h, idle);
 	for (int i = 0; i < l->nparts; i++)
 		l->parts[i].high_watermark = h[i];
 	eo_slot_set_progress(w->slot, l->nparts, p, o, h);
