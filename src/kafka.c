@@ -384,8 +384,17 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 		!eo_conf_set(conf, "auto.offset.reset", "error", err, errlen) ||
 		!eo_conf_set(conf, "enable.partition.eof", "false", err, errlen) ||
 		(!queue_set && !eo_conf_set(conf, "queued.max.messages.kbytes", queue_kb, err, errlen)) ||
-		/* a trickle of records must not wait for librdkafka's default 500 ms fetch wait */
-		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "50", err, errlen)) ||
+		/*
+		 * How long a broker holds a fetch that finds no records.  A record
+		 * that arrives meanwhile answers it at once (fetch.min.bytes is 1),
+		 * so this costs no freshness; what it costs is that requests behind
+		 * the fetch on the same connection (the worker's watermark reads,
+		 * watermarks.c, metadata reads) wait for it.  At 50 ms an idle
+		 * worker had a fetch answered 20 times a second; fetches were most
+		 * of what idle pipelines cost the broker (bench/idle.sh).  At 1 s
+		 * a watermark read needed 2 s, which SIGTERM waited for (038).
+		 */
+		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "500", err, errlen)) ||
 
 		/*
 		 * librdkafka 2.0 stops fetching a partition for a whole second once

@@ -40,6 +40,11 @@ extern rd_kafka_conf_t *eo_kafka_conf(const char *brokers, Jsonb *options,
 									  bool may_load_code, const char *group_id,
 									  char *err, size_t errlen);
 extern rd_kafka_t *eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen);
+
+/* kafka_ready.c */
+extern rd_kafka_queue_t *eo_kafka_ready_enable(rd_kafka_t *rk, char *err, size_t errlen);
+extern void eo_kafka_ready_disable(rd_kafka_queue_t *q);
+extern bool eo_kafka_ready_wait(long timeout_ms);
 extern int	eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
 								char *err, size_t errlen, int timeout_ms);
 extern bool eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitions,

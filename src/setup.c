@@ -185,6 +185,12 @@ eo_worker_close(EoWorker *w)
 		rd_kafka_topic_partition_list_destroy(w->assignment);
 		w->assignment = NULL;
 	}
+	/* a queue handle still held would make the destroy wait for ever */
+	if (w->ready != NULL)
+	{
+		eo_kafka_ready_disable(w->ready);
+		w->ready = NULL;
+	}
 	if (w->rk != NULL)
 	{
 		eo_kafka_destroy(w->rk);
@@ -335,6 +341,12 @@ eo_worker_setup(EoWorker *w)
 	{
 		eo_worker_report(w, EO_STATE_FAILED, "could not create Kafka consumer: %s", err);
 		return EO_RESTART_FAILED;
+	}
+	w->ready = eo_kafka_ready_enable(w->rk, err, sizeof(err));
+	if (w->ready == NULL)
+	{
+		eo_worker_report(w, EO_STATE_RETRYING, "%s", err);
+		return EO_RESTART_RETRY;
 	}
 	r = eo_setup_partitions(w, &all, &n);
 	if (r != EO_RESTART_NONE)

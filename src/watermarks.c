@@ -7,9 +7,11 @@
  * what they were, and lag read 0 while records waited.  Instead the worker
  * asks the partitions' leaders for their end offsets (one ListOffsets
  * request per leader, the consumer's isolation level: for read_committed
- * the last stable offset) about once a second, and stamps the slot with the
- * time of the last answer.  status.c shows lag only while that stamp is
- * recent.  A read that fails is not repeated for a while: during an outage
+ * the last stable offset) about once a second, or every
+ * EO_WATERMARKS_IDLE_MS while the worker has nothing to do (each read is a
+ * request for the broker, and the reads of a hundred idle workers were about
+ * a third of its requests), and stamps the slot with the time of the last
+ * answer.  status.c shows lag only while that stamp is recent.  A read that fails is not repeated for a while: during an outage
  * the worker would otherwise spend its time waiting for answers.
  */
 #include "postgres.h"
@@ -20,6 +22,11 @@
 #include "watermarks.h"
 
 #define EO_WATERMARKS_INTERVAL_MS	1000
+/*
+ * A read may wait behind a fetch the broker holds (fetch.wait.max.ms,
+ * kafka.c, half of this).  It is not cut into slices, so this is also how
+ * long SIGTERM may wait while no broker answers: 038 failed with 2 s.
+ */
 #define EO_WATERMARKS_TIMEOUT_MS	1000
 #define EO_WATERMARKS_BACKOFF_MS	3000
 
@@ -31,7 +38,7 @@ static TimestampTz next_read = 0;
  */
 void
 eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic,
-				   int n, const int32 *partitions, int64 *high_watermarks)
+				   int n, const int32 *partitions, int64 *high_watermarks, bool idle)
 {
 	TimestampTz now = GetCurrentTimestamp();
 	rd_kafka_topic_partition_list_t *list;
@@ -65,7 +72,8 @@ eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic,
 
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR && complete)
 	{
-		next_read = TimestampTzPlusMilliseconds(now, EO_WATERMARKS_INTERVAL_MS);
+		next_read = TimestampTzPlusMilliseconds(now, idle ? EO_WATERMARKS_IDLE_MS :
+												EO_WATERMARKS_INTERVAL_MS);
 		LWLockAcquire(eo_shared->lock, LW_EXCLUSIVE);
 		slot->watermarks_at = now;
 		LWLockRelease(eo_shared->lock);

@@ -46,6 +46,9 @@
  */
 #define EO_SAFETY_POLL_MS 30000
 
+/* An idle worker wakes this often for its housekeeping, if nothing came */
+#define EO_IDLE_WAKE_MS EO_WATERMARKS_IDLE_MS
+
 /* A retrying worker repeats an unchanged status in the log this often */
 #define EO_REPEAT_LOG_MS 10000
 
@@ -276,14 +279,20 @@ eo_consumer_error(EoWorker *w, rd_kafka_message_t *msg)
 	}
 }
 
-/* Poll up to batch_size records or until batch_timeout passes. */
+/*
+ * Poll the records the consumer has ready, up to batch_size or queue_kbytes
+ * of payload.  The batch closes as soon as the queue is empty: a trickle is
+ * committed at once, a backlog (a full queue) still fills whole batches, and
+ * batch_timeout bounds a batch whose records keep coming.  With nothing
+ * ready, sleep on the latch and the queue (kafka_ready.c) for at most
+ * EO_IDLE_WAKE_MS, then return an empty batch for eo_run's housekeeping.
+ */
 static EoRestart
 eo_poll(EoWorker *w)
 {
-	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->cfg->batch_timeout);
+	TimestampTz deadline = 0;
+	TimestampTz wake = 0;
 	int			cap = w->cfg->batch_size;
-
-	/* a batch holds at most eo_ingest.queue_kbytes of payload, however many records */
 	int64		bytes = 0;
 	int64		max_bytes = (int64) eo_queue_kbytes * 1024;
 
@@ -299,25 +308,40 @@ eo_poll(EoWorker *w)
 	w->nrecs = 0;
 	while (w->nrecs < cap && bytes < max_bytes)
 	{
-		long		left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), deadline);
 		rd_kafka_message_t *msg;
 		EoRecord   *rec;
 		int			k;
 
-		if (left <= 0)
-			break;
-
 		/*
-		 * No latch wait here: watch the postmaster, never outlive it.  Both
-		 * checks come before the poll, as a message held by no one would
-		 * make rd_kafka_destroy wait forever when the worker exits.
+		 * Both checks come before the poll, as a message held by no one
+		 * would make rd_kafka_destroy wait forever when the worker exits.
 		 */
 		CHECK_FOR_INTERRUPTS();
 		if (!PostmasterIsAlive())
 			proc_exit(1);
-		msg = rd_kafka_consumer_poll(w->rk, Min(left, 100));
+		msg = rd_kafka_consumer_poll(w->rk, 0);
 		if (msg == NULL)
+		{
+			long		left;
+			bool		ready;
+
+			/* nothing more ready: commit what there is, or sleep */
+			if (w->nrecs > 0)
+				break;
+			/* in all, however many errors wake the wait; sooner in an outage */
+			if (wake == 0)
+				wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+												   w->kafka_trouble ? 1000 : EO_IDLE_WAKE_MS);
+			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), wake);
+			if (left <= 0)
+				break;
+			ready = eo_kafka_ready_wait(left);
+			/* SIGTERM set the latch: exit now, not after a watermark read */
+			CHECK_FOR_INTERRUPTS();
+			if (!ready)
+				break;
 			continue;
+		}
 		if (msg->err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{
 			EoRestart	r = eo_consumer_error(w, msg);
@@ -346,6 +370,10 @@ eo_poll(EoWorker *w)
 		rec->offset = msg->offset;
 		rec->timestamp = rd_kafka_message_timestamp(msg, NULL);
 		bytes += msg->len + msg->key_len;
+		if (w->nrecs == 1)
+			deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), w->cfg->batch_timeout);
+		else if ((w->nrecs & 255) == 0 && GetCurrentTimestamp() >= deadline)
+			break;
 	}
 	return EO_RESTART_NONE;
 }
@@ -484,7 +512,7 @@ eo_commit_batch(EoWorker *w)
 
 /* Publish the progress and the high watermarks (watermarks.c). */
 static void
-eo_publish(EoWorker *w)
+eo_publish(EoWorker *w, bool idle)
 {
 	EoLedger   *l = &w->ledger;
 	int			n = Max(l->nparts, 1);
@@ -498,7 +526,7 @@ eo_publish(EoWorker *w)
 		o[i] = l->parts[i].next;
 		h[i] = l->parts[i].high_watermark;
 	}
-	eo_watermarks_read(w->slot, w->rk, w->cfg->topic, l->nparts, p, h);
+	eo_watermarks_read(w->slot, w->rk, w->cfg->topic, l->nparts, p, h, idle);
 	for (int i = 0; i < l->nparts; i++)
 		l->parts[i].high_watermark = h[i];
 	eo_slot_set_progress(w->slot, l->nparts, p, o, h);
@@ -563,6 +591,7 @@ eo_run(EoWorker *w)
 	for (;;)
 	{
 		EoRestart	r;
+		bool		idle;
 
 		CHECK_FOR_INTERRUPTS();
 		if (eo_worker_changed(w))
@@ -587,11 +616,12 @@ eo_run(EoWorker *w)
 		}
 
 		r = eo_poll(w);
+		idle = w->nrecs == 0;
 		if (r == EO_RESTART_NONE)
 			r = eo_commit_batch(w);
 		if (r != EO_RESTART_NONE)
 			return r;
-		eo_publish(w);
+		eo_publish(w, idle);
 	}
 }
 

@@ -73,6 +73,7 @@ typedef struct EoWorker
 	char	   *target_name;	/* as last stored in the catalog, in worker_cxt */
 
 	rd_kafka_t *rk;
+	rd_kafka_queue_t *ready;	/* rk's consumer queue, hooked to the wait */
 	rd_kafka_topic_partition_list_t *assignment;
 	int			topic_partitions;
 	EoKafkaHealth health;

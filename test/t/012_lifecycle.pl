@@ -193,6 +193,21 @@ EoTest::check_rows($node, 'public.orders_b', \@mb, 'skip',
 	label => 'start => false, then resumed: orders_b');
 EoTest::check_counters($node, 'pb_paused', 'public.orders_b', EoTest::committed_count(\@mb));
 
+# --- a batch closes as soon as the consumer has nothing more ready: with an
+# hour's batch_timeout and room for 50,000 records, records produced into a
+# running pipeline land at once (they would have waited the hour)
+$kafka->create_topic('t012d', 1);
+EoTest::create_orders_table($node, 'public.orders_d');
+EoTest::create_pipeline($node, name => 'trickle', brokers => $kafka->brokers,
+	topic => 't012d', target => 'public.orders_d', batch_timeout => \'3600000');
+EoTest::wait_for($node, "SELECT state FROM eo_ingest.pipeline_status WHERE name = 'trickle'",
+	'running', 60);
+my @md;
+produce('t012d', \@md, 50, 1);
+EoTest::wait_caught_up($node, 'trickle', EoTest::committed_count(\@md), timeout => 60);
+EoTest::check_rows($node, 'public.orders_d', \@md, 'skip',
+	label => 'batch_timeout of an hour: 50 records landed at once');
+
 # The second database's pipeline ran undisturbed through all of this.
 is($node->safe_psql('db2', <<'EOS'),
 SELECT state, worker_pid IS NOT NULL, rows_inserted + duplicates_skipped
