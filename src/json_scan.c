@@ -179,7 +179,7 @@ eo_unescape(const char *start, int len)
 }
 
 /* Do the field names down to this level spell the start of col's path? */
-static bool
+static inline bool
 eo_scan_path_matches(EoScan *s, const EoColumn *col, int level)
 {
 	for (int k = 0; k < level; k++)

@@ -116,12 +116,9 @@ eo_id_tail_cmp(const EoRecord *ra, const EoRecord *rb)
  * By event id; among duplicates keep the first record of each event id
  * ('skip'), or the latest by Kafka timestamp, then offset ('update').
  */
-static int
-eo_cmp_event(const void *a, const void *b, void *arg)
+static inline int
+eo_cmp_event(const EoIdKey *ka, const EoIdKey *kb, const EoMapping *map)
 {
-	const EoMapping *map = arg;
-	const EoIdKey *ka = a;
-	const EoIdKey *kb = b;
 	const EoRecord *ra = ka->rec;
 	const EoRecord *rb = kb->rec;
 	int			c;
@@ -145,6 +142,15 @@ eo_cmp_event(const void *a, const void *b, void *arg)
 	/* batch order: the records are one array */
 	return ra < rb ? -1 : (ra > rb ? 1 : 0);
 }
+
+/* eo_sort_ids(): a quicksort with the comparison inlined */
+#define ST_SORT eo_sort_ids
+#define ST_ELEMENT_TYPE EoIdKey
+#define ST_COMPARE(a, b, arg) eo_cmp_event(a, b, arg)
+#define ST_COMPARE_ARG_TYPE const EoMapping
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 void
 eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
@@ -174,7 +180,7 @@ eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 		keys[m].rec = rec;
 		m++;
 	}
-	qsort_arg(keys, m, sizeof(EoIdKey), eo_cmp_event, w->map);
+	eo_sort_ids(keys, m, w->map);
 	order = palloc(sizeof(EoRecord *) * Max(m, 1));
 	for (int i = 0; i < m; i++)
 	{
