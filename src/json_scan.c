@@ -42,8 +42,24 @@ typedef struct EoScan
 	const char *name[EO_MAX_DEPTH + 1];
 	int			namelen[EO_MAX_DEPTH + 1];
 	EoFrame		frames[EO_FRAMES];
-	char		kinds[EO_JSON_MAX_NESTING]; /* '{' or '[' per open container */
+	/* one bit per open container: set for '[', clear for '{' */
+	uint8		arrays[(EO_JSON_MAX_NESTING + 7) / 8];
 } EoScan;
+
+static inline void
+eo_scan_set_kind(EoScan *s, int depth, char kind)
+{
+	if (kind == '[')
+		s->arrays[depth / 8] |= (uint8) (1 << (depth % 8));
+	else
+		s->arrays[depth / 8] &= (uint8) ~(1 << (depth % 8));
+}
+
+static inline char
+eo_scan_kind(const EoScan *s, int depth)
+{
+	return (s->arrays[depth / 8] & (1 << (depth % 8))) ? '[' : '{';
+}
 
 static inline void
 eo_scan_ws(EoScan *s)
@@ -163,7 +179,7 @@ eo_unescape(const char *start, int len)
 }
 
 /* Do the field names down to this level spell the start of col's path? */
-static bool
+static inline bool
 eo_scan_path_matches(EoScan *s, const EoColumn *col, int level)
 {
 	for (int k = 0; k < level; k++)
@@ -270,7 +286,7 @@ eo_scan_open(EoScan *s, int field_level)
 
 	if (s->depth == EO_JSON_MAX_NESTING)
 		return EO_JSON_TOO_DEEP;
-	s->kinds[s->depth] = kind;
+	eo_scan_set_kind(s, s->depth, kind);
 	if (s->depth < EO_FRAMES)
 	{
 		EoFrame    *fr = &s->frames[s->depth];
@@ -305,18 +321,15 @@ eo_json_scan(EoFields *f, const char *p, const char *end)
 EoJsonScan
 eo_json_scan_source(EoFields *f, const char *p, const char *end, EoSource source)
 {
-	/* about 10 kB: freed at once, as a batch scans many values */
-	EoScan	   *s = palloc(sizeof(EoScan));
-	EoJsonScan	r;
+	EoScan		scan;			/* about 1.6 kB: no allocation per value */
+	EoScan	   *s = &scan;
 
 	s->source = source;
 	s->p = p;
 	s->end = end;
 	s->f = f;
 	s->depth = 0;
-	r = eo_scan_run(s);
-	pfree(s);
-	return r;
+	return eo_scan_run(s);
 }
 
 static EoJsonScan
@@ -407,7 +420,7 @@ eo_scan_run(EoScan *s)
 				return s->p == s->end ? EO_JSON_OK : EO_JSON_INVALID;
 			if (s->p >= s->end)
 				return EO_JSON_INVALID;
-			open = s->kinds[s->depth - 1];
+			open = eo_scan_kind(s, s->depth - 1);
 			if (*s->p == (open == '{' ? '}' : ']'))
 			{
 				s->p++;

@@ -315,6 +315,7 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 	bool		wait_set = false;
 	bool		min_set = false;
 	bool		reconnect_set = false;
+	bool		partition_fetch_set = false;
 	char	   *code;
 
 	if (!may_load_code && (code = eo_guard_code_option(options)) != NULL)
@@ -371,6 +372,8 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 					min_set = true;
 				if (strcmp(key, "reconnect.backoff.max.ms") == 0)
 					reconnect_set = true;
+				if (strcmp(key, "max.partition.fetch.bytes") == 0)
+					partition_fetch_set = true;
 			}
 		}
 	}
@@ -406,6 +409,18 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 		 * 250 bytes each) when records are tiny.
 		 */
 		(!min_set && !eo_conf_set(conf, "queued.min.messages", "200000", err, errlen)) ||
+
+		/*
+		 * One fetch response holds up to this much of every partition the
+		 * worker reads, and librdkafka hands none of it to the worker before
+		 * all of it has arrived.  With librdkafka's 1 MB and 16 partitions
+		 * per worker, responses of 16 MB left the worker waiting between
+		 * them: 64 partitions with workers => 4 drained at 0.66-0.72 x the
+		 * 4-partition figure, and at 0.89 x with 256 kB (bench/run.sh
+		 * --many-partitions 64).  A larger record is still fetched whole:
+		 * librdkafka grows the size for it.
+		 */
+		(!partition_fetch_set && !eo_conf_set(conf, "max.partition.fetch.bytes", "262144", err, errlen)) ||
 
 		/*
 		 * librdkafka backs off reconnecting up to 10 s by default, so after

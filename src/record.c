@@ -261,8 +261,9 @@ eo_record_json_string(const char **text, int *len)
 
 /*
  * The event id's bytes, compared to find duplicates inside the batch: those
- * of its Datum, so that an id that came as text and one that came as a
- * Datum (Avro schema versions with different types) compare alike.
+ * of its Datum (a uuid's 16 bytes, not its 36 characters of text), so that
+ * an id that came as text and one that came as a Datum (Avro schema
+ * versions with different types) compare alike.
  */
 static void
 eo_record_event_id(EoMapping *map, EoRecord *rec, MemoryContext cxt)
@@ -270,27 +271,37 @@ eo_record_event_id(EoMapping *map, EoRecord *rec, MemoryContext cxt)
 	int			c = map->id_column;
 	EoColumn   *col = &map->columns[c];
 	Datum		d = rec->datums[c];
-	const char *src;
-	int			len;
 
 	if (col->typbyval)
 	{
-		src = (const char *) &d;
-		len = sizeof(Datum);
+		rec->event_id = MemoryContextAlloc(cxt, sizeof(Datum));
+		memcpy(rec->event_id, &d, sizeof(Datum));
+		rec->event_id_len = sizeof(Datum);
 	}
 	else if (col->typlen == -1)
 	{
-		src = VARDATA_ANY(DatumGetPointer(d));
-		len = VARSIZE_ANY_EXHDR(DatumGetPointer(d));
+		struct varlena *v = (struct varlena *) DatumGetPointer(d);
+
+		if (VARATT_IS_EXTENDED(v) && !VARATT_IS_SHORT(v))
+		{
+			MemoryContext old = MemoryContextSwitchTo(cxt);
+
+			v = pg_detoast_datum_packed(v);
+			MemoryContextSwitchTo(old);
+		}
+		rec->event_id = VARDATA_ANY(v);
+		rec->event_id_len = VARSIZE_ANY_EXHDR(v);
+	}
+	else if (col->typlen == -2)
+	{
+		rec->event_id = DatumGetPointer(d);
+		rec->event_id_len = strlen(rec->event_id);
 	}
 	else
 	{
-		src = DatumGetPointer(d);
-		len = col->typlen;
+		rec->event_id = DatumGetPointer(d);
+		rec->event_id_len = col->typlen;
 	}
-	rec->event_id = MemoryContextAlloc(cxt, Max(len, 1));
-	memcpy(rec->event_id, src, len);
-	rec->event_id_len = len;
 }
 
 /*

@@ -135,7 +135,8 @@ typedef struct EoRecord
 								 * NULL), else '0' */
 	Datum	   *datums;
 	bool	   *nulls;
-	char	   *event_id;		/* the id's text, for in-batch duplicates */
+	char	   *event_id;		/* the id's bytes as its column type, for
+								 * in-batch duplicates */
 	int			event_id_len;
 	/* set by each attempt to write the batch (writer.c) */
 	EoRecordStatus status;

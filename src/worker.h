@@ -81,8 +81,9 @@ typedef struct EoWorker
 	bool		kafka_trouble;	/* an outage is being reported */
 
 	EoLedger	ledger;
-	EoRecord   *recs;
+	EoRecord   *recs;			/* in worker_cxt, kept from batch to batch */
 	int			nrecs;
+	int			recs_cap;		/* recs has room for this many */
 
 	uint64		wake_seq;		/* slot->wake_seq when last checked */
 	TimestampTz checked_at;		/* last look at the pipeline's row */

@@ -73,22 +73,63 @@ eo_writer_destroy(EoWriter *w)
 }
 
 /*
- * Duplicates inside the batch: keep the first record of each event id
- * ('skip'), or the latest by Kafka timestamp, then offset ('update').
+ * Duplicates inside the batch are found by sorting on the event id.  The
+ * sort runs over an array of keys holding the id's first 16 bytes as two
+ * integers, so that most comparisons touch neither the record nor the id
+ * (a uuid fits whole; ids sharing long prefixes, as sequential ones do, are
+ * told apart without a memcmp).  The order is the bytes' (memcmp, then the
+ * shorter first): any total order every worker agrees on will do.
  */
-static int
-eo_cmp_event(const void *a, const void *b, void *arg)
+typedef struct EoIdKey
 {
-	const EoMapping *map = arg;
-	const EoRecord *ra = *(EoRecord *const *) a;
-	const EoRecord *rb = *(EoRecord *const *) b;
+	uint64		k0;				/* bytes 0-7 of the id, big-endian, zero
+								 * padded */
+	uint64		k1;				/* bytes 8-15 */
+	EoRecord   *rec;
+} EoIdKey;
+
+static uint64
+eo_id_word(const char *id, int len, int from)
+{
+	uint64		w = 0;
+
+	for (int i = from; i < from + 8; i++)
+		w = (w << 8) | (i < len ? (unsigned char) id[i] : 0);
+	return w;
+}
+
+/* Same id bytes?  The keys are equal already. */
+static int
+eo_id_tail_cmp(const EoRecord *ra, const EoRecord *rb)
+{
 	int			len = Min(ra->event_id_len, rb->event_id_len);
-	int			c = memcmp(ra->event_id, rb->event_id, len);
+	int			c = len > 16 ? memcmp(ra->event_id + 16, rb->event_id + 16, len - 16) : 0;
 
 	if (c != 0)
 		return c;
 	if (ra->event_id_len != rb->event_id_len)
 		return ra->event_id_len < rb->event_id_len ? -1 : 1;
+	return 0;
+}
+
+/*
+ * By event id; among duplicates keep the first record of each event id
+ * ('skip'), or the latest by Kafka timestamp, then offset ('update').
+ */
+static inline int
+eo_cmp_event(const EoIdKey *ka, const EoIdKey *kb, const EoMapping *map)
+{
+	const EoRecord *ra = ka->rec;
+	const EoRecord *rb = kb->rec;
+	int			c;
+
+	if (ka->k0 != kb->k0)
+		return ka->k0 < kb->k0 ? -1 : 1;
+	if (ka->k1 != kb->k1)
+		return ka->k1 < kb->k1 ? -1 : 1;
+	c = eo_id_tail_cmp(ra, rb);
+	if (c != 0)
+		return c;
 	if (map->update)
 	{
 		/* latest first */
@@ -98,13 +139,23 @@ eo_cmp_event(const void *a, const void *b, void *arg)
 			return ra->offset > rb->offset ? -1 : 1;
 		return ra->partition > rb->partition ? -1 : (ra->partition < rb->partition ? 1 : 0);
 	}
-	/* batch order: the pointers are into one array */
+	/* batch order: the records are one array */
 	return ra < rb ? -1 : (ra > rb ? 1 : 0);
 }
+
+/* eo_sort_ids(): a quicksort with the comparison inlined */
+#define ST_SORT eo_sort_ids
+#define ST_ELEMENT_TYPE EoIdKey
+#define ST_COMPARE(a, b, arg) eo_cmp_event(a, b, arg)
+#define ST_COMPARE_ARG_TYPE const EoMapping
+#define ST_SCOPE static
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 void
 eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 {
+	EoIdKey    *keys;
 	EoRecord  **order;
 	int			m = 0;
 
@@ -117,15 +168,25 @@ eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 	w->norder = 0;
 	if (w->map->id_column < 0)
 		return;
-	order = palloc(sizeof(EoRecord *) * Max(n, 1));
+	keys = palloc(sizeof(EoIdKey) * Max(n, 1));
 	for (int i = 0; i < n; i++)
-		if (recs[i].status == EO_REC_OK)
-			order[m++] = &recs[i];
-	qsort_arg(order, m, sizeof(EoRecord *), eo_cmp_event, w->map);
-	for (int i = 1; i < m; i++)
 	{
-		if (order[i]->event_id_len == order[i - 1]->event_id_len &&
-			memcmp(order[i]->event_id, order[i - 1]->event_id, order[i]->event_id_len) == 0)
+		EoRecord   *rec = &recs[i];
+
+		if (rec->status != EO_REC_OK)
+			continue;
+		keys[m].k0 = eo_id_word(rec->event_id, rec->event_id_len, 0);
+		keys[m].k1 = eo_id_word(rec->event_id, rec->event_id_len, 8);
+		keys[m].rec = rec;
+		m++;
+	}
+	eo_sort_ids(keys, m, w->map);
+	order = palloc(sizeof(EoRecord *) * Max(m, 1));
+	for (int i = 0; i < m; i++)
+	{
+		order[i] = keys[i].rec;
+		if (i > 0 && keys[i].k0 == keys[i - 1].k0 && keys[i].k1 == keys[i - 1].k1 &&
+			eo_id_tail_cmp(order[i], order[i - 1]) == 0)
 		{
 			/* order[i - 1] may itself be a duplicate; the group's winner is first */
 			order[i]->status = EO_REC_DUPLICATE;
@@ -133,6 +194,7 @@ eo_writer_dedup(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 			counts->skipped++;
 		}
 	}
+	pfree(keys);
 	/* eo_writer_write takes this order: no second sort by event id */
 	w->order = order;
 	w->norder = m;

@@ -8,7 +8,8 @@
 #    and dead letters from both paths (eo_ingest.direct_insert on and off);
 #  - 'update' through the fast path: new ids inserted, existing ones updated;
 #  - timestamps in every ISO 8601 spelling and uuids in every spelling land
-#    as SQL's cast reads them (the worker parses the common forms itself).
+#    as SQL's cast reads them (the worker parses the common forms itself);
+#  - spellings of one uuid in one batch are duplicates of each other.
 
 use strict;
 use warnings;
@@ -208,6 +209,28 @@ my @uuids = ('a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'A0EEBC99-9C0B-4EF8-BB6D-6B
 	'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a1', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a177',
 	'a0eebc99x9c0b-4ef8-bb6d-6bb9bd380a18', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd38 a19');
 check_spellings('uuids', 'uuid', 'event_id', @uuids);
+
+# --- one event id spelled four ways in one batch: duplicates of each other
+# (the batch collapses ids by their uuid value, not their text), so with
+# 'update' the latest record wins and nothing is left for the statement
+# that cannot update one row twice
+
+my @spell = ('c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', 'C0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
+	'{c0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}', 'c0eebc999c0b4ef8bb6d6bb9bd380a11');
+$kafka->create_topic('spelled', 1);
+EoTest::create_orders_table($node, 'public.spelled');
+$kafka->kcat_produce('spelled', [ map {
+	{ key => "s$_", value => sprintf('{"event_id":"%s","seq":%d}', $spell[$_], $_) }
+} 0 .. $#spell ]);
+EoTest::create_pipeline($node, name => 'spelled', brokers => $kafka->brokers,
+	topic => 'spelled', target => 'public.spelled', on_duplicate => 'update');
+EoTest::wait_caught_up($node, 'spelled', scalar @spell);
+is($node->safe_psql('postgres', "SELECT count(*), max(seq) FROM public.spelled"),
+	'1|' . $#spell, "spelled: one row, from the latest of the id's spellings");
+is($node->safe_psql('postgres',
+		"SELECT rows_inserted + rows_updated, duplicates_skipped, dead_letters "
+		  . "FROM eo_ingest.pipeline_status WHERE name = 'spelled'"),
+	'1|' . $#spell . '|0', 'spelled: the other spellings counted as duplicates');
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|was fenced off/, 'server log: no crashed process, no fenced worker');
