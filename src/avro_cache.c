@@ -394,5 +394,5 @@ eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 	}
 	if (schema == NULL)
 		elog(ERROR, "Avro pipeline has neither a schema registry nor a schema");
-	return eo_avro_decode(map, sink, schema, data, len, error);
+	return eo_avro_decode(map, sink, schema, data, len, sqlerrcode, error);
 }

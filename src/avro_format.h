@@ -77,7 +77,7 @@ typedef struct EoAvroSink
 } EoAvroSink;
 
 extern bool eo_avro_decode(EoMapping *map, EoAvroSink *sink, EoAvroNode *schema,
-						   const char *data, size_t len, char **error);
+						   const char *data, size_t len, int *sqlerrcode, char **error);
 
 /* avro_datum.c: one primitive value, read by avro_decode.c */
 typedef struct EoAvroScalar

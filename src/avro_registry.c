@@ -23,8 +23,11 @@
 
 #include "avro_format.h"
 #include "compat.h"
+#include "json_scan.h"
 
 #define EO_REGISTRY_MAX_BODY (4 * 1024 * 1024)
+/* an answer is flat (the schema is a string in it); PostgreSQL's parser recurses */
+#define EO_REGISTRY_MAX_NESTING 32
 
 typedef struct EoBody
 {
@@ -101,14 +104,18 @@ eo_answer_scalar(void *state, char *token, JsonTokenType type)
 	EO_JSON_ACTION_DONE;
 }
 
-/* Parse a registry's JSON answer without raising errors; false if not JSON. */
+/*
+ * Parse a registry's JSON answer without raising errors; false if not JSON
+ * (or nested deeper than any registry answer).
+ */
 static bool
 eo_parse_answer(const EoBody *body, EoAnswer *a)
 {
 	JsonSemAction sem = {0};
 
 	memset(a, 0, sizeof(*a));
-	if (body->data == NULL || !pg_verifymbstr(body->data, body->len, true))
+	if (body->data == NULL || !pg_verifymbstr(body->data, body->len, true) ||
+		!eo_json_nesting_within(body->data, body->data + body->len, EO_REGISTRY_MAX_NESTING))
 		return false;
 	a->lex = eo_json_lexer_in(body->data, body->len, PG_UTF8, true);
 	sem.semstate = a;
