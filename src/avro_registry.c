@@ -60,12 +60,19 @@ eo_curl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-/* Abort the transfer when the worker is asked to stop or cancel. */
+/*
+ * Abort the transfer when the worker is asked to stop or cancel, or its
+ * pipeline changed (paused, altered): a registry that never answers must
+ * not hold the worker for the whole timeout.
+ */
 static int
 eo_curl_progress(void *p, curl_off_t dltotal, curl_off_t dlnow,
 				 curl_off_t ultotal, curl_off_t ulnow)
 {
-	return (InterruptPending || ProcDiePending) ? 1 : 0;
+	const EoRegistryConf *conf = (const EoRegistryConf *) p;
+
+	return (InterruptPending || ProcDiePending ||
+			(conf->abandon != NULL && conf->abandon(conf->abandon_arg))) ? 1 : 0;
 }
 
 /* The two top-level members of a registry answer that matter. */
@@ -156,6 +163,7 @@ eo_registry_get(const EoRegistryConf *conf, const char *base, int32 id,
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, eo_curl_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, conf);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, conf->timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, Min(conf->timeout_ms, 5000L));
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "eo_ingest");
