@@ -13,8 +13,11 @@ and eo_ingest use, with the same status codes and error bodies:
 
 No compatibility checks; schemas persist only in --state FILE (JSON), so that a
 registry stopped and started again still knows the ids it gave out.
-A real registry (Karapace from PyPI, Apicurio from Maven Central) has not
-been tried yet: the session that wrote this had no time left for it.
+A real registry could not be installed from the registries this machine
+reaches (tried 2026-11-29): Karapace is not on PyPI, and Apicurio's
+io.apicurio:apicurio-registry-app on Maven Central is the Quarkus
+application's library jar (no Main-Class, no runnable "-runner" jar), which
+would need a Quarkus build of its own.
 
 Options: --port N (0 = pick one), --port-file F (written once listening),
 --user U --password P (require HTTP basic auth), --not-a-registry (answer 404
