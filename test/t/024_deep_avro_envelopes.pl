@@ -3,7 +3,9 @@
 # bytea): each makes exactly its own record a dead letter with its SQLSTATE
 # and a precise error, while every other record of the same batch lands.
 #   Avro: a recursive schema (a linked list) whose data nests 100,000 nodes
-#     deep, mapped to a jsonb column and unmapped; 400 nodes still land whole.
+#     deep, mapped to a jsonb column (a plain target: the multi-insert path)
+#     and unmapped (a target with a foreign key: INSERT ... ON CONFLICT);
+#     400 nodes still land whole.
 #   Avro schemas: a registry schema nested 20,000 deep makes the records
 #     with its id dead letters; an inline one is refused by create_pipeline.
 #   Debezium: "after", "before", "source" and the key nested 100,000 deep.
@@ -92,8 +94,10 @@ sub zigzag_hex
 }
 
 $node->safe_psql('postgres', <<'EOS');
+CREATE TABLE public.av_ids (id integer PRIMARY KEY);
+INSERT INTO public.av_ids SELECT generate_series(1, 1002);
 CREATE TABLE public.av_mapped (id integer PRIMARY KEY, node jsonb);
-CREATE TABLE public.av_unmapped (id integer PRIMARY KEY);
+CREATE TABLE public.av_unmapped (id integer PRIMARY KEY REFERENCES public.av_ids);
 EOS
 $kafka->create_topic('deep_avro', 1);
 
