@@ -15,6 +15,7 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "catalog.h"
 #include "ledger.h"
@@ -29,19 +30,19 @@ eo_ledger_part(const EoLedger *l, int32 partition)
 	return -1;
 }
 
-/* A one-dimensional array of elemtype (int4, int8, bytea or text) */
+/* A one-dimensional array of n elements of elemtype; nulls may be NULL */
 static Datum
 eo_array(Datum *elems, bool *nulls, int n, Oid elemtype)
 {
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
-	bool		wide = elemtype == INT8OID;
-	bool		varlena = elemtype == BYTEAOID || elemtype == TEXTOID;
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
 
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
 	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
-											  varlena ? -1 : wide ? 8 : 4,
-											  varlena ? false : wide ? FLOAT8PASSBYVAL : true,
-											  wide ? TYPALIGN_DOUBLE : TYPALIGN_INT));
+											  typlen, typbyval, typalign));
 }
 
 static Datum
