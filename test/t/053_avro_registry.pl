@@ -139,5 +139,7 @@ my $log = slurp_file($node->logfile);
 unlike($log, qr/\Q$password\E/, 'the registry password is in no log line');
 unlike($log, qr/terminated by signal/, 'no process crashed');
 
+$hang->stop;
+$reg->stop;
 $kafka->stop;
 done_testing();
