@@ -92,17 +92,18 @@ is($node->safe_psql('postgres',
 
 # With a 10-minute timeout the worker sits in a request: pause and stop
 # must not wait for it.
+# (counted before the step that leads to the request, which may come at once)
 sub wait_request
 {
-	my ($label) = @_;
-	my $seen = $hang->requests;
+	my ($label, $seen) = @_;
 	my $deadline = time + 60;
 	sleep 0.1 while $hang->requests == $seen && time < $deadline;
 	ok($hang->requests > $seen, "$label: the worker is waiting for the registry");
 }
+my $before = $hang->requests;
 $node->safe_psql('postgres', "SELECT eo_ingest.alter_pipeline('reg_hang', kafka_options => '"
 	  . options(timeout => 600000) . "')");
-wait_request('after alter_pipeline');
+wait_request('after alter_pipeline', $before);
 my $t0 = time;
 $node->safe_psql('postgres', "SELECT eo_ingest.pause_pipeline('reg_hang')");
 ok(EoTest::wait_for($node,
@@ -112,8 +113,9 @@ ok(EoTest::wait_for($node,
 my $paused_in = time - $t0;
 cmp_ok($paused_in, '<', 5, sprintf('paused in %.1f s (the request timeout is 600 s)', $paused_in));
 
+$before = $hang->requests;
 $node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('reg_hang')");
-wait_request('after resume_pipeline');
+wait_request('after resume_pipeline', $before);
 
 # ---- the password is nowhere ----------------------------------------------------
 $node->safe_psql('postgres', 'CREATE ROLE peeker LOGIN');
