@@ -100,15 +100,18 @@ sub wait_request
 	sleep 0.1 while $hang->requests == $seen && time < $deadline;
 	ok($hang->requests > $seen, "$label: the worker is waiting for the registry");
 }
-my $before = $hang->requests;
+my $status_sql = "SELECT state || ':' || coalesce(worker_pid::text, 'none') "
+  . "FROM eo_ingest.pipeline_status WHERE name = 'reg_hang'";
+$node->safe_psql('postgres', "SELECT eo_ingest.pause_pipeline('reg_hang')");
+ok(EoTest::wait_for($node, $status_sql, 'paused:none', 60), 'paused to change the timeout');
 $node->safe_psql('postgres', "SELECT eo_ingest.alter_pipeline('reg_hang', kafka_options => '"
 	  . options(timeout => 600000) . "')");
-wait_request('after alter_pipeline', $before);
+my $before = $hang->requests;
+$node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('reg_hang')");
+wait_request('resumed with a 600 s timeout', $before);
 my $t0 = time;
 $node->safe_psql('postgres', "SELECT eo_ingest.pause_pipeline('reg_hang')");
-ok(EoTest::wait_for($node,
-		"SELECT state || ':' || coalesce(worker_pid::text, 'none') FROM eo_ingest.pipeline_status WHERE name = 'reg_hang'",
-		'paused:none', 30),
+ok(EoTest::wait_for($node, $status_sql, 'paused:none', 30),
 	'pause_pipeline: the worker left the hanging request and exited');
 my $paused_in = time - $t0;
 cmp_ok($paused_in, '<', 5, sprintf('paused in %.1f s (the request timeout is 600 s)', $paused_in));
