@@ -268,12 +268,16 @@ eo_avro_load_catalog(const int32 *ids, int n)
 
 /*
  * With no transaction open: fetch the ids still unknown from the registry.
- * EO_AVRO_RETRY when it cannot be reached (err says why; what was fetched
- * is kept), EO_AVRO_FAILED when it is no registry or refuses us.
+ * EO_AVRO_RETRY when it cannot be reached or abandon(abandon_arg) said to
+ * give up (err says why; what was fetched is kept), EO_AVRO_FAILED when it
+ * is no registry or refuses us.
  */
 EoAvroReady
-eo_avro_fetch(const int32 *ids, int n, char *err, size_t errlen)
+eo_avro_fetch(const int32 *ids, int n, bool (*abandon) (void *arg), void *abandon_arg,
+			  char *err, size_t errlen)
 {
+	eo_conf.abandon = abandon;
+	eo_conf.abandon_arg = abandon_arg;
 	for (int i = 0; i < n; i++)
 	{
 		int32		id = ids[i];
@@ -394,5 +398,5 @@ eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 	}
 	if (schema == NULL)
 		elog(ERROR, "Avro pipeline has neither a schema registry nor a schema");
-	return eo_avro_decode(map, sink, schema, data, len, error);
+	return eo_avro_decode(map, sink, schema, data, len, sqlerrcode, error);
 }

@@ -28,7 +28,12 @@
 
 #include "avro_format.h"
 
-#define EO_AVRO_MAX_NESTING 64
+/*
+ * Values nest only as deep as their schema, except through a recursive
+ * named type (a linked list, a tree): its data can nest without end, and
+ * the walks below recurse.  Deeper values are dead letters.
+ */
+#define EO_AVRO_MAX_NESTING 1000
 
 typedef enum EoRender
 {
@@ -42,6 +47,7 @@ typedef struct EoReader
 	const char *p;
 	const char *end;
 	const char *field;			/* the top-level field being read, for errors */
+	int			sqlerrcode;
 	char	   *error;
 } EoReader;
 
@@ -54,6 +60,14 @@ eo_fail(EoReader *r, const char *msg)
 					 (int) (r->p - r->start), msg) :
 			psprintf("invalid Avro value at byte %d: %s", (int) (r->p - r->start), msg);
 	return false;
+}
+
+static bool
+eo_too_deep(EoReader *r)
+{
+	if (r->error == NULL)
+		r->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
+	return eo_fail(r, psprintf("nested more than %d levels deep", EO_AVRO_MAX_NESTING));
 }
 
 static bool
@@ -155,7 +169,7 @@ eo_skip(EoReader *r, EoAvroNode *s, int depth)
 	const char *d;
 
 	if (depth > EO_AVRO_MAX_NESTING)
-		return eo_fail(r, "nested too deeply");
+		return eo_too_deep(r);
 	switch (s->type)
 	{
 		case EO_AVRO_NULL:
@@ -411,7 +425,7 @@ eo_render(EoReader *r, EoAvroNode *s, EoRender mode, bool pg_array,
 	const char *d;
 
 	if (depth > EO_AVRO_MAX_NESTING)
-		return eo_fail(r, "nested too deeply");
+		return eo_too_deep(r);
 	*isnull = false;
 	switch (s->type)
 	{
@@ -718,10 +732,10 @@ eo_decode_record(EoReader *r, EoMapping *map, EoAvroSink *sink, EoAvroNode *s,
  */
 bool
 eo_avro_decode(EoMapping *map, EoAvroSink *sink, EoAvroNode *schema,
-			   const char *data, size_t len, char **error)
+			   const char *data, size_t len, int *sqlerrcode, char **error)
 {
-	EoReader	r = {data, data, data + len, NULL, NULL};
-	const char *parents[EO_AVRO_MAX_NESTING + 1];
+	EoReader	r = {data, data, data + len, NULL, ERRCODE_INVALID_BINARY_REPRESENTATION, NULL};
+	const char *parents[EO_MAX_DEPTH + 1];
 
 	if (schema->type != EO_AVRO_RECORD)
 	{
@@ -731,6 +745,7 @@ eo_avro_decode(EoMapping *map, EoAvroSink *sink, EoAvroNode *schema,
 	}
 	if (!eo_decode_record(&r, map, sink, schema, 0, parents))
 	{
+		*sqlerrcode = r.sqlerrcode;
 		*error = r.error;
 		return false;
 	}

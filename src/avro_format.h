@@ -77,7 +77,7 @@ typedef struct EoAvroSink
 } EoAvroSink;
 
 extern bool eo_avro_decode(EoMapping *map, EoAvroSink *sink, EoAvroNode *schema,
-						   const char *data, size_t len, char **error);
+						   const char *data, size_t len, int *sqlerrcode, char **error);
 
 /* avro_datum.c: one primitive value, read by avro_decode.c */
 typedef struct EoAvroScalar
@@ -114,6 +114,9 @@ typedef struct EoRegistryConf
 	char	   *key_password;
 	bool		verify_host;
 	long		timeout_ms;
+	/* asked about once a second during a request: give it up? */
+	bool		(*abandon) (void *arg);
+	void	   *abandon_arg;
 } EoRegistryConf;
 
 extern EoRegistryResult eo_registry_fetch(const EoRegistryConf *conf, int32 id,
@@ -131,7 +134,8 @@ extern void eo_avro_configure(const char *registry, const char *inline_schema,
 							  Jsonb *kafka_options);
 extern int	eo_avro_missing_ids(EoRecord *recs, int n, int32 **ids);
 extern void eo_avro_load_catalog(const int32 *ids, int n);
-extern EoAvroReady eo_avro_fetch(const int32 *ids, int n, char *err, size_t errlen);
+extern EoAvroReady eo_avro_fetch(const int32 *ids, int n, bool (*abandon) (void *arg),
+								 void *abandon_arg, char *err, size_t errlen);
 extern void eo_avro_store_catalog(void);
 extern bool eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 						  int *sqlerrcode, char **error);

@@ -23,8 +23,11 @@
 
 #include "avro_format.h"
 #include "compat.h"
+#include "json_scan.h"
 
 #define EO_REGISTRY_MAX_BODY (4 * 1024 * 1024)
+/* an answer is flat (the schema is a string in it); PostgreSQL's parser recurses */
+#define EO_REGISTRY_MAX_NESTING 32
 
 typedef struct EoBody
 {
@@ -57,12 +60,19 @@ eo_curl_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 	return n;
 }
 
-/* Abort the transfer when the worker is asked to stop or cancel. */
+/*
+ * Abort the transfer when the worker is asked to stop or cancel, or its
+ * pipeline changed (paused, altered): a registry that never answers must
+ * not hold the worker for the whole timeout.
+ */
 static int
 eo_curl_progress(void *p, curl_off_t dltotal, curl_off_t dlnow,
 				 curl_off_t ultotal, curl_off_t ulnow)
 {
-	return (InterruptPending || ProcDiePending) ? 1 : 0;
+	const EoRegistryConf *conf = (const EoRegistryConf *) p;
+
+	return (InterruptPending || ProcDiePending ||
+			(conf->abandon != NULL && conf->abandon(conf->abandon_arg))) ? 1 : 0;
 }
 
 /* The two top-level members of a registry answer that matter. */
@@ -101,14 +111,18 @@ eo_answer_scalar(void *state, char *token, JsonTokenType type)
 	EO_JSON_ACTION_DONE;
 }
 
-/* Parse a registry's JSON answer without raising errors; false if not JSON. */
+/*
+ * Parse a registry's JSON answer without raising errors; false if not JSON
+ * (or nested deeper than any registry answer).
+ */
 static bool
 eo_parse_answer(const EoBody *body, EoAnswer *a)
 {
 	JsonSemAction sem = {0};
 
 	memset(a, 0, sizeof(*a));
-	if (body->data == NULL || !pg_verifymbstr(body->data, body->len, true))
+	if (body->data == NULL || !pg_verifymbstr(body->data, body->len, true) ||
+		!eo_json_nesting_within(body->data, body->data + body->len, EO_REGISTRY_MAX_NESTING))
 		return false;
 	a->lex = eo_json_lexer_in(body->data, body->len, PG_UTF8, true);
 	sem.semstate = a;
@@ -149,6 +163,7 @@ eo_registry_get(const EoRegistryConf *conf, const char *base, int32 id,
 	curl_easy_setopt(curl, CURLOPT_WRITEDATA, &body);
 	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
 	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, eo_curl_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, conf);
 	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, conf->timeout_ms);
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, Min(conf->timeout_ms, 5000L));
 	curl_easy_setopt(curl, CURLOPT_USERAGENT, "eo_ingest");

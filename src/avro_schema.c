@@ -6,7 +6,8 @@
  * refused with its message.  Avro C 1.11 keeps no logical types, though, and
  * its schema walk costs a lookup per field, so the tree the decoder uses is
  * built here from the JSON: named types resolved (recursion included),
- * logical types kept.  Avro C's allocations go to a memory context of their
+ * logical types kept.  A schema nested deeper than any real one is refused
+ * first, as the parsers recurse.  Avro C's allocations go to a memory context of their
  * own, so that nothing it keeps escapes PostgreSQL's accounting.
  */
 #include "postgres.h"
@@ -18,8 +19,18 @@
 #include "utils/memutils.h"
 
 #include "avro_format.h"
+#include "json_scan.h"
 
+/* types in types: records in fields, items, values, union branches */
 #define EO_AVRO_MAX_DEPTH 64
+
+/*
+ * JSON containers in a schema's text.  jansson, Avro C and jsonb_in recurse
+ * over it, so a deeper text is refused before they see it; a schema within
+ * EO_AVRO_MAX_DEPTH (at most three containers a type, and defaults) is far
+ * below this.
+ */
+#define EO_AVRO_MAX_JSON_NESTING 512
 
 typedef struct EoSchemaBuild
 {
@@ -356,6 +367,9 @@ eo_avro_compile(const char *json, MemoryContext cxt)
 	EoAvroNode *node;
 
 	eo_avro_lib_init();
+	if (!eo_json_nesting_within(json, json + strlen(json), EO_AVRO_MAX_JSON_NESTING))
+		eo_schema_error("The schema's JSON nests deeper than %s levels.",
+						psprintf("%d", EO_AVRO_MAX_JSON_NESTING));
 	if (avro_schema_from_json_length(json, strlen(json), &schema) != 0)
 		eo_schema_error("%s", avro_strerror());
 	avro_schema_decref(schema);

@@ -1,7 +1,7 @@
 /*
  * batch.h
  *		The batch writer, which stores a batch's decoded records in the
- *		target and its dead letters in eo_ingest.dead_letters.
+ *		target (its dead letters are stored by the ledger, ledger.h).
  */
 #ifndef EO_BATCH_H
 #define EO_BATCH_H

@@ -338,7 +338,10 @@ eo_env_upsert(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 	eo_env_change(p, rec, row, EO_OP_UPSERT, seq);
 }
 
-/* The key of a record as a row, if it is a JSON object (wrapped or not). */
+/*
+ * The key of a record as a row, if it is a JSON object (wrapped or not).  A
+ * key nested too deeply to look into makes the record a dead letter.
+ */
 static EoRecord *
 eo_env_key_row(EoApplier *a, EoEnvPass *p, EoRecord *rec)
 {
@@ -346,9 +349,15 @@ eo_env_key_row(EoApplier *a, EoEnvPass *p, EoRecord *rec)
 	char	   *error;
 	int			sqlerrcode;
 
-	if (rec->msg->key == NULL || a->map->format != &eo_format_json ||
-		!eo_env_scan(p, rec->msg->key, rec->msg->key_len, &s, &sqlerrcode, &error) ||
-		s.event == NULL)
+	if (rec->msg->key == NULL || a->map->format != &eo_format_json)
+		return NULL;
+	if (!eo_env_scan(p, rec->msg->key, rec->msg->key_len, &s, &sqlerrcode, &error))
+	{
+		if (sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+			eo_env_fail(rec, sqlerrcode, psprintf("Kafka key: %s", error));
+		return NULL;
+	}
+	if (s.event == NULL)
 		return NULL;
 	return eo_env_row(a, p, rec, s.event, s.event_len);
 }

@@ -9,7 +9,8 @@
  * as jsonb_in, sees the value.  Field names at mapped levels and captured
  * strings with escapes are de-escaped by PostgreSQL's own lexer; invalid
  * JSON returns EO_JSON_INVALID, and the caller asks PostgreSQL's parser for
- * the error message.
+ * the error message.  Code that hands JSON to a recursive parser itself
+ * (PostgreSQL's, jansson's) asks eo_json_nesting_within first.
  */
 #include "postgres.h"
 
@@ -438,4 +439,37 @@ eo_scan_run(EoScan *s)
 			break;
 		}
 	}
+}
+
+/*
+ * Does the JSON text in p .. end nest at most limit containers deep?  It
+ * counts brackets outside strings without validating: a recursive parser
+ * stops at the first invalid token, and up to there the count is its depth.
+ */
+bool
+eo_json_nesting_within(const char *p, const char *end, int limit)
+{
+	int			depth = 0;
+	bool		in_string = false;
+
+	for (; p < end; p++)
+	{
+		if (in_string)
+		{
+			if (*p == '\\')
+				p++;
+			else if (*p == '"')
+				in_string = false;
+		}
+		else if (*p == '"')
+			in_string = true;
+		else if (*p == '{' || *p == '[')
+		{
+			if (++depth > limit)
+				return false;
+		}
+		else if (*p == '}' || *p == ']')
+			depth--;
+	}
+	return true;
 }

@@ -21,5 +21,6 @@ typedef enum EoJsonScan
 extern EoJsonScan eo_json_scan(EoFields *f, const char *p, const char *end);
 extern EoJsonScan eo_json_scan_source(EoFields *f, const char *p, const char *end,
 									  EoSource source);
+extern bool eo_json_nesting_within(const char *p, const char *end, int limit);
 
 #endif							/* EO_JSON_SCAN_H */

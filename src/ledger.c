@@ -15,6 +15,7 @@
 #include "catalog/pg_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 #include "catalog.h"
 #include "ledger.h"
@@ -29,6 +30,21 @@ eo_ledger_part(const EoLedger *l, int32 partition)
 	return -1;
 }
 
+/* A one-dimensional array of n elements of elemtype; nulls may be NULL */
+static Datum
+eo_array(Datum *elems, bool *nulls, int n, Oid elemtype)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(elems, nulls, 1, dims, lbs, elemtype,
+											  typlen, typbyval, typalign));
+}
+
 static Datum
 eo_int4_array(const int32 *v, int n)
 {
@@ -36,7 +52,7 @@ eo_int4_array(const int32 *v, int n)
 
 	for (int i = 0; i < n; i++)
 		d[i] = Int32GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, INT4OID, 4, true, TYPALIGN_INT));
+	return eo_array(d, NULL, n, INT4OID);
 }
 
 static Datum
@@ -46,7 +62,7 @@ eo_int8_array(const int64 *v, int n)
 
 	for (int i = 0; i < n; i++)
 		d[i] = Int64GetDatum(v[i]);
-	return PointerGetDatum(construct_array(d, n, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	return eo_array(d, NULL, n, INT8OID);
 }
 
 static Datum
@@ -265,6 +281,16 @@ eo_ledger_store(EoLedger *l, const int64 *next, const EoCounts *counts,
 	}
 }
 
+static Datum
+eo_bytea(const char *data, size_t len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), data, len);
+	return PointerGetDatum(b);
+}
+
 /*
  * Store the batch's dead records in eo_ingest.dead_letters; a record there
  * already (the pipeline was rewound) gets the new error.
@@ -281,8 +307,6 @@ eo_ledger_dead_letters(EoLedger *l, const char *pipeline, EoRecord *recs, int n)
 	bool	   *keynulls,
 			   *paynulls;
 	int			m = 0;
-	int			dims[1];
-	int			lbs[1] = {1};
 	Datum		args[8];
 	int			ret;
 
@@ -317,7 +341,6 @@ eo_ledger_dead_letters(EoLedger *l, const char *pipeline, EoRecord *recs, int n)
 	for (int i = 0; i < n; i++)
 	{
 		EoRecord   *rec = &recs[i];
-		bytea	   *b;
 
 		if (rec->status != EO_REC_DEAD)
 			continue;
@@ -325,33 +348,22 @@ eo_ledger_dead_letters(EoLedger *l, const char *pipeline, EoRecord *recs, int n)
 		offs[m] = Int64GetDatum(rec->offset);
 		keynulls[m] = rec->msg->key == NULL;
 		if (!keynulls[m])
-		{
-			b = palloc(VARHDRSZ + rec->msg->key_len);
-			SET_VARSIZE(b, VARHDRSZ + rec->msg->key_len);
-			memcpy(VARDATA(b), rec->msg->key, rec->msg->key_len);
-			keys[m] = PointerGetDatum(b);
-		}
+			keys[m] = eo_bytea(rec->msg->key, rec->msg->key_len);
 		paynulls[m] = rec->msg->payload == NULL;
 		if (!paynulls[m])
-		{
-			b = palloc(VARHDRSZ + rec->msg->len);
-			SET_VARSIZE(b, VARHDRSZ + rec->msg->len);
-			memcpy(VARDATA(b), rec->msg->payload, rec->msg->len);
-			payloads[m] = PointerGetDatum(b);
-		}
+			payloads[m] = eo_bytea(rec->msg->payload, rec->msg->len);
 		errors[m] = CStringGetTextDatum(rec->error ? rec->error : "unknown error");
 		states[m] = CStringGetTextDatum(unpack_sql_state(rec->sqlerrcode));
 		m++;
 	}
-	dims[0] = m;
 	args[0] = Int32GetDatum(l->pipeline_id);
 	args[1] = CStringGetTextDatum(pipeline);
-	args[2] = PointerGetDatum(construct_array(parts, m, INT4OID, 4, true, TYPALIGN_INT));
-	args[3] = PointerGetDatum(construct_array(offs, m, INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	args[4] = PointerGetDatum(construct_md_array(keys, keynulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-	args[5] = PointerGetDatum(construct_md_array(payloads, paynulls, 1, dims, lbs, BYTEAOID, -1, false, TYPALIGN_INT));
-	args[6] = PointerGetDatum(construct_array(errors, m, TEXTOID, -1, false, TYPALIGN_INT));
-	args[7] = PointerGetDatum(construct_array(states, m, TEXTOID, -1, false, TYPALIGN_INT));
+	args[2] = eo_array(parts, NULL, m, INT4OID);
+	args[3] = eo_array(offs, NULL, m, INT8OID);
+	args[4] = eo_array(keys, keynulls, m, BYTEAOID);
+	args[5] = eo_array(payloads, paynulls, m, BYTEAOID);
+	args[6] = eo_array(errors, NULL, m, TEXTOID);
+	args[7] = eo_array(states, NULL, m, TEXTOID);
 	ret = eo_catalog_execute_plan(l->dead_letters_plan, args, NULL, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "storing dead letters failed: %s", SPI_result_code_string(ret));

@@ -31,6 +31,15 @@ eo_avro_store_step(EoWorker *w, void *arg)
 	eo_avro_store_catalog();
 }
 
+/* The pipeline's row changed (paused, altered, dropped): no time to wait. */
+static bool
+eo_avro_pipeline_changed(void *arg)
+{
+	EoWorker   *w = (EoWorker *) arg;
+
+	return eo_wakeup_seq(w->slot) != w->wake_seq;
+}
+
 /*
  * The catalog table first, then the registry, with no transaction open
  * while it is asked.  An unreachable registry is retried with backoff
@@ -58,7 +67,7 @@ eo_worker_avro_schemas(EoWorker *w)
 			/* the answers' parsing garbage goes with the batch */
 			old = MemoryContextSwitchTo(w->batch_cxt);
 			ids.n = eo_avro_missing_ids(w->recs, w->nrecs, &ids.ids);
-			ready = eo_avro_fetch(ids.ids, ids.n, err, sizeof(err));
+			ready = eo_avro_fetch(ids.ids, ids.n, eo_avro_pipeline_changed, w, err, sizeof(err));
 			MemoryContextSwitchTo(old);
 			if (ready == EO_AVRO_FAILED)
 			{
@@ -68,7 +77,7 @@ eo_worker_avro_schemas(EoWorker *w)
 			if (eo_worker_try_xact(w, "storing Avro schemas", eo_avro_store_step, NULL) &&
 				ready == EO_AVRO_READY)
 				break;
-			if (ready == EO_AVRO_RETRY)
+			if (ready == EO_AVRO_RETRY && !eo_avro_pipeline_changed(w))
 				eo_worker_report(w, EO_STATE_RETRYING, "%s; retrying in %ld ms", err, delay);
 		}
 		if (eo_worker_wait(w, delay))

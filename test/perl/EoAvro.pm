@@ -4,11 +4,15 @@
 # by the venv that scripts/install-deps.sh makes.
 #
 #   my $reg = EoAvro::Registry->new;            # or new(user => 'u', password => 'p')
+#   EoAvro::Registry->new(tls_cert => $pem, tls_key => $key)   # https
+#   EoAvro::Registry->new(hang => 1)            # reads requests, never answers
+#   $reg->requests                              # how many a hanging one got
 #   $reg->start;  $reg->url;  $reg->stop;  $reg->start;   # same port and ids again
 #   $reg->latest_id('topic-value');
 #   EoAvro::produce(brokers => $kafka->brokers, topic => 't',
 #       registry => $reg->url, schema => $schema_json, records => [\%rec, ...]);
 #   EoAvro::produce(..., plain => 1)            # plain Avro binary, no header
+#   EoAvro::produce(..., registry_ca => $pem)   # an https registry's CA
 #   records may be {'$raw_hex' => 'ff00'} for bytes produced as they are.
 #   EoAvro::produce(..., schema_id => 3)       # registry down: id registered before
 #
@@ -65,6 +69,7 @@ sub produce_start
 	push @cmd, '--plain' if $o{plain};
 	push @cmd, '--registry', $o{registry} if defined $o{registry};
 	push @cmd, '--registry-auth', $o{registry_auth} if defined $o{registry_auth};
+	push @cmd, '--registry-ca', $o{registry_ca} if defined $o{registry_ca};
 	push @cmd, '--partition', $o{partition} if defined $o{partition};
 	push @cmd, '--schema-id', $o{schema_id} if defined $o{schema_id};
 	push @cmd, '--rate', $o{rate} if defined $o{rate};
@@ -101,7 +106,7 @@ sub new
 	return $self;
 }
 
-sub url { return 'http://127.0.0.1:' . $_[0]->{port} }
+sub url { return ($_[0]->{tls_cert} ? 'https' : 'http') . '://127.0.0.1:' . $_[0]->{port} }
 sub port { return $_[0]->{port} }
 
 sub start
@@ -114,6 +119,9 @@ sub start
 	push @cmd, '--user', $self->{user}, '--password', $self->{password}
 	  if defined $self->{user};
 	push @cmd, '--not-a-registry' if $self->{not_a_registry};
+	push @cmd, '--hang' if $self->{hang};
+	push @cmd, '--tls-cert', $self->{tls_cert}, '--tls-key', $self->{tls_key}
+	  if $self->{tls_cert};
 	$self->{h} = IPC::Run::start(\@cmd, '<', \undef, '>', "$self->{dir}/out",
 		'2>', "$self->{dir}/err");
 	for (1 .. 300)
@@ -142,6 +150,16 @@ sub latest_id
 	  or croak "no latest version of $subject";
 	chomp $out;
 	return $out;
+}
+
+# The number of requests a hanging registry has received so far.
+sub requests
+{
+	my ($self) = @_;
+	open my $fh, '<', "$self->{dir}/err" or return 0;
+	my $n = grep { /^hang GET / } <$fh>;
+	close $fh;
+	return $n;
 }
 
 sub stop

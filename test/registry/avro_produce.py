@@ -91,6 +91,7 @@ def main():
     p.add_argument("--key-schema", help="file with the key schema")
     p.add_argument("--registry")
     p.add_argument("--registry-auth", help="user:password")
+    p.add_argument("--registry-ca", help="CA file of an https registry")
     p.add_argument("--plain", action="store_true")
     p.add_argument("--partition", type=int)
     p.add_argument("--schema-id", type=int)
@@ -112,6 +113,8 @@ def main():
         conf = {"url": a.registry}
         if a.registry_auth:
             conf["basic.auth.user.info"] = a.registry_auth
+        if a.registry_ca:
+            conf["ssl.ca.location"] = a.registry_ca
         client = SchemaRegistryClient(conf)
         ser = AvroSerializer(client, schema_text)
         if key_text:

@@ -13,19 +13,28 @@ and eo_ingest use, with the same status codes and error bodies:
 
 No compatibility checks; schemas persist only in --state FILE (JSON), so that a
 registry stopped and started again still knows the ids it gave out.
-A real registry (Karapace from PyPI, Apicurio from Maven Central) has not
-been tried yet: the session that wrote this had no time left for it.
+A real registry could not be installed from the registries this machine
+reaches (tried 2026-11-29): Karapace is not on PyPI, and Apicurio's
+io.apicurio:apicurio-registry-app on Maven Central is the Quarkus
+application's library jar (no Main-Class, no runnable "-runner" jar), which
+would need a Quarkus build of its own.
 
 Options: --port N (0 = pick one), --port-file F (written once listening),
 --user U --password P (require HTTP basic auth), --not-a-registry (answer 404
-with an HTML body to everything, like a web server at a wrong URL).
+with an HTML body to everything, like a web server at a wrong URL),
+--tls-cert F --tls-key F (serve https with that certificate), --hang (accept
+connections and read requests, but never answer: a registry that is stuck;
+each request is logged to stderr as "hang GET path").
 """
 import argparse
 import base64
 import json
 import os
 import re
+import ssl
+import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 LOCK = threading.Lock()
@@ -93,6 +102,11 @@ class Handler(BaseHTTPRequestHandler):
             return None
 
     def do_GET(self):
+        if ARGS.hang:
+            sys.stderr.write("hang GET %s\n" % self.path)
+            sys.stderr.flush()
+            while True:
+                time.sleep(3600)
         if ARGS.not_a_registry:
             return self.reply(404, "<html><body>Not Found</body></html>", "text/html")
         if not self.authorized():
@@ -171,9 +185,17 @@ def main():
     p.add_argument("--password")
     p.add_argument("--not-a-registry", action="store_true")
     p.add_argument("--state")
+    p.add_argument("--tls-cert")
+    p.add_argument("--tls-key")
+    p.add_argument("--hang", action="store_true")
     ARGS = p.parse_args()
     load()
     srv = ThreadingHTTPServer(("127.0.0.1", ARGS.port), Handler)
+    srv.daemon_threads = True
+    if ARGS.tls_cert:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(ARGS.tls_cert, ARGS.tls_key)
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
     if ARGS.port_file:
         with open(ARGS.port_file + ".tmp", "w") as f:
             f.write(str(srv.server_address[1]))
