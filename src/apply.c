@@ -78,6 +78,11 @@ eo_apply_create(EoMapping *map, EoWriter *w)
 		a->keys[k] = c;
 	}
 	ReleaseSysCache(tup);
+	if (map->envelope == EO_ENV_DEBEZIUM && map->format != &eo_format_json)
+	{
+		a->after_map = eo_mapping_nested(map, "after", true);
+		a->before_map = eo_mapping_nested(map, "before", false);
+	}
 	return a;
 }
 

@@ -39,6 +39,12 @@ typedef struct EoApplier
 	int			nkeys;
 	int		   *keys;			/* mapping columns of the primary key */
 	int64		subtransactions;
+	/*
+	 * Debezium events of a format other than JSON: the mappings that read
+	 * "after" (and "op", one column more) and "before" out of the whole value.
+	 */
+	EoMapping  *after_map;
+	EoMapping  *before_map;
 	/* the batch's changes, from eo_envelope_decode, in the attempt's memory */
 	EoChange   *changes;
 	int			nchanges;

@@ -5,7 +5,8 @@
  *		formats.
  *
  * The Kafka metadata ($key, $topic, $partition, $offset, $timestamp,
- * $headers) is filled here, the value by the pipeline's format.  Whatever
+ * $headers) is filled here, the key's fields ($key.<path>) by the key's
+ * format, the value by the pipeline's format.  Whatever
  * stops one record from becoming column values (malformed data, a failed
  * cast, a limit, the stack depth of a type's input function: any error that
  * is about the record and not the server) makes that record a dead letter;
@@ -115,7 +116,44 @@ eo_timestamp_text(EoColumn *col, int64 ms)
 	return psprintf(INT64_FORMAT, ms);
 }
 
-/* The Kafka metadata, then the value through the format. */
+/*
+ * The key's fields through the key's mapping (key_format).  A key that
+ * cannot be decoded makes the record a dead letter; a record without a key
+ * has no key fields (their columns get their DEFAULT).
+ */
+static bool
+eo_record_key(EoFields *f, EoRecord *rec)
+{
+	EoMapping  *km = f->map->key_map;
+	EoFields   *kf = f->key;
+	rd_kafka_message_t *msg = rec->msg;
+
+	if (msg->key == NULL)
+		return true;
+	if (km->format == &eo_format_text && !pg_verifymbstr(msg->key, msg->key_len, true))
+		return eo_fields_fail(f, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+							  "key is not valid in the database encoding (key_format text)");
+	memset(kf->present, 0, km->ncolumns);
+	kf->sqlerrcode = 0;
+	kf->error = NULL;
+	if (!km->format->decode(kf, km->format_state, msg->key, msg->key_len))
+		return eo_fields_fail(f, kf->sqlerrcode,
+							  psprintf("cannot decode the key as %s: %s", km->format->name, kf->error));
+	for (int c = 0; c < km->ncolumns; c++)
+	{
+		if (!kf->present[c] || f->map->columns[c].source != EO_SRC_KEY_FIELD)
+			continue;
+		f->present[c] = 1;
+		f->isnull[c] = kf->isnull[c];
+		f->is_datum[c] = kf->is_datum[c];
+		f->text[c] = kf->text[c];
+		f->len[c] = kf->len[c];
+		f->datum[c] = kf->datum[c];
+	}
+	return true;
+}
+
+/* The Kafka metadata, the key's fields, then the value through the format. */
 static bool
 eo_record_fill(EoFields *f, EoRecord *rec)
 {
@@ -131,6 +169,8 @@ eo_record_fill(EoFields *f, EoRecord *rec)
 		{
 			case EO_SRC_JSON:
 			case EO_SRC_VALUE:
+			case EO_SRC_KEY_FIELD:
+			case EO_SRC_NONE:
 				continue;
 			case EO_SRC_KEY:
 				if (!eo_fields_raw(f, c, msg->key, msg->key_len, "key"))
@@ -161,6 +201,8 @@ eo_record_fill(EoFields *f, EoRecord *rec)
 		}
 		eo_fields_text(f, c, v, strlen(v));
 	}
+	if (map->key_map != NULL && !eo_record_key(f, rec))
+		return false;
 	if (!rec->value_override)
 		return map->format->decode(f, map->format_state, msg->payload, msg->len);
 	if (rec->value == NULL)
@@ -406,6 +448,20 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	run.f.isnull = MemoryContextAlloc(cxt, sizeof(bool) * nc);
 	run.f.is_datum = MemoryContextAlloc(cxt, sizeof(bool) * nc);
 	run.f.datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
+	run.f.key = NULL;
+	if (map->key_map != NULL)
+	{
+		EoFields   *kf = MemoryContextAllocZero(cxt, sizeof(EoFields));
+
+		kf->map = map->key_map;
+		kf->present = MemoryContextAlloc(cxt, nc);
+		kf->text = MemoryContextAlloc(cxt, sizeof(char *) * nc);
+		kf->len = MemoryContextAlloc(cxt, sizeof(int) * nc);
+		kf->isnull = MemoryContextAlloc(cxt, sizeof(bool) * nc);
+		kf->is_datum = MemoryContextAlloc(cxt, sizeof(bool) * nc);
+		kf->datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
+		run.f.key = kf;
+	}
 	run.recs = recs;
 	run.next = 0;
 	run.n = n;
