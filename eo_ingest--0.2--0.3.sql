@@ -116,6 +116,76 @@ CREATE FUNCTION eo_ingest._catalog_set_envelope(id integer, envelope text, on_tr
 RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_catalog_set_envelope';
 COMMENT ON FUNCTION eo_ingest._catalog_set_envelope IS 'internal: use eo_ingest.create_pipeline or alter_pipeline';
 
+/* Key decoding: key_format, key_avro_schema */
+ALTER TABLE eo_ingest.pipelines
+	ADD COLUMN key_format text NOT NULL DEFAULT 'none'
+		CHECK (key_format IN ('none', 'json', 'avro', 'text', 'bytea')),
+	ADD COLUMN key_avro_schema text;
+
+/*
+ * key_format and key_avro_schema (0.3), with the $key.<path> sources of
+ * columns and event_id that need a key decoded into fields.
+ */
+CREATE FUNCTION eo_ingest._catalog_set_key(id integer, key_format text, key_avro_schema text)
+RETURNS void LANGUAGE c AS 'MODULE_PATHNAME', 'eo_ingest_catalog_set_key';
+COMMENT ON FUNCTION eo_ingest._catalog_set_key IS 'internal: use eo_ingest.create_pipeline or alter_pipeline';
+
+CREATE FUNCTION eo_ingest._check_key(format text, key_format text, schema_registry text,
+									 key_avro_schema text, columns jsonb, event_id text)
+RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	src text;
+	detail text;
+BEGIN
+	IF key_format IS NULL THEN
+		RAISE EXCEPTION 'key_format must not be NULL'
+			USING ERRCODE = 'null_value_not_allowed',
+				  HINT = 'Use ''none'' (the key is only bytes, $key), ''json'', ''avro'', ''text'' or ''bytea''.';
+	END IF;
+	IF key_format NOT IN ('none', 'json', 'avro', 'text', 'bytea') THEN
+		RAISE EXCEPTION 'invalid key_format "%"', eo_ingest._shorten(key_format)
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Use ''none'' (the key is only bytes, $key), ''json'', ''avro'', ''text'' or ''bytea''.';
+	END IF;
+	IF key_format = 'avro' AND format <> 'avro' THEN
+		RAISE EXCEPTION 'key_format ''avro'' needs format ''avro'''
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Avro keys use the pipeline''s schema registry; with values of another format use key_format ''json'', ''text'' or ''bytea''.';
+	END IF;
+	IF key_avro_schema IS NOT NULL AND key_format <> 'avro' THEN
+		RAISE EXCEPTION 'key_avro_schema needs key_format ''avro'''
+			USING ERRCODE = 'invalid_parameter_value';
+	END IF;
+	IF key_format = 'avro' AND key_avro_schema IS NULL AND schema_registry IS NULL THEN
+		RAISE EXCEPTION 'key_format ''avro'' needs schema_registry or key_avro_schema'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'With schema_registry, keys are in the Confluent wire format; key_avro_schema => the key''s writer schema (JSON) reads plain Avro binary keys.';
+	END IF;
+	IF key_avro_schema IS NOT NULL THEN
+		BEGIN
+			PERFORM eo_ingest._check_avro_schema(key_avro_schema);
+		EXCEPTION WHEN invalid_parameter_value THEN
+			GET STACKED DIAGNOSTICS src = MESSAGE_TEXT, detail = PG_EXCEPTION_DETAIL;
+			RAISE EXCEPTION 'invalid key_avro_schema'
+				USING ERRCODE = 'invalid_parameter_value', DETAIL = src || coalesce(': ' || nullif(detail, ''), '.'),
+					  HINT = 'key_avro_schema is the writer schema (Avro JSON) of a record with the key''s fields.';
+		END;
+	END IF;
+	IF key_format IN ('json', 'avro') THEN
+		RETURN;
+	END IF;
+	FOR src IN SELECT v FROM jsonb_each_text(coalesce(columns, '{}')) AS e(k, v) UNION ALL SELECT event_id LOOP
+		IF src LIKE '$key.%' THEN
+			RAISE EXCEPTION '"%" reads a field of the key, but key_format is %', eo_ingest._shorten(src), key_format
+				USING ERRCODE = 'invalid_parameter_value',
+					  HINT = 'Set key_format => ''json'' or ''avro'' to decode the key into fields.';
+		END IF;
+	END LOOP;
+END
+$$;
+
 /*
  * envelope and on_truncate (0.3).  With an envelope the pipeline inserts,
  * updates and deletes rows by the target's primary key.
@@ -135,9 +205,10 @@ BEGIN
 			USING ERRCODE = 'invalid_parameter_value',
 				  HINT = 'Use ''ignore'' (a truncate event changes nothing) or ''truncate'' (it empties the target).';
 	END IF;
-	IF envelope = 'debezium' AND format <> 'json' THEN
-		RAISE EXCEPTION 'envelope "debezium" needs format json'
-			USING ERRCODE = 'invalid_parameter_value';
+	IF envelope = 'debezium' AND format NOT IN ('json', 'avro') THEN
+		RAISE EXCEPTION 'envelope "debezium" needs format json or avro'
+			USING ERRCODE = 'invalid_parameter_value',
+				  HINT = 'Debezium writes change events with Kafka Connect''s JsonConverter or a Confluent AvroConverter.';
 	END IF;
 	IF envelope IN ('debezium', 'upsert') THEN
 		IF NOT has_table_privilege(target, 'UPDATE') OR NOT has_table_privilege(target, 'DELETE') THEN
@@ -176,7 +247,9 @@ CREATE FUNCTION eo_ingest.create_pipeline(
 	schema_registry	text DEFAULT NULL,
 	avro_schema		text DEFAULT NULL,
 	envelope		text DEFAULT 'none',
-	on_truncate		text DEFAULT 'ignore')
+	on_truncate		text DEFAULT 'ignore',
+	key_format		text DEFAULT 'none',
+	key_avro_schema	text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -286,7 +359,7 @@ BEGIN
 			IF jsonb_typeof(v) <> 'string' OR v #>> '{}' = '' THEN
 				RAISE EXCEPTION 'columns entry "%" must be a non-empty string', eo_ingest._shorten(k)
 					USING ERRCODE = 'invalid_parameter_value',
-						  HINT = 'Use a JSON key or path such as "customer.id", or one of $key, $value, $topic, $partition, $offset, $timestamp, $headers.';
+						  HINT = 'Use a JSON key or path such as "customer.id", or one of $key, $key.<path>, $value, $topic, $partition, $offset, $timestamp, $headers.';
 			END IF;
 			src := v #>> '{}';
 			IF src IN ('$op', '$ts_ms', '$ts_us', '$ts_ns', '$source', '$transaction')
@@ -298,10 +371,11 @@ BEGIN
 						USING ERRCODE = 'invalid_parameter_value',
 							  HINT = 'Only envelope => ''debezium'' fills columns from $op, $ts_ms, $source and $transaction.';
 				END IF;
-			ELSIF left(src, 1) = '$' AND src NOT IN ('$key', '$value', '$topic', '$partition', '$offset', '$timestamp', '$headers') THEN
+			ELSIF left(src, 1) = '$' AND src NOT IN ('$key', '$value', '$topic', '$partition', '$offset', '$timestamp', '$headers')
+			   AND src !~ '^\$key\.[^.]' THEN
 				RAISE EXCEPTION 'columns entry "%" has unknown source "%"', eo_ingest._shorten(k), eo_ingest._shorten(src)
 					USING ERRCODE = 'invalid_parameter_value',
-						  HINT = 'Sources starting with $ are $key, $value, $topic, $partition, $offset, $timestamp and $headers; with envelope => ''debezium'' also $op, $ts_ms, $ts_us, $ts_ns, $source, $transaction and their fields ($source.lsn).';
+						  HINT = 'Sources starting with $ are $key, $key.<path> (with key_format json or avro), $value, $topic, $partition, $offset, $timestamp and $headers; with envelope => ''debezium'' also $op, $ts_ms, $ts_us, $ts_ns, $source, $transaction and their fields ($source.lsn).';
 			END IF;
 			IF left(src, 1) <> '$' AND format NOT IN ('json', 'avro') THEN
 				RAISE EXCEPTION 'columns entry "%" is a JSON path but the format is %', eo_ingest._shorten(k), eo_ingest._shorten(format)
@@ -322,6 +396,7 @@ BEGIN
 			END IF;
 		END LOOP;
 	END IF;
+	PERFORM eo_ingest._check_key(format, key_format, schema_registry, key_avro_schema, columns, event_id);
 	IF format NOT IN ('json', 'avro') AND NOT has_value THEN
 		RAISE EXCEPTION 'format "%" needs a column mapped from $value', eo_ingest._shorten(format)
 			USING ERRCODE = 'invalid_parameter_value',
@@ -341,10 +416,10 @@ BEGIN
 			RAISE EXCEPTION 'event_id must not be empty' USING ERRCODE = 'invalid_parameter_value',
 				HINT = 'Name the JSON key holding the event id, ''$key'' for the Kafka key, or NULL for no deduplication.';
 		END IF;
-		IF format NOT IN ('json', 'avro') AND event_id <> '$key' THEN
+		IF format NOT IN ('json', 'avro') AND event_id <> '$key' AND event_id NOT LIKE '$key.%' THEN
 			RAISE EXCEPTION 'event_id "%" needs format json or avro', eo_ingest._shorten(event_id)
 				USING ERRCODE = 'invalid_parameter_value',
-					  HINT = 'With text or bytea values use event_id => ''$key'' or NULL.';
+					  HINT = 'With text or bytea values use event_id => ''$key'', a field of a decoded key (''$key.id''), or NULL.';
 		END IF;
 		id_col := eo_ingest._event_id_column(target, event_id, columns);
 		IF id_col IS NULL THEN
@@ -395,6 +470,9 @@ BEGIN
 	IF envelope <> 'none' OR on_truncate <> 'ignore' THEN
 		PERFORM eo_ingest._catalog_set_envelope(new_id, envelope, on_truncate);
 	END IF;
+	IF key_format <> 'none' THEN
+		PERFORM eo_ingest._catalog_set_key(new_id, key_format, key_avro_schema);
+	END IF;
 	PERFORM eo_ingest._notify_change();
 END
 $$;
@@ -413,12 +491,17 @@ CREATE FUNCTION eo_ingest.alter_pipeline(
 	schema_registry	text DEFAULT NULL,
 	avro_schema		text DEFAULT NULL,
 	envelope		text DEFAULT NULL,
-	on_truncate		text DEFAULT NULL)
+	on_truncate		text DEFAULT NULL,
+	key_format		text DEFAULT NULL,
+	key_avro_schema	text DEFAULT NULL)
 RETURNS void LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	p eo_ingest.pipelines := eo_ingest._owned_pipeline(name);
+	new_key_format text := coalesce(key_format, p.key_format);
+	new_key_schema text := coalesce(key_avro_schema,
+								   CASE WHEN new_key_format = 'avro' THEN p.key_avro_schema END);
 BEGIN
 	IF batch_size IS NOT NULL THEN
 		PERFORM eo_ingest._check_batch_size(batch_size);
@@ -451,6 +534,11 @@ BEGIN
 		-- one replaces the other: a registry and an inline schema exclude each other
 		PERFORM eo_ingest._check_avro('avro', schema_registry, avro_schema);
 	END IF;
+	IF key_format IS NOT NULL OR key_avro_schema IS NOT NULL OR avro_schema IS NOT NULL THEN
+		PERFORM eo_ingest._check_key(p.format, new_key_format,
+									 CASE WHEN avro_schema IS NULL THEN coalesce(schema_registry, p.schema_registry) END,
+									 new_key_schema, p.columns, p.event_id);
+	END IF;
 	IF workers IS NOT NULL AND (workers < 1 OR workers > 64) THEN
 		RAISE EXCEPTION 'workers must be between 1 and 64' USING ERRCODE = 'invalid_parameter_value';
 	END IF;
@@ -480,6 +568,9 @@ BEGIN
 	END IF;
 	IF envelope IS NOT NULL OR on_truncate IS NOT NULL THEN
 		PERFORM eo_ingest._catalog_set_envelope(p.id, envelope, on_truncate);
+	END IF;
+	IF key_format IS NOT NULL OR key_avro_schema IS NOT NULL THEN
+		PERFORM eo_ingest._catalog_set_key(p.id, new_key_format, new_key_schema);
 	END IF;
 	PERFORM eo_ingest._notify_change();
 END
@@ -550,7 +641,8 @@ SELECT p.name,
 	   CASE WHEN p.enabled THEN w.watermarks_at END AS watermarks_at,
 	   coalesce(c.rows_deleted, 0) AS rows_deleted,
 	   p.envelope,
-	   p.on_truncate
+	   p.on_truncate,
+	   p.key_format
   FROM eo_ingest.pipelines p
   LEFT JOIN (SELECT pipeline_id, sum(rows_inserted)::bigint AS rows_inserted,
 					sum(rows_updated)::bigint AS rows_updated,

@@ -86,6 +86,11 @@ eo_apply_create(EoMapping *map, EoWriter *w)
 		a->direct_map->id_column = a->keys[0];
 		a->direct_map->update = true;
 	}
+	if (map->envelope == EO_ENV_DEBEZIUM && map->format != &eo_format_json)
+	{
+		a->after_map = eo_mapping_nested(map, "after", true);
+		a->before_map = eo_mapping_nested(map, "before", false);
+	}
 	return a;
 }
 

@@ -43,6 +43,8 @@ static HTAB *eo_schemas = NULL;
 static char *eo_registry = NULL;	/* identity of the cached ids */
 static EoRegistryConf eo_conf;
 static EoAvroNode *eo_inline = NULL;
+static bool eo_key_wire = false;	/* Avro keys in the Confluent wire format */
+static EoAvroNode *eo_key_inline = NULL;	/* key_avro_schema */
 
 static const char *const eo_registry_options[] = {
 	"user", "password", "ssl.ca.location", "ssl.certificate.location",
@@ -104,10 +106,12 @@ eo_cache_reset(const char *registry)
 
 /*
  * Take a (re)loaded configuration.  Cached schemas stay while the registry
- * stays the same: ids are the registry's.
+ * stays the same: ids are the registry's.  With key_avro, keys are Avro
+ * too: plain Avro binary of key_schema if given, else in the wire format.
  */
 void
-eo_avro_configure(const char *registry, const char *inline_schema, Jsonb *options)
+eo_avro_configure(const char *registry, const char *inline_schema, bool key_avro,
+				  const char *key_schema, Jsonb *options)
 {
 	MemoryContext old;
 	char	   *timeout;
@@ -119,6 +123,8 @@ eo_avro_configure(const char *registry, const char *inline_schema, Jsonb *option
 	MemoryContextReset(eo_conf_cxt);
 	memset(&eo_conf, 0, sizeof(eo_conf));
 	eo_inline = NULL;
+	eo_key_inline = NULL;
+	eo_key_wire = key_avro && key_schema == NULL && registry != NULL;
 	if (eo_schemas == NULL || registry == NULL || eo_registry == NULL ||
 		strcmp(registry, eo_registry) != 0)
 		eo_cache_reset(registry);
@@ -148,16 +154,18 @@ eo_avro_configure(const char *registry, const char *inline_schema, Jsonb *option
 		eo_conf.timeout_ms = 10000;
 	if (inline_schema != NULL)
 		eo_inline = eo_avro_compile(inline_schema, eo_conf_cxt);
+	if (key_avro && key_schema != NULL)
+		eo_key_inline = eo_avro_compile(key_schema, eo_conf_cxt);
 	MemoryContextSwitchTo(old);
 }
 
-/* The schema id of a value in the Confluent wire format, if it has one. */
+/* The schema id of a value or key in the Confluent wire format, if it has one. */
 static bool
-eo_wire_id(rd_kafka_message_t *msg, int32 *id)
+eo_wire_id(const void *data, size_t len, int32 *id)
 {
-	const unsigned char *p = msg->payload;
+	const unsigned char *p = data;
 
-	if (p == NULL || msg->len < 5 || p[0] != 0)
+	if (p == NULL || len < 5 || p[0] != 0)
 		return false;
 	*id = (int32) (((uint32) p[1] << 24) | ((uint32) p[2] << 16) |
 				   ((uint32) p[3] << 8) | (uint32) p[4]);
@@ -173,20 +181,24 @@ eo_avro_missing_ids(EoRecord *recs, int n, int32 **ids)
 	*ids = NULL;
 	if (eo_conf.nurls == 0)
 		return 0;
-	for (int i = 0; i < n; i++)
+	for (int i = 0; i < n * 2; i++)
 	{
+		rd_kafka_message_t *msg = recs[i / 2].msg;
 		int32		id;
 		bool		seen = false;
 
-		if (!eo_wire_id(recs[i].msg, &id) ||
-			hash_search(eo_schemas, &id, HASH_FIND, NULL) != NULL)
+		/* the value's id, then the key's */
+		if (i % 2 == 0 ? !eo_wire_id(msg->payload, msg->len, &id) :
+			(!eo_key_wire || !eo_wire_id(msg->key, msg->key_len, &id)))
+			continue;
+		if (hash_search(eo_schemas, &id, HASH_FIND, NULL) != NULL)
 			continue;
 		for (int k = 0; k < nids && !seen; k++)
 			seen = (*ids)[k] == id;
 		if (seen)
 			continue;
 		if (*ids == NULL)
-			*ids = palloc(sizeof(int32) * n);
+			*ids = palloc(sizeof(int32) * n * 2);
 		(*ids)[nids++] = id;
 	}
 	return nids;
@@ -344,14 +356,17 @@ eo_avro_store_catalog(void)
 }
 
 /*
- * Decode one Kafka value into sink.  A value that cannot be decoded returns
- * false with the SQLSTATE and reason of its dead letter.
+ * Decode one Kafka value (or key, for the key's mapping) into sink.  A value
+ * that cannot be decoded returns false with the SQLSTATE and reason of its
+ * dead letter.
  */
 bool
 eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 			  int *sqlerrcode, char **error)
 {
-	EoAvroNode *schema = eo_inline;
+	EoAvroNode *schema = map->is_key ? eo_key_inline : eo_inline;
+	bool		wire = map->is_key ? eo_key_wire : eo_conf.nurls > 0;
+	const char *what = map->is_key ? "key" : "value";
 
 	*sqlerrcode = ERRCODE_INVALID_BINARY_REPRESENTATION;
 	if (data == NULL)
@@ -360,7 +375,7 @@ eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 		*error = pstrdup("record has no value (tombstone)");
 		return false;
 	}
-	if (eo_conf.nurls > 0)
+	if (wire)
 	{
 		const unsigned char *p = (const unsigned char *) data;
 		int32		id;
@@ -368,14 +383,14 @@ eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 
 		if (len < 5)
 		{
-			*error = psprintf("value has %d bytes, fewer than the 5 of the Confluent wire format header",
-							  (int) len);
+			*error = psprintf("%s has %d bytes, fewer than the 5 of the Confluent wire format header",
+							  what, (int) len);
 			return false;
 		}
 		if (p[0] != 0)
 		{
-			*error = psprintf("value starts with byte 0x%02x, not the Confluent wire format's magic byte 0x00",
-							  p[0]);
+			*error = psprintf("%s starts with byte 0x%02x, not the Confluent wire format's magic byte 0x00",
+							  what, p[0]);
 			return false;
 		}
 		id = (int32) (((uint32) p[1] << 24) | ((uint32) p[2] << 16) |
@@ -397,6 +412,6 @@ eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 		len -= 5;
 	}
 	if (schema == NULL)
-		elog(ERROR, "Avro pipeline has neither a schema registry nor a schema");
+		elog(ERROR, "Avro pipeline has neither a schema registry nor a %s schema", what);
 	return eo_avro_decode(map, sink, schema, data, len, sqlerrcode, error);
 }

@@ -122,6 +122,9 @@ typedef struct EoRegistryConf
 extern EoRegistryResult eo_registry_fetch(const EoRegistryConf *conf, int32 id,
 										  char **schema, char *err, size_t errlen);
 
+/* avro_sql.c: _check_avro_schema(schema text) */
+extern Datum eo_ingest_check_avro_schema(PG_FUNCTION_ARGS);
+
 /* avro_cache.c */
 typedef enum EoAvroReady
 {
@@ -131,7 +134,7 @@ typedef enum EoAvroReady
 } EoAvroReady;
 
 extern void eo_avro_configure(const char *registry, const char *inline_schema,
-							  Jsonb *kafka_options);
+							  bool key_avro, const char *key_schema, Jsonb *kafka_options);
 extern int	eo_avro_missing_ids(EoRecord *recs, int n, int32 **ids);
 extern void eo_avro_load_catalog(const int32 *ids, int n);
 extern EoAvroReady eo_avro_fetch(const int32 *ids, int n, bool (*abandon) (void *arg),

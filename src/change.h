@@ -42,6 +42,12 @@ typedef struct EoApplier
 	EoMapping  *direct_map;		/* map with the primary key as event id, for
 								 * the multi-insert path; NULL: composite key */
 	int64		subtransactions;
+	/*
+	 * Debezium events of a format other than JSON: the mappings that read
+	 * "after" (and "op", one column more) and "before" out of the whole value.
+	 */
+	EoMapping  *after_map;
+	EoMapping  *before_map;
 	/* the batch's changes, from eo_envelope_decode, in the attempt's memory */
 	EoChange   *changes;
 	int			nchanges;

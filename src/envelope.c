@@ -2,17 +2,22 @@
  * envelope.c
  *		From one Kafka record of a change stream to the changes it makes:
  *		Debezium change events (op c, r, u, d, t; JSON with or without the
- *		schema/payload wrapper) and upsert topics (the key identifies the
- *		row, the value is the row, a null value deletes it).
+ *		schema/payload wrapper, or any other format, such as Avro) and upsert
+ *		topics (the key identifies the row, the value is the row, a null
+ *		value deletes it).
  *
- * Each row is a record of its own (EoRecord.value: the envelope's "after"
- * or "before" object instead of the whole value), decoded into column
- * values by record.c like any record.  A row is identified by the decoded
- * values of the target's primary key: its columns come from the row, and
- * where the row lacks them, from the Kafka key when that is a JSON object
- * (wrapped or not, mapped like the row).  Any other key is mapped like any
- * column, columns => {"id": "$key"}.  A record that cannot be understood
- * becomes a dead letter.
+ * Each row is a record of its own, decoded into column values by record.c
+ * like any record.  A JSON row is the envelope's "after" or "before" object
+ * cut out of the value (EoRecord.value); the rows of other formats are read
+ * from the whole value by mappings whose paths start at "after" or
+ * "before" (EoApplier.after_map, before_map), so the format's own decoder
+ * finds them.  A row is identified by the decoded values of the target's
+ * primary key: its columns come from the row, and where the row lacks them,
+ * from the Kafka key: decoded by key_format, its fields mapped like the
+ * row's (by name or path) or by $key.<path>; without key_format, a JSON
+ * object key (wrapped or not) of a JSON pipeline.  Any other key is mapped
+ * like any column, columns => {"id": "$key"}.  A record that cannot be
+ * understood becomes a dead letter.
  */
 #include "postgres.h"
 
@@ -339,27 +344,151 @@ eo_env_upsert(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 }
 
 /*
- * The key of a record as a row, if it is a JSON object (wrapped or not).  A
- * key nested too deeply to look into makes the record a dead letter.
+ * The key of a record as a row, decoded by the key's mapping (key_format)
+ * or, without one, if it is a JSON object of a JSON pipeline.  A JSON key
+ * may be wrapped; one nested too deeply to look into makes the record a dead
+ * letter.
  */
 static EoRecord *
 eo_env_key_row(EoApplier *a, EoEnvPass *p, EoRecord *rec)
 {
+	const EoFormat *format = a->map->key_map ? a->map->key_map->format : a->map->format;
 	EoEnvScan	s;
 	char	   *error;
 	int			sqlerrcode;
 
-	if (rec->msg->key == NULL || a->map->format != &eo_format_json)
+	if (rec->msg->key == NULL)
 		return NULL;
-	if (!eo_env_scan(p, rec->msg->key, rec->msg->key_len, &s, &sqlerrcode, &error))
+	if (format == &eo_format_json)
 	{
-		if (sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
-			eo_env_fail(rec, sqlerrcode, psprintf("Kafka key: %s", error));
-		return NULL;
+		if (!eo_env_scan(p, rec->msg->key, rec->msg->key_len, &s, &sqlerrcode, &error))
+		{
+			if (sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+				eo_env_fail(rec, sqlerrcode, psprintf("Kafka key: %s", error));
+			return NULL;
+		}
+		if (s.event == NULL)
+			return NULL;
+		return eo_env_row(a, p, rec, s.event, s.event_len);
 	}
-	if (s.event == NULL)
+	if (a->map->key_map == NULL || !format->fills(EO_SRC_JSON))
 		return NULL;
-	return eo_env_row(a, p, rec, s.event, s.event_len);
+	return eo_env_row(a, p, rec, rec->msg->key, rec->msg->key_len);
+}
+
+/* Has a row decoded by a nested mapping any field of its envelope part? */
+static bool
+eo_env_has_fields(EoApplier *a, EoRecord *row)
+{
+	for (int c = 0; c < a->map->ncolumns; c++)
+		if (a->map->columns[c].source == EO_SRC_JSON && row->shape[c] == '1')
+			return true;
+	return false;
+}
+
+/*
+ * Debezium events of a format other than JSON: "after" and "op" (and the
+ * event's fields mapped from $op, $source...) are read from every value by
+ * a->after_map, "before" from those of updates and deletes by
+ * a->before_map, each by the format's own decoder; then the changes are
+ * made in record order.  The rows are p->rows (after: one per record, then
+ * before), as the multi-insert path finds them.  Returns the subtransactions
+ * used.
+ */
+static int
+eo_env_debezium_decoded(EoApplier *a, EoEnvPass *p, EoRecord *recs, int n, MemoryContext cxt)
+{
+	int			nc = a->map->ncolumns;
+	EoRecord   *after = p->rows;
+	EoRecord   *before = p->rows + n;
+	int		   *bidx = palloc(sizeof(int) * Max(n, 1));
+	char	   *ops = palloc0(Max(n, 1));
+	int			nbefore = 0;
+	int			subxacts;
+
+	memset(after, 0, sizeof(EoRecord) * n);
+	for (int i = 0; i < n; i++)
+	{
+		after[i].msg = recs[i].msg;
+		after[i].partition = recs[i].partition;
+		after[i].offset = recs[i].offset;
+		after[i].timestamp = recs[i].timestamp;
+		after[i].json_strings = true;
+		/* a tombstone (null value): decoded as no value, then ignored */
+		after[i].value_override = recs[i].msg->payload == NULL;
+	}
+	subxacts = eo_record_decode_batch(a->after_map, after, n, cxt);
+	for (int i = 0; i < n; i++)
+	{
+		EoRecord   *row = &after[i];
+		char	   *op;
+
+		bidx[i] = -1;
+		if (recs[i].msg->payload == NULL)
+			continue;
+		if (!row->decoded_ok)
+		{
+			eo_env_fail(&recs[i], row->sqlerrcode, row->error);
+			continue;
+		}
+		if (row->shape[nc] != '1' || row->nulls[nc])
+		{
+			eo_env_fail(&recs[i], ERRCODE_INVALID_TEXT_REPRESENTATION,
+						"Debezium change event has no \"op\"");
+			continue;
+		}
+		op = TextDatumGetCString(row->datums[nc]);
+		row->shape[nc] = '\0';
+		if (strlen(op) != 1 || strchr("crudt", op[0]) == NULL)
+		{
+			eo_env_fail(&recs[i], ERRCODE_INVALID_PARAMETER_VALUE,
+						psprintf("Debezium change event has unknown op \"%.40s\"", op));
+			continue;
+		}
+		ops[i] = op[0];
+		/* an event field the schema lacks is NULL, as in a JSON event */
+		for (int c = 0; c < nc; c++)
+			if (a->map->columns[c].source == EO_SRC_ENVELOPE && row->shape[c] == '0')
+				row->shape[c] = '1';
+		if ((op[0] == 'c' || op[0] == 'r' || op[0] == 'u') && !eo_env_has_fields(a, row))
+		{
+			eo_env_fail(&recs[i], ERRCODE_INVALID_TEXT_REPRESENTATION,
+						psprintf("Debezium event with op \"%s\" has no \"after\" row with a mapped field", op));
+			continue;
+		}
+		if (op[0] == 'u' || op[0] == 'd')
+		{
+			before[nbefore] = after[i];
+			before[nbefore].shape = NULL;
+			before[nbefore].datums = NULL;
+			before[nbefore].nulls = NULL;
+			before[nbefore].value_override = false;
+			bidx[i] = nbefore++;
+		}
+	}
+	subxacts += eo_record_decode_batch(a->before_map, before, nbefore, cxt);
+	p->nrows = n + nbefore;
+
+	for (int i = 0; i < n; i++)
+	{
+		EoRecord   *rec = &recs[i];
+
+		if (ops[i] == 0 || rec->status == EO_REC_DEAD)
+			continue;
+		if (ops[i] == 't')
+			eo_env_change(p, rec, NULL, EO_OP_TRUNCATE, i);
+		else if (ops[i] == 'd')
+			eo_env_change(p, rec, &before[bidx[i]], EO_OP_DELETE, i);
+		else
+		{
+			/* "before" of an update tells a change of primary key */
+			if (ops[i] == 'u')
+				eo_env_change(p, rec, &before[bidx[i]], EO_OP_DELETE, i)->if_key_changed = true;
+			eo_env_change(p, rec, &after[i], EO_OP_UPSERT, i)->creates =
+				ops[i] == 'c' || ops[i] == 'r';
+		}
+	}
+	return subxacts;
 }
 
 /* A decoded key column's bytes, compared to find changes of one key. */
@@ -473,12 +602,17 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 		rec->next_dup = NULL;
 		rec->error = NULL;
 		p.event = NULL;
+		if (a->after_map != NULL)
+			continue;
 		if (a->map->envelope == EO_ENV_DEBEZIUM)
 			eo_env_debezium(a, &p, rec, i);
 		else
 			eo_env_upsert(a, &p, rec, i);
 	}
-	subxacts = eo_record_decode_batch(a->map, p.rows, p.nrows, cxt);
+	if (a->after_map != NULL)
+		subxacts = eo_env_debezium_decoded(a, &p, recs, n, cxt);
+	else
+		subxacts = eo_record_decode_batch(a->map, p.rows, p.nrows, cxt);
 
 	/* the Kafka keys of the rows that lack a primary key column */
 	p.event = NULL;
@@ -493,7 +627,8 @@ eo_envelope_decode(EoApplier *a, EoRecord *recs, int n, MemoryContext cxt)
 		keyrow[ch->seq] = eo_env_key_row(a, &p, ch->rec);
 	}
 	if (p.nrows > nrows)
-		subxacts += eo_record_decode_batch(a->map, p.rows + nrows, p.nrows - nrows, cxt);
+		subxacts += eo_record_decode_batch(a->map->key_map ? a->map->key_map : a->map,
+										   p.rows + nrows, p.nrows - nrows, cxt);
 
 	for (int i = 0; i < p.nchanges; i++)
 	{

@@ -5,7 +5,8 @@
  *		formats.
  *
  * The Kafka metadata ($key, $topic, $partition, $offset, $timestamp,
- * $headers) is filled here, the value by the pipeline's format.  Whatever
+ * $headers) is filled here, the key's fields ($key.<path>) by the key's
+ * format, the value by the pipeline's format.  Whatever
  * stops one record from becoming column values (malformed data, a failed
  * cast, a limit, the stack depth of a type's input function: any error that
  * is about the record and not the server) makes that record a dead letter;
@@ -129,9 +130,9 @@ eo_timestamp_text(EoColumn *col, int64 ms)
 }
 
 /*
- * A Debezium event's fields ($op, $source.lsn, ...): absent ones are NULL,
- * and a time since the epoch (a field named ts_ms, ts_us or ts_ns) fills a
- * timestamp column with its instant, as $timestamp does.
+ * A Debezium event's fields ($op, $source.lsn, ...) of a JSON event:
+ * absent ones are NULL.  (The Avro decoder reads those of Avro events:
+ * eo_mapping_nested.)
  */
 static bool
 eo_record_envelope(EoFields *f, EoRecord *rec)
@@ -151,46 +152,89 @@ eo_record_envelope(EoFields *f, EoRecord *rec)
 							EO_SRC_ENVELOPE) != EO_JSON_OK)
 		return eo_fields_fail(f, ERRCODE_INVALID_TEXT_REPRESENTATION,
 							  "Debezium change event is not valid JSON");
+	return true;
+}
+
+/*
+ * A time since the epoch in a Debezium event (a field named ts_ms, ts_us or
+ * ts_ns: EoColumn.epoch_unit) fills a timestamp column with its instant, as
+ * $timestamp does: the JSON event's number, or the Avro event's long, which
+ * the Avro decoder hands over as text for such a column.
+ */
+static void
+eo_record_epochs(EoFields *f)
+{
+	EoMapping  *map = f->map;
+
 	for (int c = 0; c < map->ncolumns; c++)
 	{
 		EoColumn   *col = &map->columns[c];
-		const char *name = col->path[col->npath - 1];
-		size_t		namelen = strlen(name);
-		const char *unit;
 		int64		v;
 		char	   *end;
 
-		if (col->source != EO_SRC_ENVELOPE || f->isnull[c] || f->is_datum[c] ||
-			!eo_is_time_column(col) || namelen < 5 ||
-			strncmp(name + namelen - 5, "ts_", 3) != 0)
+		if (col->epoch_unit == 0 || !f->present[c] || f->isnull[c] || f->is_datum[c])
 			continue;
 		errno = 0;
 		v = strtoi64(f->text[c], &end, 10);
 		if (errno != 0 || *end != '\0' || end == f->text[c])
 			continue;
-		unit = name + namelen - 2;
-		if (strcmp(unit, "ns") == 0)
+		if (col->epoch_unit == 'n')
 			v /= 1000;
-		else if (strcmp(unit, "ms") == 0)
-		{
-			/* out of range: the text stays, and its cast fails */
-			if (pg_mul_s64_overflow(v, 1000, &v))
-				continue;
-		}
-		else if (strcmp(unit, "us") != 0)
+		/* out of range: the text stays, and its cast fails */
+		else if (col->epoch_unit == 'm' && pg_mul_s64_overflow(v, 1000, &v))
 			continue;
 		end = eo_epoch_us_text(v);
 		eo_fields_text(f, c, end, strlen(end));
 	}
+}
+
+/*
+ * The key's fields through the key's mapping (key_format).  A key that
+ * cannot be decoded makes the record a dead letter; a record without a key
+ * has no key fields (their columns get their DEFAULT).
+ */
+static bool
+eo_record_key(EoFields *f, EoRecord *rec)
+{
+	EoMapping  *km = f->map->key_map;
+	EoFields   *kf = f->key;
+	rd_kafka_message_t *msg = rec->msg;
+
+	if (msg->key == NULL)
+		return true;
+	if (km->format == &eo_format_text && !pg_verifymbstr(msg->key, msg->key_len, true))
+		return eo_fields_fail(f, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
+							  "key is not valid in the database encoding (key_format text)");
+	memset(kf->present, 0, km->ncolumns);
+	kf->sqlerrcode = 0;
+	kf->error = NULL;
+	if (!km->format->decode(kf, km->format_state, msg->key, msg->key_len))
+		return eo_fields_fail(f, kf->sqlerrcode,
+							  psprintf("cannot decode the key as %s: %s", km->format->name, kf->error));
+	for (int c = 0; c < km->ncolumns; c++)
+	{
+		if (!kf->present[c] || f->map->columns[c].source != EO_SRC_KEY_FIELD)
+			continue;
+		f->present[c] = 1;
+		f->isnull[c] = kf->isnull[c];
+		f->is_datum[c] = kf->is_datum[c];
+		f->text[c] = kf->text[c];
+		f->len[c] = kf->len[c];
+		f->datum[c] = kf->datum[c];
+	}
 	return true;
 }
 
-/* The Kafka metadata, then the value through the format. */
+/*
+ * The Kafka metadata, the key's fields, the Debezium event's, then the value
+ * through the format.
+ */
 static bool
 eo_record_fill(EoFields *f, EoRecord *rec)
 {
 	EoMapping  *map = f->map;
 	rd_kafka_message_t *msg = rec->msg;
+	bool		ok = true;
 
 	for (int c = 0; c < map->ncolumns; c++)
 	{
@@ -202,6 +246,8 @@ eo_record_fill(EoFields *f, EoRecord *rec)
 			case EO_SRC_JSON:
 			case EO_SRC_VALUE:
 			case EO_SRC_ENVELOPE:
+			case EO_SRC_KEY_FIELD:
+			case EO_SRC_NONE:
 				continue;
 			case EO_SRC_KEY:
 				if (!eo_fields_raw(f, c, msg->key, msg->key_len, "key"))
@@ -232,13 +278,17 @@ eo_record_fill(EoFields *f, EoRecord *rec)
 		}
 		eo_fields_text(f, c, v, strlen(v));
 	}
+	if (map->key_map != NULL && !eo_record_key(f, rec))
+		return false;
 	if (!eo_record_envelope(f, rec))
 		return false;
 	if (!rec->value_override)
-		return map->format->decode(f, map->format_state, msg->payload, msg->len);
-	if (rec->value == NULL)
-		return true;
-	return map->format->decode(f, map->format_state, rec->value, rec->value_len);
+		ok = map->format->decode(f, map->format_state, msg->payload, msg->len);
+	else if (rec->value != NULL)
+		ok = map->format->decode(f, map->format_state, rec->value, rec->value_len);
+	if (ok)
+		eo_record_epochs(f);
+	return ok;
 }
 
 /*
@@ -490,6 +540,20 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	run.f.isnull = MemoryContextAlloc(cxt, sizeof(bool) * nc);
 	run.f.is_datum = MemoryContextAlloc(cxt, sizeof(bool) * nc);
 	run.f.datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
+	run.f.key = NULL;
+	if (map->key_map != NULL)
+	{
+		EoFields   *kf = MemoryContextAllocZero(cxt, sizeof(EoFields));
+
+		kf->map = map->key_map;
+		kf->present = MemoryContextAlloc(cxt, nc);
+		kf->text = MemoryContextAlloc(cxt, sizeof(char *) * nc);
+		kf->len = MemoryContextAlloc(cxt, sizeof(int) * nc);
+		kf->isnull = MemoryContextAlloc(cxt, sizeof(bool) * nc);
+		kf->is_datum = MemoryContextAlloc(cxt, sizeof(bool) * nc);
+		kf->datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
+		run.f.key = kf;
+	}
 	run.recs = recs;
 	run.next = 0;
 	run.n = n;

@@ -20,8 +20,10 @@
  *	   below);
  *	3. the name in create_pipeline's check of format (eo_ingest.sql).
  * A format that needs per-pipeline state (a schema cache) builds it in
- * prepare(), once per mapping, in the mapping's memory context.  Key decoding
- * (key_format) will run a second EoFormat over the key.  An envelope
+ * prepare(), once per mapping, in the mapping's memory context.  The Kafka
+ * key is decoded by a second mapping (EoMapping.key_map, key_format) with the
+ * same interface: its columns are those mapped from $key.<path>, and the
+ * format sees the key's bytes as its value.  An envelope
  * (debezium, upsert: envelope.c) makes records of its own, one per row
  * (after, before or the key), that decode a part of the value instead of
  * the whole (EoRecord.value).
@@ -47,8 +49,10 @@ typedef enum EoSource
 	EO_SRC_OFFSET,
 	EO_SRC_TIMESTAMP,
 	EO_SRC_HEADERS,
-	EO_SRC_ENVELOPE				/* a path into a Debezium event: $op,
+	EO_SRC_ENVELOPE,			/* a path into a Debezium event: $op,
 								 * $ts_ms, $source.lsn, ... */
+	EO_SRC_KEY_FIELD,			/* $key.<path>: a field of the decoded key */
+	EO_SRC_NONE					/* in a key mapping: not filled from the key */
 } EoSource;
 
 /* envelope => ...: how a record changes the target (envelope.c, apply.c) */
@@ -76,6 +80,8 @@ typedef struct EoColumn
 	bool		via_text;		/* no array type (an array column): the writer
 								 * passes its values as text[] (outfunc) and
 								 * the statement casts them */
+	char		epoch_unit;		/* a Debezium event's ts_ms, ts_us or ts_ns
+								 * into a time column: 'm', 'u' or 'n'; else 0 */
 	FmgrInfo	outfunc;
 	/* the writer passes values as an array of the column type */
 	Oid			arraytype;
@@ -105,6 +111,15 @@ typedef struct EoMapping
 	char	   *signature;		/* equal signatures decode equally */
 	EoEnvelope	envelope;
 	bool		truncate;		/* on_truncate = 'truncate' */
+	/*
+	 * key_format: the mapping that decodes the Kafka key, or NULL (the key is
+	 * only bytes, $key).  Its columns are this mapping's, in the same order:
+	 * $key.<path> ones (and, with an envelope, those mapped by field, which
+	 * may identify the row) read the key's fields; the others are
+	 * EO_SRC_NONE.
+	 */
+	struct EoMapping *key_map;
+	bool		is_key;			/* this mapping decodes the Kafka key */
 } EoMapping;
 
 typedef enum EoRecordStatus
@@ -161,6 +176,7 @@ typedef struct EoFields
 	Datum	   *datum;
 	int			sqlerrcode;		/* set by eo_fields_fail */
 	char	   *error;
+	struct EoFields *key;		/* the key's fields (map->key_map), or NULL */
 } EoFields;
 
 typedef struct EoFormat
@@ -206,8 +222,10 @@ struct pg_uuid_t;
 extern bool eo_parse_uuid(const char *s, int len, struct pg_uuid_t *uuid);
 
 /* mapping.c */
-extern EoMapping *eo_mapping_build(Oid target, const char *format, const char *event_id,
-								   const char *on_duplicate, Datum columns, bool columns_null,
-								   const char *topic);
+extern EoMapping *eo_mapping_build(Oid target, const char *format, const char *key_format,
+								   const char *event_id, const char *on_duplicate,
+								   Datum columns, bool columns_null, const char *topic,
+								   EoEnvelope envelope);
+extern EoMapping *eo_mapping_nested(EoMapping *map, const char *field, bool op);
 
 #endif							/* EO_RECORD_H */

@@ -75,7 +75,8 @@ eo_load_config(EoWorker *w)
 								"EXISTS (SELECT FROM eo_ingest.offsets o WHERE o.pipeline_id = p.id), "
 	/* columns of 0.3, read so that a database still at 0.2 works too */
 								"to_jsonb(p) ->> 'schema_registry', to_jsonb(p) ->> 'avro_schema', "
-								"to_jsonb(p) ->> 'envelope', to_jsonb(p) ->> 'on_truncate' "
+								"to_jsonb(p) ->> 'envelope', to_jsonb(p) ->> 'on_truncate', "
+								"to_jsonb(p) ->> 'key_format', to_jsonb(p) ->> 'key_avro_schema' "
 								"FROM eo_ingest.pipelines p WHERE id = $1",
 								1, argt, argv, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
@@ -113,6 +114,10 @@ eo_load_config(EoWorker *w)
 	c->avro_schema = eo_getstr(w, tup, desc, 19);
 	c->envelope = eo_getstr(w, tup, desc, 20);
 	c->on_truncate = eo_getstr(w, tup, desc, 21);
+	c->key_format = eo_getstr(w, tup, desc, 22);
+	if (c->key_format != NULL && strcmp(c->key_format, "none") == 0)
+		c->key_format = NULL;
+	c->key_avro_schema = eo_getstr(w, tup, desc, 23);
 	w->cfg = c;
 	if (!c->enabled)
 		return false;
@@ -134,16 +139,18 @@ eo_load_config(EoWorker *w)
 	old = MemoryContextSwitchTo(w->config_cxt);
 	envelope = c->envelope == NULL || strcmp(c->envelope, "none") == 0 ? EO_ENV_NONE :
 		strcmp(c->envelope, "debezium") == 0 ? EO_ENV_DEBEZIUM : EO_ENV_UPSERT;
-	w->map = eo_mapping_build(c->target, c->format, envelope == EO_ENV_NONE ? c->event_id : NULL,
-							  c->on_duplicate, c->columns, c->columns_null, c->topic);
-	w->map->envelope = envelope;
+	w->map = eo_mapping_build(c->target, c->format, c->key_format,
+							  envelope == EO_ENV_NONE ? c->event_id : NULL,
+							  c->on_duplicate, c->columns, c->columns_null, c->topic, envelope);
 	w->map->truncate = c->on_truncate != NULL && strcmp(c->on_truncate, "truncate") == 0;
 	w->writer = eo_writer_create(w->map, w->config_cxt);
 	if (envelope != EO_ENV_NONE)
 		w->applier = eo_apply_create(w->map, w->writer);
 	MemoryContextSwitchTo(old);
 	if (w->map->format == &eo_format_avro)
-		eo_avro_configure(c->schema_registry, c->avro_schema, c->kafka_options);
+		eo_avro_configure(c->schema_registry, c->avro_schema,
+						  c->key_format != NULL && strcmp(c->key_format, "avro") == 0,
+						  c->key_avro_schema, c->kafka_options);
 	return true;
 }
 

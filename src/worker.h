@@ -42,6 +42,8 @@ typedef struct EoConfig
 	bool		owner_superuser;	/* may kafka_options load code? */
 	char	   *schema_registry;	/* format avro: registry URLs, or */
 	char	   *avro_schema;	/* the inline writer schema */
+	char	   *key_format;		/* NULL: the key is not decoded */
+	char	   *key_avro_schema;	/* key_format avro: plain Avro keys' schema */
 } EoConfig;
 
 /* What the worker does after its setup or its main loop returns */

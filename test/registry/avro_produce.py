@@ -9,7 +9,10 @@ Avro binary (--plain).  A line {"$raw_hex": "..."} produces those bytes as the
 value unchanged (for malformed records); --schema-id N writes the wire
 format by hand with that id and fastavro's body, for when the registry is
 down (the id must have been registered before); {"$key": ..., "$value": ...} gives a
-key too (serialized with --key-schema when given, else as UTF-8 text).
+key too (serialized with --key-schema when given, by the registry's
+AvroSerializer or, with --plain, as plain Avro binary; else as UTF-8 text),
+"$value": null a tombstone, and "$key_hex": "..." a key of those bytes as
+they are (for malformed keys).
 
 JSON cannot spell every Avro value, so values are converted by the schema:
 bytes and fixed from hex strings, float and double also from the strings
@@ -120,6 +123,7 @@ def main():
         if key_text:
             kser = AvroSerializer(client, key_text)
     parsed = fastavro.parse_schema(schema)
+    kparsed = fastavro.parse_schema(key_schema) if key_schema else None
 
     prod = Producer({"bootstrap.servers": a.brokers, "enable.idempotence": True,
                      "linger.ms": 5})
@@ -137,13 +141,18 @@ def main():
             continue
         rec = json.loads(line)
         key = None
+        raw_key = None
+        if isinstance(rec, dict) and "$key_hex" in rec:
+            raw_key = bytes.fromhex(rec.pop("$key_hex"))
         if isinstance(rec, dict) and "$raw_hex" in rec:
             value = bytes.fromhex(rec["$raw_hex"])
         else:
             if isinstance(rec, dict) and "$value" in rec:
                 key, rec = rec.get("$key"), rec["$value"]
             obj = convert(schema, rec, {})
-            if a.plain or a.schema_id is not None:
+            if obj is None:
+                value = None
+            elif a.plain or a.schema_id is not None:
                 buf = io.BytesIO()
                 if a.schema_id is not None:
                     buf.write(b"\0" + a.schema_id.to_bytes(4, "big"))
@@ -155,8 +164,14 @@ def main():
                 if kser is not None:
                     key = kser(convert(key_schema, key, {}),
                                SerializationContext(a.topic, MessageField.KEY))
+                elif kparsed is not None:
+                    buf = io.BytesIO()
+                    fastavro.schemaless_writer(buf, kparsed, convert(key_schema, key, {}))
+                    key = buf.getvalue()
                 else:
                     key = str(key).encode()
+        if raw_key is not None:
+            key = raw_key
         kw = {} if a.partition is None else {"partition": a.partition}
         prod.produce(a.topic, value=value, key=key, on_delivery=report, **kw)
         prod.poll(0)
