@@ -10,6 +10,8 @@
 #     with its id dead letters; an inline one is refused by create_pipeline.
 #   Debezium: "after", "before", "source" and the key nested 100,000 deep.
 #   Upsert: the value and the key nested that deep.
+#   key_format json: a key nested that deep, read for $key.<path> columns and
+#     event ids, or only carried along.
 
 use strict;
 use warnings;
@@ -215,6 +217,35 @@ for my $i (1 .. 60)
 }
 $kafka->create_topic('deep_ups', 1);
 $kafka->kcat_produce('deep_ups', \@ups);
+
+# key_format json without an envelope: the key is decoded like a value
+my (@kj, %kj_poison, %kj_rows);
+for my $i (1 .. 40)
+{
+	my $key = "{\"id\": $i, \"r\": \"k$i\"}";
+	if ($i % 10 == 0)
+	{
+		$key = $i == 10 ? deep_object(100_000)
+		  : $i == 20 ? "{\"id\": $i, \"r\": \"k$i\", \"junk\": " . deep_array(200_000) . '}'
+		  : $i == 30 ? "{\"id\": $i, \"r\": " . deep_object(100_000) . '}'
+		  : "{\"id\": $i, \"r\": \"k$i\", \"doc\": " . deep_array(500) . '}';
+		$kj_poison{ scalar @kj } = [ '54000', qr/key.*$too_deep/ ] if $i < 40;
+	}
+	$kj_rows{$i} = "k$i" unless $i % 10 == 0 && $i < 40;
+	push @kj, { key => $key, value => "{\"v\": $i}" };
+}
+$kafka->create_topic('deep_kj', 1);
+$kafka->kcat_produce('deep_kj', \@kj);
+$node->safe_psql('postgres', 'CREATE TABLE public.kj (id integer PRIMARY KEY, v text, r text)');
+EoTest::create_pipeline($node, name => 'kj', brokers => $kafka->brokers,
+	topic => 'deep_kj', target => 'public.kj', key_format => 'json', event_id => '$key.id',
+	columns => '{"id": "$key.id", "r": "$key.r", "v": "v"}',
+	batch_size => \'10000', batch_timeout => \'2000');
+EoTest::wait_caught_up($node, 'kj', scalar @kj, timeout => 90);
+is($node->safe_psql('postgres', "SELECT string_agg(id || '=' || r, ',' ORDER BY id) FROM public.kj"),
+	join(',', map { "$_=$kj_rows{$_}" } sort { $a <=> $b } keys %kj_rows),
+	'kj: every record with a shallow key landed');
+check_dead_letters('kj', \%kj_poison, [ map { $_->{value} } @kj ]);
 
 EoTest::create_pipeline($node, name => 'dbz', brokers => $kafka->brokers,
 	topic => 'deep_dbz', target => 'public.dbz', envelope => 'debezium',
