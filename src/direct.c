@@ -144,7 +144,8 @@ eo_direct_probe_init(EoDirect *d)
  * written, or none.  Ids above it need no probe: no row can have them (event
  * ids that grow over time, such as UUIDv7, ULIDs or sequence numbers, mostly
  * are); one that another transaction writes meanwhile makes the index
- * insertion fail with a unique violation, as after a probe.
+ * insertion fail with a unique violation, as after a probe.  Looked up for
+ * every chunk, so that "meanwhile" is one chunk's time, not a batch's.
  */
 static void
 eo_direct_find_max(EoDirect *d)
@@ -154,6 +155,8 @@ eo_direct_find_max(EoDirect *d)
 	Form_pg_attribute att = TupleDescAttr(RelationGetDescr(d->rel), idatt - 1);
 	IndexScanDesc scan = eo_index_beginscan(d->rel, d->idx_rel, &d->dirty, 0, 0);
 
+	if (d->have_max && !att->attbyval)
+		pfree(DatumGetPointer(d->max));
 	d->have_max = false;
 	index_rescan(scan, NULL, 0, NULL, 0);
 	if (index_getnext_slot(scan, BackwardScanDirection, d->existing))
@@ -424,6 +427,15 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 		{
 			eo_direct_flush(d, nbuf, counts);
 			nbuf = 0;
+			/*
+			 * The largest id again for the next chunk: another worker of
+			 * the pipeline writes the same range of ids meanwhile, and an id
+			 * of its that this batch skipped probing for would end in a
+			 * unique violation, which sends the whole batch through the
+			 * SQL path, instead of a wait for that worker's commit.
+			 */
+			if (d->idx_rel != NULL)
+				eo_direct_find_max(d);
 		}
 	}
 	eo_direct_flush(d, nbuf, counts);

@@ -447,7 +447,7 @@ typedef struct EoTry
 	int		   *idx;
 	int			lo;
 	int			hi;
-	bool		sql_only;
+	int			fast_tries;		/* fast path tries left; 0: SQL path only */
 	bool		direct;			/* the fast path took the records */
 	EoCounts	counts;
 	MemoryContext cxt;			/* freed after the try */
@@ -465,7 +465,7 @@ eo_writer_exec_range(void *arg)
 	int		   *existing;
 	int			nexisting = 0;
 
-	if (t->sql_only || !eo_direct_insert)
+	if (t->fast_tries == 0 || !eo_direct_insert)
 		eo_writer_exec_sql(t->w, t->recs, t->idx, t->lo, t->hi, &t->counts);
 	else
 	{
@@ -485,15 +485,23 @@ eo_writer_exec_range(void *arg)
 }
 
 /*
+ * Fast path tries of a range before the SQL path takes it: a unique
+ * violation on the fast path is mostly another worker of the pipeline that
+ * committed one of the range's event ids while it was written, and a second
+ * try finds that row by its probe and skips the record.
+ */
+#define EO_FAST_TRIES 2
+
+/*
  * Try recs[idx[lo..hi)] in a subtransaction; on a data error, split in two
  * and try each half, down to the single bad record, which becomes a dead
  * letter.  One bad record in n costs about 2 log2(n) subtransactions.
  */
 static void
-eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, bool sql_only,
+eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, int fast_tries,
 			  EoCounts *counts)
 {
-	EoTry		t = {w, recs, idx, lo, hi, sql_only, false, {0}, NULL};
+	EoTry		t = {w, recs, idx, lo, hi, fast_tries, false, {0}, NULL};
 	ErrorData  *edata;
 
 	/*
@@ -521,10 +529,11 @@ eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, bool sql_on
 		/*
 		 * Another transaction committed one of these event ids between the
 		 * fast path's probe and its insertion (or another unique index
-		 * refused a row): ON CONFLICT settles which.
+		 * refused a row): the fast path once more, then ON CONFLICT, which
+		 * settles which.
 		 */
 		FreeErrorData(edata);
-		eo_writer_try(w, recs, idx, lo, hi, true, counts);
+		eo_writer_try(w, recs, idx, lo, hi, fast_tries - 1, counts);
 		return;
 	}
 	if (hi - lo == 1)
@@ -538,8 +547,8 @@ eo_writer_try(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, bool sql_on
 		return;
 	}
 	FreeErrorData(edata);
-	eo_writer_try(w, recs, idx, lo, lo + (hi - lo) / 2, sql_only, counts);
-	eo_writer_try(w, recs, idx, lo + (hi - lo) / 2, hi, sql_only, counts);
+	eo_writer_try(w, recs, idx, lo, lo + (hi - lo) / 2, fast_tries, counts);
+	eo_writer_try(w, recs, idx, lo + (hi - lo) / 2, hi, fast_tries, counts);
 }
 
 typedef struct EoShapeSort
@@ -615,7 +624,7 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 
 			qsort_arg(idx, m, sizeof(int), eo_cmp_shape, &sort);
 		}
-		eo_writer_try(w, recs, idx, 0, m, false, counts);
+		eo_writer_try(w, recs, idx, 0, m, EO_FAST_TRIES, counts);
 
 		/*
 		 * A record that became a dead letter while it was the winner of its

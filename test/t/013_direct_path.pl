@@ -58,7 +58,7 @@ EOS
 is($ins, $distinct, "race: rows_inserted of both pipelines = $distinct distinct ids");
 is($ins + $skip, @$ma + @$mb, 'race: inserted + skipped = every record of both topics');
 is($dead, 0, 'race: no dead letter (a lost race is a duplicate, not an error)');
-note("race: $subx subtransactions (one per batch, plus one per race settled by ON CONFLICT)");
+note("race: $subx subtransactions (two per batch, with decoding, plus one per race: a second fast-path try, then ON CONFLICT)");
 
 # --- defaults, identity, domains and typmods, through both paths
 
