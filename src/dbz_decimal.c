@@ -25,6 +25,7 @@
 
 #include "compat.h"
 #include "dbz_decimal.h"
+#include "record.h"
 
 #define EO_VARIABLE_SCALE (-1)
 
@@ -44,6 +45,7 @@ static MemoryContext eo_dbz_cxt;
 static char *eo_dbz_schema;		/* the text of the last schema seen */
 static int	eo_dbz_schema_len;
 static EoDbzDecimals *eo_dbz_last;
+static char *eo_dbz_error;		/* why the last schema cannot be read */
 
 /* A JSON object's field as a container, or NULL. */
 static JsonbContainer *
@@ -105,35 +107,17 @@ eo_dbz_row_schema(JsonbContainer *row, EoDbzDecimals *d)
 	}
 }
 
-/*
- * The decimal fields of the rows ("before", "after") of a Debezium event
- * with this Connect schema (len bytes, then a NUL), or NULL if none.
- */
-const EoDbzDecimals *
-eo_dbz_decimals(const char *schema, int len)
+/* Parse the schema (a NUL-terminated string) into eo_dbz_last. */
+static void
+eo_dbz_parse(void *arg)
 {
-	MemoryContext old;
-	EoDbzDecimals *d;
+	EoDbzDecimals *d = palloc0(sizeof(EoDbzDecimals));
 	Jsonb	   *jb;
 	JsonbValue	v;
 	JsonbContainer *fields;
 
-	if (eo_dbz_schema != NULL && len == eo_dbz_schema_len &&
-		memcmp(schema, eo_dbz_schema, len) == 0)
-		return eo_dbz_last;
-	/* both logical names end so */
-	if (strstr(schema, "Decimal\"") == NULL)
-		return NULL;
-	if (eo_dbz_cxt == NULL)
-		eo_dbz_cxt = AllocSetContextCreate(TopMemoryContext, "eo_ingest Debezium decimals",
-										   ALLOCSET_SMALL_SIZES);
-	MemoryContextReset(eo_dbz_cxt);
-	eo_dbz_schema = NULL;
-	old = MemoryContextSwitchTo(eo_dbz_cxt);
-	d = palloc0(sizeof(EoDbzDecimals));
 	d->fields = palloc(sizeof(EoDbzField));
-	/* valid JSON already: json_scan.c checked the whole value */
-	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(schema)));
+	jb = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum((char *) arg)));
 	fields = eo_dbz_get(&jb->root, "fields", &v);
 	for (int i = 0; fields != NULL && JsonContainerIsArray(fields) &&
 		 i < (int) JsonContainerSize(fields); i++)
@@ -145,10 +129,49 @@ eo_dbz_decimals(const char *schema, int len)
 		if (fname != NULL && (strcmp(fname, "before") == 0 || strcmp(fname, "after") == 0))
 			eo_dbz_row_schema(field, d);
 	}
-	eo_dbz_schema = pnstrdup(schema, len);
-	eo_dbz_schema_len = len;
 	eo_dbz_last = d->nfields > 0 ? d : NULL;
-	MemoryContextSwitchTo(old);
+}
+
+/*
+ * The decimal fields of the rows ("before", "after") of a Debezium event
+ * with this Connect schema (len bytes, then a NUL), or NULL if none, or if
+ * the schema cannot be read: then with *error.  The schema is parsed in a
+ * subtransaction: one that jsonb refuses (a number out of numeric's range)
+ * makes its records dead letters and must not abort the batch.
+ */
+const EoDbzDecimals *
+eo_dbz_decimals(const char *schema, int len, const char **error)
+{
+	MemoryContext old;
+	ErrorData  *edata;
+
+	if (eo_dbz_schema == NULL || len != eo_dbz_schema_len ||
+		memcmp(schema, eo_dbz_schema, len) != 0)
+	{
+		/* both logical names end so */
+		if (strstr(schema, "Decimal\"") == NULL)
+		{
+			*error = NULL;
+			return NULL;
+		}
+		if (eo_dbz_cxt == NULL)
+			eo_dbz_cxt = AllocSetContextCreate(TopMemoryContext, "eo_ingest Debezium decimals",
+											   ALLOCSET_SMALL_SIZES);
+		MemoryContextReset(eo_dbz_cxt);
+		eo_dbz_schema = NULL;
+		eo_dbz_last = NULL;
+		eo_dbz_error = NULL;
+		old = MemoryContextSwitchTo(eo_dbz_cxt);
+		edata = eo_subxact_run(eo_dbz_parse, unconstify(char *, schema));
+		if (edata != NULL && !eo_record_error_is_records(edata->sqlerrcode))
+			ReThrowError(edata);
+		if (edata != NULL)
+			eo_dbz_error = psprintf("Debezium schema: %s", eo_error_text(edata));
+		eo_dbz_schema = pnstrdup(schema, len);
+		eo_dbz_schema_len = len;
+		MemoryContextSwitchTo(old);
+	}
+	*error = eo_dbz_error;
 	return eo_dbz_last;
 }
 

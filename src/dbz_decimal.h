@@ -10,7 +10,8 @@
 
 typedef struct EoDbzDecimals EoDbzDecimals;
 
-extern const EoDbzDecimals *eo_dbz_decimals(const char *schema, int len);
+extern const EoDbzDecimals *eo_dbz_decimals(const char *schema, int len,
+											 const char **error);
 extern char *eo_dbz_rewrite(const EoDbzDecimals *d, const char *json, int len,
 							int *newlen, char **error);
 extern void eo_decimal_text(const unsigned char *d, int len, int scale, StringInfo out);

@@ -70,6 +70,7 @@ typedef struct EoEnvScan
 	const char *event;			/* the event, or the wrapper's payload */
 	size_t		event_len;
 	const EoDbzDecimals *decimals;	/* the wrapper's schema's, or NULL */
+	const char *decimals_error; /* why the schema cannot be read */
 } EoEnvScan;
 
 /* The rows to decode and the changes made of them, for one batch. */
@@ -201,7 +202,8 @@ eo_env_scan(EoEnvPass *p, const char *json, size_t len, bool decimals, EoEnvScan
 	}
 	s->fields[F_SCHEMA].present = f->present[F_SCHEMA];
 	if (decimals && f->present[F_SCHEMA] && !f->isnull[F_SCHEMA])
-		s->decimals = eo_dbz_decimals(f->text[F_SCHEMA], f->len[F_SCHEMA]);
+		s->decimals = eo_dbz_decimals(f->text[F_SCHEMA], f->len[F_SCHEMA],
+									  &s->decimals_error);
 	MemoryContextReset(p->scratch);
 	s->event = json;
 	s->event_len = len;
@@ -216,7 +218,10 @@ eo_env_scan(EoEnvPass *p, const char *json, size_t len, bool decimals, EoEnvScan
 		s->event_len = s->fields[F_PAYLOAD].len;
 	}
 	else
+	{
 		s->decimals = NULL;
+		s->decimals_error = NULL;
+	}
 	return true;
 }
 
@@ -229,6 +234,11 @@ eo_env_decimals(EoEnvScan *s, EoEnvField *row, EoRecord *rec)
 {
 	char	   *error;
 
+	if (s->decimals_error != NULL)
+	{
+		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION, s->decimals_error);
+		return false;
+	}
 	if (s->decimals == NULL || !eo_env_is(row, '{'))
 		return true;
 	row->text = eo_dbz_rewrite(s->decimals, row->text, row->len, &row->len, &error);

@@ -583,6 +583,9 @@ push @decmsgs, { key => '{"id":9}', value => $json->encode({ op => 'c', before =
 my @decbad = map { $json->encode({ schema => $dec_schema, payload => { op => 'c', before => undef, after => $_ } }) }
   ({ id => 10, d0 => '*not base64*', d2 => undef, d10 => undef, v => undef, n => 'x' },
    { id => 11, d0 => undef, d2 => undef, d10 => undef, v => { value => 'AQ==' }, n => 'x' });
+# a schema jsonb refuses (a number beyond numeric's range) only kills its record
+push @decbad, '{"schema":{"name":"org.apache.kafka.connect.data.Decimal","n":1e1000000},'
+  . '"payload":{"op":"c","before":null,"after":{"id":12,"d0":"AQ=="}}}';
 push @decmsgs, map { { key => '{"id":10}', value => $_ } } @decbad;
 $kafka->kcat_produce('t060_dec', \@decmsgs, partition => 0);
 EoTest::create_pipeline($node,
