@@ -208,7 +208,8 @@ note(sprintf('workload: %d rounds in %.0f s', $rounds, time - $t0));
 
 # Rows of the target missing from the source and of the source missing from
 # the target, every column compared ("extra/missing").
-my %cols = (items => 'a, b, qty, price, at, doc, note', nopk => 'id, v, n');
+# numerics as text: their scale must arrive too (numeric's = ignores it)
+my %cols = (items => 'a, b, qty, price::text AS price, at, doc, note', nopk => 'id, v, n::text AS n');
 
 sub diff_counts
 {
