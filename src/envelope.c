@@ -29,6 +29,7 @@
 
 #include "change.h"
 #include "compat.h"
+#include "dbz_decimal.h"
 #include "json_scan.h"
 
 /*
@@ -68,6 +69,8 @@ typedef struct EoEnvScan
 	EoEnvField	fields[F_COUNT];
 	const char *event;			/* the event, or the wrapper's payload */
 	size_t		event_len;
+	const EoDbzDecimals *decimals;	/* the wrapper's schema's, or NULL */
+	const char *decimals_error; /* why the schema cannot be read */
 } EoEnvScan;
 
 /* The rows to decode and the changes made of them, for one batch. */
@@ -137,10 +140,11 @@ eo_env_is(const EoEnvField *f, char c)
  * Find the envelope's fields in a JSON object, copied into the current
  * memory context; false, with the error, when it is not one.  A Kafka
  * Connect JsonConverter with schemas.enable wraps every key and value as
- * {"schema": ..., "payload": ...}: then the payload's fields count.
+ * {"schema": ..., "payload": ...}: then the payload's fields count, and
+ * (with decimals) the schema tells the rows' precise decimals.
  */
 static bool
-eo_env_scan(EoEnvPass *p, const char *json, size_t len, EoEnvScan *s,
+eo_env_scan(EoEnvPass *p, const char *json, size_t len, bool decimals, EoEnvScan *s,
 			int *sqlerrcode, char **error)
 {
 	EoFields   *f = &p->fields;
@@ -197,19 +201,50 @@ eo_env_scan(EoEnvPass *p, const char *json, size_t len, EoEnvScan *s,
 		}
 	}
 	s->fields[F_SCHEMA].present = f->present[F_SCHEMA];
+	if (decimals && f->present[F_SCHEMA] && !f->isnull[F_SCHEMA])
+		s->decimals = eo_dbz_decimals(f->text[F_SCHEMA], f->len[F_SCHEMA],
+									  &s->decimals_error);
 	MemoryContextReset(p->scratch);
 	s->event = json;
 	s->event_len = len;
 	if (s->fields[F_SCHEMA].present && s->fields[F_PAYLOAD].present && !s->fields[F_OP].present &&
 		(s->fields[F_PAYLOAD].text == NULL || s->fields[F_PAYLOAD].text[0] == '{'))
 	{
+		/* only a wrapper's schema tells the scale of precise decimals */
 		s->fields[F_OP] = s->fields[F_P_OP];
 		s->fields[F_BEFORE] = s->fields[F_P_BEFORE];
 		s->fields[F_AFTER] = s->fields[F_P_AFTER];
 		s->event = s->fields[F_PAYLOAD].text;
 		s->event_len = s->fields[F_PAYLOAD].len;
 	}
+	else
+	{
+		s->decimals = NULL;
+		s->decimals_error = NULL;
+	}
 	return true;
+}
+
+/*
+ * A row's precise decimals (base64) as numbers, by the wrapper's schema;
+ * false, with the record a dead letter, if one is not what it says.
+ */
+static bool
+eo_env_decimals(EoEnvScan *s, EoEnvField *row, EoRecord *rec)
+{
+	char	   *error;
+
+	if (s->decimals_error != NULL)
+	{
+		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION, s->decimals_error);
+		return false;
+	}
+	if (s->decimals == NULL || !eo_env_is(row, '{'))
+		return true;
+	row->text = eo_dbz_rewrite(s->decimals, row->text, row->len, &row->len, &error);
+	if (row->text == NULL)
+		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION, error);
+	return row->text != NULL;
 }
 
 /* A row of rec to decode: json, a part of its value, or no value at all. */
@@ -259,7 +294,7 @@ eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 	/* the tombstone that follows a delete, for compaction: nothing to do */
 	if (msg->payload == NULL)
 		return;
-	if (!eo_env_scan(p, msg->payload, msg->len, &s, &sqlerrcode, &error))
+	if (!eo_env_scan(p, msg->payload, msg->len, true, &s, &sqlerrcode, &error))
 	{
 		eo_env_fail(rec, sqlerrcode, error);
 		return;
@@ -272,6 +307,8 @@ eo_env_debezium(EoApplier *a, EoEnvPass *p, EoRecord *rec, int seq)
 	op = s.fields[F_OP].text;
 	before = &s.fields[F_BEFORE];
 	after = &s.fields[F_AFTER];
+	if (!eo_env_decimals(&s, before, rec) || !eo_env_decimals(&s, after, rec))
+		return;
 	if (!s.fields[F_OP].present)
 	{
 		eo_env_fail(rec, ERRCODE_INVALID_TEXT_REPRESENTATION,
@@ -361,7 +398,7 @@ eo_env_key_row(EoApplier *a, EoEnvPass *p, EoRecord *rec)
 		return NULL;
 	if (format == &eo_format_json)
 	{
-		if (!eo_env_scan(p, rec->msg->key, rec->msg->key_len, &s, &sqlerrcode, &error))
+		if (!eo_env_scan(p, rec->msg->key, rec->msg->key_len, false, &s, &sqlerrcode, &error))
 		{
 			if (sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED)
 				eo_env_fail(rec, sqlerrcode, psprintf("Kafka key: %s", error));

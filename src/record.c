@@ -418,7 +418,7 @@ eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
  * decoding: out of memory or disk (class 53), a cancel or shutdown (57), an
  * I/O error (58).
  */
-static bool
+bool
 eo_record_error_is_records(int sqlerrcode)
 {
 	int			category = ERRCODE_TO_CATEGORY(sqlerrcode);

@@ -214,6 +214,7 @@ extern int	eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n,
 								   MemoryContext cxt);
 extern char *eo_error_text(ErrorData *edata);
 extern ErrorData *eo_subxact_run(void (*fn) (void *arg), void *arg);
+extern bool eo_record_error_is_records(int sqlerrcode);
 extern int	eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi);
 
 /* convert.c */

@@ -16,12 +16,16 @@
 # source.lsn and ts_ms mapped to columns.  An update that changes the key and
 # fails on either half (its new row violates a CHECK, its old row is still
 # referenced) is a dead letter and neither half is applied, while the rest of
-# its batch is.
+# its batch is.  Debezium's default precise decimals (base64 of the unscaled
+# two's complement integer, the scale in the wrapper's schema: Decimal and
+# VariableScaleDecimal) land as their exact values, of any length.
 
 use strict;
 use warnings;
 
 use JSON::PP ();
+use MIME::Base64 ();
+use Math::BigInt;
 use PostgreSQL::Test::Utils;
 use Test::More;
 use Time::HiRes qw(time sleep);
@@ -42,6 +46,7 @@ $kafka->create_topic('t060_dbz', $nparts);
 $kafka->create_topic('t060_upsert', 2);
 $kafka->create_topic('t060_trunc', 1);
 $kafka->create_topic('t060_pk', 1);
+$kafka->create_topic('t060_dec', 1);
 
 my $node = EoTest::new_node('eo060');
 $node->safe_psql('postgres', <<'EOS');
@@ -61,6 +66,7 @@ CREATE TABLE trunc_ignore (id integer PRIMARY KEY, v text, op text, lsn bigint, 
 CREATE TABLE trunc_apply (LIKE trunc_ignore INCLUDING ALL);
 CREATE TABLE pkchg (id integer PRIMARY KEY, v text CHECK (v <> 'bad'));
 CREATE TABLE pkref (id integer REFERENCES pkchg);
+CREATE TABLE dec (id integer PRIMARY KEY, d0 numeric, d2 numeric(12,2), d10 numeric, v numeric, n text);
 EOS
 
 # ---- the Debezium workload, from a model of the source table -------------
@@ -500,6 +506,104 @@ is($node->safe_psql('postgres', "SELECT string_agg(id || '=' || v, ',' ORDER BY 
 	'1=r1,3=r3,4=r4,5=r5,6=s6,7=r7,20=ok20',
 	'a key change that fails on either half leaves its old row and adds no new one; the rest applies');
 check_dead_letters('pkchg', [ map { $_->{value} } @pkbad ]);
+
+# ---- precise decimals ----------------------------------------------------------
+
+# base64 of the big-endian two's complement bytes of an integer's text
+sub b64_int
+{
+	my $n = Math::BigInt->new($_[0]);
+	my $len = 1;
+	$len++ while $n < -Math::BigInt->new(2)->bpow(8 * $len - 1)
+	  || $n >= Math::BigInt->new(2)->bpow(8 * $len - 1);
+	$n += Math::BigInt->new(2)->bpow(8 * $len) if $n < 0;
+	my $hex = substr($n->as_hex, 2);
+	$hex = ('0' x (2 * $len - length($hex))) . $hex;
+	return MIME::Base64::encode_base64(pack('H*', $hex), '');
+}
+
+# the exact text of unscaled * 10^-scale
+sub scaled
+{
+	my ($u, $scale) = @_;
+	my $neg = $u =~ s/^-//;
+	$u = ('0' x ($scale + 1 - length($u))) . $u if length($u) <= $scale;
+	substr($u, -$scale, 0) = '.' if $scale > 0;
+	return ($neg ? '-' : '') . $u;
+}
+
+my $decimal = sub {
+	my ($f, $scale) = @_;
+	return { type => 'bytes', optional => JSON::PP::true, name => 'org.apache.kafka.connect.data.Decimal',
+		version => 1, parameters => { scale => "$scale", 'connect.decimal.precision' => '40' }, field => $f };
+};
+my $row_schema = { type => 'struct', optional => JSON::PP::true, name => 'dbz.public.dec.Value', fields => [
+	{ type => 'int32', optional => JSON::PP::false, field => 'id' },
+	$decimal->('d0', 0), $decimal->('d2', 2), $decimal->('d10', 10),
+	{ type => 'struct', optional => JSON::PP::true, name => 'io.debezium.data.VariableScaleDecimal', version => 1,
+	  fields => [ { type => 'int32', optional => JSON::PP::false, field => 'scale' },
+				  { type => 'bytes', optional => JSON::PP::false, field => 'value' } ], field => 'v' },
+	{ type => 'string', optional => JSON::PP::true, field => 'n' } ] };
+my $dec_schema = { type => 'struct', optional => JSON::PP::false, name => 'dbz.public.dec.Envelope', fields => [
+	{ %$row_schema, field => 'before' }, { %$row_schema, field => 'after' },
+	{ type => 'string', optional => JSON::PP::false, field => 'op' } ] };
+my $big = '98765432109876543210987654321098765432109876543210123';
+# id => [d0, d2, d10 unscaled; v as [unscaled, scale]], undef for null
+my %dec = (
+	1 => [ '0', '0', '0', [ '0', 0 ] ],
+	2 => [ '123', '12345', '12345678901', [ '-5', 3 ] ],
+	3 => [ '-1', '-12345', '-1', [ '-128', 0 ] ],
+	4 => [ '128', '-129', '255', [ '32768', 1 ] ],
+	5 => [ $big, '-9999999999', "-$big", [ "-$big", 20 ] ],
+	6 => [ '9223372036854775808', '-922337203685', '18446744073709551616', [ '340282366920938463463374607431768211456', 38 ] ],
+	7 => [ undef, undef, undef, undef ],
+);
+my @scales = (0, 2, 10);
+sub dec_row
+{
+	my ($id, $r) = @_;
+	my %row = (id => $id, n => 'x');
+	$row{ ('d0', 'd2', 'd10')[$_] } = defined $r->[$_] ? b64_int($r->[$_]) : undef for 0 .. 2;
+	$row{v} = defined $r->[3] ? { scale => $r->[3][1], value => b64_int($r->[3][0]) } : undef;
+	return \%row;
+}
+my @decmsgs = map {
+	{ key => "{\"id\":$_}", value => $json->encode({ schema => $dec_schema,
+		payload => { op => 'c', before => undef, after => dec_row($_, $dec{$_}) } }) }
+} sort keys %dec;
+# an update's before and after both decoded; then the new value counts
+push @decmsgs, { key => '{"id":8}', value => $json->encode({ schema => $dec_schema,
+	payload => { op => 'u', before => dec_row(8, [ '1', '1', '1', [ '1', 1 ] ]),
+		after => dec_row(8, [ '-42', '4200', '7', [ '1', 9 ] ]) } }) };
+$dec{8} = [ '-42', '4200', '7', [ '1', 9 ] ];
+# without the wrapper there is no scale: numbers in strings land as before
+push @decmsgs, { key => '{"id":9}', value => $json->encode({ op => 'c', before => undef,
+	after => { id => 9, d0 => '17', d2 => '1.50', d10 => '0.25', v => '-3.125', n => 'AQI=' } }) };
+# not base64, a VariableScaleDecimal without its scale: dead letters
+my @decbad = map { $json->encode({ schema => $dec_schema, payload => { op => 'c', before => undef, after => $_ } }) }
+  ({ id => 10, d0 => '*not base64*', d2 => undef, d10 => undef, v => undef, n => 'x' },
+   { id => 11, d0 => undef, d2 => undef, d10 => undef, v => { value => 'AQ==' }, n => 'x' });
+# a schema jsonb refuses (a number beyond numeric's range) only kills its record
+push @decbad, '{"schema":{"name":"org.apache.kafka.connect.data.Decimal","n":1e1000000},'
+  . '"payload":{"op":"c","before":null,"after":{"id":12,"d0":"AQ=="}}}';
+push @decmsgs, map { { key => '{"id":10}', value => $_ } } @decbad;
+$kafka->kcat_produce('t060_dec', \@decmsgs, partition => 0);
+EoTest::create_pipeline($node,
+	name => 'dec', brokers => $kafka->brokers, topic => 't060_dec',
+	target => 'public.dec', envelope => 'debezium');
+ok(EoTest::wait_for($node, processed_sql('dec'), 'running|0|' . scalar(@decmsgs), 120),
+	'dec: every record counted');
+my @want;
+for my $id (sort { $a <=> $b } keys %dec)
+{
+	my $r = $dec{$id};
+	my @v = map { defined $r->[$_] ? scaled($r->[$_], $scales[$_]) : '' } 0 .. 2;
+	push @want, join('|', $id, @v, defined $r->[3] ? scaled(@{ $r->[3] }) : '', 'x');
+}
+push @want, '9|17|1.50|0.25|-3.125|AQI=';
+is($node->safe_psql('postgres', "SELECT id, d0, d2, d10, v, n FROM dec ORDER BY id"), join("\n", @want),
+	'precise decimals (scale 0, 2, 10, variable; negative, zero, wider than 128 bits) land exactly');
+check_dead_letters('dec', \@decbad);
 
 $node->stop;
 $kafka->stop;

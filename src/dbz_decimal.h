@@ -1,0 +1,19 @@
+/*
+ * dbz_decimal.h
+ *		Debezium's precise decimals (base64 with the scale in the Connect
+ *		schema) in JSON change events.
+ */
+#ifndef EO_DBZ_DECIMAL_H
+#define EO_DBZ_DECIMAL_H
+
+#include "lib/stringinfo.h"
+
+typedef struct EoDbzDecimals EoDbzDecimals;
+
+extern const EoDbzDecimals *eo_dbz_decimals(const char *schema, int len,
+											 const char **error);
+extern char *eo_dbz_rewrite(const EoDbzDecimals *d, const char *json, int len,
+							int *newlen, char **error);
+extern void eo_decimal_text(const unsigned char *d, int len, int scale, StringInfo out);
+
+#endif							/* EO_DBZ_DECIMAL_H */
