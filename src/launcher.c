@@ -333,21 +333,68 @@ eo_start_worker(EoWorkerEntry *e)
 	e->running = true;
 }
 
-/* Read the wanted workers; false when the extension is not installed. */
+static void eo_supervisor_read_xact(List **entries, bool *installed);
+
+/*
+ * Read the wanted workers; false when the extension is not installed.
+ *
+ * The supervisor must never hold up its users' commands: it reads two
+ * tables of the extension in one transaction, and DROP EXTENSION (or an
+ * upgrade) locks the extension's tables one after another, so waiting for
+ * the second while holding the first could deadlock with it, and the
+ * deadlock detector may pick the user's command as the victim.  So the
+ * supervisor's lock waits time out (eo_supervisor_main sets lock_timeout
+ * well below deadlock_timeout's default) and a timed-out read is simply
+ * tried again at the next wake-up, with every entry kept as it was.
+ */
 static bool
 eo_supervisor_read(List **entries)
 {
-	bool		installed;
+	bool		installed = true;
+	ListCell   *lc;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		eo_supervisor_read_xact(entries, &installed);
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		if (edata->sqlerrcode != ERRCODE_LOCK_NOT_AVAILABLE)
+			PG_RE_THROW();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		foreach(lc, *entries)
+			((EoWorkerEntry *) lfirst(lc))->wanted = ((EoWorkerEntry *) lfirst(lc))->running;
+		ereport(DEBUG1, (errmsg("eo_ingest supervisor: %s; reading again later", edata->message)));
+		FreeErrorData(edata);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return true;
+	}
+	PG_END_TRY();
+	CommitTransactionCommand();
+	pgstat_report_stat(false);
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return installed;
+}
+
+static void
+eo_supervisor_read_xact(List **entries, bool *installed)
+{
 	ListCell   *lc;
 
 	foreach(lc, *entries)
 		((EoWorkerEntry *) lfirst(lc))->wanted = false;
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
 	PushActiveSnapshot(GetTransactionSnapshot());
-	installed = OidIsValid(get_extension_oid(EO_EXTENSION_NAME, true));
-	if (installed)
+	*installed = OidIsValid(get_extension_oid(EO_EXTENSION_NAME, true));
+	if (*installed)
 	{
 		int			ret;
 
@@ -403,10 +450,6 @@ eo_supervisor_read(List **entries)
 		SPI_finish();
 	}
 	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_stat(false);
-	pgstat_report_activity(STATE_IDLE, NULL);
-	return installed;
 }
 
 static void
@@ -473,6 +516,8 @@ eo_supervisor_main(Datum arg)
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(database, InvalidOid, 0);
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_OVERRIDE);
+	/* never hold up users' commands: see eo_supervisor_read */
+	SetConfigOption("lock_timeout", "50", PGC_SUSET, PGC_S_OVERRIDE);
 	pgstat_report_appname("eo_ingest supervisor");
 
 	eo_register_supervisor(database, true);
