@@ -50,8 +50,7 @@ eo_ingest_catalog_set_avro(PG_FUNCTION_ARGS)
 {
 	Oid			caller = GetUserId();
 	Oid			argtypes[3] = {INT4OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3] = {' ', ' ', ' '};
+	Datum		id = PG_GETARG_DATUM(0);
 	bool		isnull;
 	Oid			owner;
 
@@ -63,11 +62,6 @@ eo_ingest_catalog_set_avro(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("give either schema_registry or avro_schema")));
-	for (int i = 0; i < 3; i++)
-	{
-		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
-		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
-	}
 	if (!PG_ARGISNULL(2))
 		DirectFunctionCall1(eo_ingest_check_avro_schema, PG_GETARG_DATUM(2));
 
@@ -75,7 +69,7 @@ eo_ingest_catalog_set_avro(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect failed");
 	if (eo_catalog_execute("SELECT owner::oid FROM eo_ingest.pipelines "
 						   "WHERE id = $1 AND format = 'avro' FOR UPDATE",
-						   1, argtypes, values, NULL, false, 0) != SPI_OK_SELECT)
+						   1, argtypes, &id, NULL, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "reading eo_ingest.pipelines failed");
 	if (SPI_processed != 1)
 		ereport(ERROR,
@@ -87,12 +81,7 @@ eo_ingest_catalog_set_avro(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("must be owner of pipeline %d", PG_GETARG_INT32(0)),
 				 errhint("Only the owner of a pipeline, a member of the owning role or a superuser can change it.")));
-	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET schema_registry = $2, avro_schema = $3, "
-						   "config_version = config_version + 1 WHERE id = $1",
-						   3, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "updating eo_ingest.pipelines failed");
-	/* its workers set up again with the new configuration */
-	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
+	eo_catalog_update_config(fcinfo, 3, argtypes, "schema_registry = $2, avro_schema = $3");
 	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -285,6 +285,34 @@ eo_catalog_arg_is(FunctionCallInfo fcinfo, int n, const char *value)
 		strcmp(text_to_cstring(PG_GETARG_TEXT_PP(n)), value) == 0;
 }
 
+/*
+ * The tail of the SQL-callable setters of a pipeline's configuration (0.3):
+ * UPDATE eo_ingest.pipelines SET <assignments> of the pipeline whose id is
+ * argument 0, the function's first nargs arguments being $1..$nargs (NULL
+ * ones NULL), bump config_version, and wake its workers at commit so that
+ * they set up again.  The caller has connected SPI and locked the row.
+ */
+void
+eo_catalog_update_config(FunctionCallInfo fcinfo, int nargs, Oid *argtypes,
+						 const char *assignments)
+{
+	Datum		values[FUNC_MAX_ARGS];
+	char		nulls[FUNC_MAX_ARGS];
+
+	Assert(nargs <= PG_NARGS());
+	for (int i = 0; i < nargs; i++)
+	{
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+	}
+	if (eo_catalog_execute(psprintf("UPDATE eo_ingest.pipelines SET %s, "
+									"config_version = config_version + 1 WHERE id = $1",
+									assignments),
+						   nargs, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "updating eo_ingest.pipelines failed");
+	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
+}
+
 static void
 eo_catalog_connect(void)
 {

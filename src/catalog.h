@@ -37,6 +37,8 @@ extern char *eo_catalog_target_name(Oid target);
 extern bool eo_catalog_knows_names(void);
 extern void eo_catalog_lock_pipeline(int32 id, Oid caller, EoPipelineRow *row);
 extern bool eo_catalog_arg_is(FunctionCallInfo fcinfo, int n, const char *value);
+extern void eo_catalog_update_config(FunctionCallInfo fcinfo, int nargs, Oid *argtypes,
+									 const char *assignments);
 
 /* envelope_sql.c */
 extern Oid	eo_catalog_primary_key(Oid target);

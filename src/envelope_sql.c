@@ -51,19 +51,12 @@ eo_ingest_catalog_set_envelope(PG_FUNCTION_ARGS)
 {
 	Oid			caller = GetUserId();
 	Oid			argtypes[3] = {INT4OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3];
 	EoPipelineRow row;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("pipeline id must not be NULL")));
-	for (int i = 0; i < 3; i++)
-	{
-		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
-		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
-	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);
@@ -81,15 +74,8 @@ eo_ingest_catalog_set_envelope(PG_FUNCTION_ARGS)
 					 errmsg("target \"%s\" has no primary key", get_rel_name(row.target)),
 					 errdetail("A pipeline with an envelope identifies rows by the target's primary key.")));
 	}
-	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET "
-						   "envelope = coalesce($2, envelope), "
-						   "on_truncate = coalesce($3, on_truncate), "
-						   "config_version = config_version + 1 "
-						   "WHERE id = $1",
-						   3, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "updating eo_ingest.pipelines failed");
-	/* its workers set up again with the new configuration */
-	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
+	eo_catalog_update_config(fcinfo, 3, argtypes,
+							 "envelope = coalesce($2, envelope), on_truncate = coalesce($3, on_truncate)");
 	SPI_finish();
 	PG_RETURN_VOID();
 }

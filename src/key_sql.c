@@ -31,8 +31,6 @@ eo_ingest_catalog_set_key(PG_FUNCTION_ARGS)
 {
 	Oid			caller = GetUserId();
 	Oid			argtypes[3] = {INT4OID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	char		nulls[3];
 	EoPipelineRow row;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
@@ -52,20 +50,10 @@ eo_ingest_catalog_set_key(PG_FUNCTION_ARGS)
 				 errmsg("key_avro_schema needs key_format 'avro'")));
 	if (!PG_ARGISNULL(2))
 		DirectFunctionCall1(eo_ingest_check_avro_schema, PG_GETARG_DATUM(2));
-	for (int i = 0; i < 3; i++)
-	{
-		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
-		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
-	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	eo_catalog_lock_pipeline(PG_GETARG_INT32(0), caller, &row);
-	if (eo_catalog_execute("UPDATE eo_ingest.pipelines SET key_format = $2, key_avro_schema = $3, "
-						   "config_version = config_version + 1 WHERE id = $1",
-						   3, argtypes, values, nulls, false, 0) != SPI_OK_UPDATE)
-		elog(ERROR, "updating eo_ingest.pipelines failed");
-	/* its workers set up again with the new configuration */
-	eo_wake_workers_at_commit(PG_GETARG_INT32(0));
+	eo_catalog_update_config(fcinfo, 3, argtypes, "key_format = $2, key_avro_schema = $3");
 	SPI_finish();
 	PG_RETURN_VOID();
 }
