@@ -440,6 +440,30 @@ sub check_rows
 	return $ok ? $n : 0;
 }
 
+# Table $table equals the rows of %$rows (row hashes keyed by column name) on
+# every column, both ways (EXCEPT ALL), through a scratch table "expected"
+# made LIKE $table; shows up to 5 differing rows of each side on failure.
+sub check_table_rows
+{
+	my ($node, $table, $rows, $label) = @_;
+	my $doc = JSON::PP->new->utf8->canonical->encode([ values %$rows ]);
+	$node->safe_psql('postgres',
+		"SET client_min_messages = warning; DROP TABLE IF EXISTS expected; CREATE TABLE expected (LIKE $table);"
+		  . "INSERT INTO expected SELECT * FROM jsonb_populate_recordset(NULL::expected, \$J\$$doc\$J\$)");
+	my $extra = $node->safe_psql('postgres',
+		"SELECT count(*) FROM (SELECT * FROM $table EXCEPT ALL SELECT * FROM expected) x");
+	my $missing = $node->safe_psql('postgres',
+		"SELECT count(*) FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM $table) x");
+	my $n = $node->safe_psql('postgres', "SELECT count(*) FROM $table");
+	my $ok = Test::More::is("$extra extra, $missing missing", '0 extra, 0 missing',
+		"$label: $table equals the expected " . scalar(keys %$rows) . " rows ($n) on every column");
+	Test::More::diag($node->safe_psql('postgres',
+		"(SELECT 'extra', * FROM $table EXCEPT ALL SELECT 'extra', * FROM expected LIMIT 5) UNION ALL "
+		  . "(SELECT 'missing', * FROM expected EXCEPT ALL SELECT 'missing', * FROM $table LIMIT 5)"))
+	  unless $ok;
+	return $ok;
+}
+
 # The exact counters of $pipeline against its target and the number of
 # committed records it consumed: rows_inserted == count(*) of the target (when
 # the pipeline is the target's only writer and nothing was deleted) and

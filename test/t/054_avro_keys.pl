@@ -64,23 +64,7 @@ sub wait_processed
 		"$name: all $n records processed");
 }
 
-# Target equals the rows (a hash of row hashes) on every column, both ways.
-sub check_table
-{
-	my ($table, $rows, $label) = @_;
-	my $doc = $json->encode([ values %$rows ]);
-	$node->safe_psql('postgres',
-		"SET client_min_messages = warning; DROP TABLE IF EXISTS expected; CREATE TABLE expected (LIKE $table);"
-		  . "INSERT INTO expected SELECT * FROM jsonb_populate_recordset(NULL::expected, \$J\$$doc\$J\$)");
-	my $diff = $node->safe_psql('postgres',
-		"SELECT (SELECT count(*) FROM (SELECT * FROM $table EXCEPT ALL SELECT * FROM expected) x) || ' extra, ' || "
-		  . "(SELECT count(*) FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM $table) x) || ' missing'");
-	is($diff, '0 extra, 0 missing',
-		"$label: $table equals the expected " . scalar(keys %$rows) . ' rows on every column')
-	  or diag($node->safe_psql('postgres',
-		"(SELECT 'extra', * FROM $table EXCEPT ALL SELECT 'extra', * FROM expected LIMIT 5) UNION ALL "
-		  . "(SELECT 'missing', * FROM expected EXCEPT ALL SELECT 'missing', * FROM $table LIMIT 5)"));
-}
+sub check_table { return EoTest::check_table_rows($node, @_) }
 
 # ---- key_format json: $key.<path> into event_id and columns ------------------
 

@@ -295,27 +295,7 @@ sub processed_sql
 	  . "FROM eo_ingest.pipeline_status WHERE name = '$name'";
 }
 
-# Target equals the rows (a hash of row hashes) on every column, both ways.
-sub check_table
-{
-	my ($table, $rows, $label) = @_;
-	my $doc = $json->encode([ values %$rows ]);
-	$node->safe_psql('postgres',
-		"SET client_min_messages = warning; DROP TABLE IF EXISTS expected; CREATE TABLE expected (LIKE $table);"
-		  . "INSERT INTO expected SELECT * FROM jsonb_populate_recordset(NULL::expected, \$J\$$doc\$J\$)");
-	my $extra = $node->safe_psql('postgres',
-		"SELECT count(*) FROM (SELECT * FROM $table EXCEPT ALL SELECT * FROM expected) x");
-	my $missing = $node->safe_psql('postgres',
-		"SELECT count(*) FROM (SELECT * FROM expected EXCEPT ALL SELECT * FROM $table) x");
-	my $n = $node->safe_psql('postgres', "SELECT count(*) FROM $table");
-	my $ok = is("$extra extra, $missing missing", '0 extra, 0 missing',
-		"$label: $table equals the source's " . scalar(keys %$rows) . " rows ($n) on every column");
-	diag($node->safe_psql('postgres',
-		"(SELECT 'extra', * FROM $table EXCEPT ALL SELECT 'extra', * FROM expected LIMIT 5) UNION ALL "
-		  . "(SELECT 'missing', * FROM expected EXCEPT ALL SELECT 'missing', * FROM $table LIMIT 5)"))
-	  unless $ok;
-	return $ok;
-}
+sub check_table { return EoTest::check_table_rows($node, @_) }
 
 # The dead letters are the records of @$bad, and some of @$optional.
 sub check_dead_letters
