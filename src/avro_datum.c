@@ -3,7 +3,7 @@
  *		A primitive Avro value straight into a Datum of its column's type,
  *		where the two types match, without rendering it as text for the
  *		type's input function; and the temporal logical types as PostgreSQL
- *		values, which the text rendering (avro_decode.c) prints.
+ *		values, which the text rendering (avro_render.c) prints.
  *
  * A direct value must equal what the input function makes of the value's
  * text, bit for bit.  Whatever the input function would refuse or change

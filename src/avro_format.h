@@ -2,8 +2,10 @@
  * avro_format.h
  *		Avro values in Kafka records: writer schemas compiled from their JSON
  *		(avro_schema.c), Avro binary decoded into column values
- *		(avro_decode.c), a Confluent Schema Registry client (avro_registry.c)
- *		and the cache of schemas by id with its catalog table (avro_cache.c).
+ *		(avro_decode.c, with avro_render.c and avro_datum.c; the reads of
+ *		binary are in avro_reader.h), a Confluent Schema Registry client
+ *		(avro_registry.c) and the cache of schemas by id with its catalog
+ *		table (avro_cache.c).
  */
 #ifndef EO_AVRO_H
 #define EO_AVRO_H

@@ -4,8 +4,9 @@
  *		schema registry) or plain Avro binary (with an inline writer
  *		schema).  Fields fill the columns of the same name or the dotted paths
  *		of the columns argument; $value gives the raw bytes.  The decoding is
- *		in avro_decode.c, the schemas by id in avro_cache.c, which the worker
- *		fills before the batch transaction (eo_avro_missing_ids and friends).
+ *		in avro_decode.c (avro_render.c, avro_datum.c), the schemas by id in
+ *		avro_cache.c, which the worker fills before the batch transaction
+ *		(eo_avro_missing_ids and friends).
  */
 #include "postgres.h"
 
