@@ -40,26 +40,32 @@ eo_watermarks_fresh(TimestampTz at, TimestampTz now)
 	return at != 0 && !TimestampDifferenceExceeds(at, now, EO_WATERMARKS_FRESH_MS);
 }
 
-/* Rows are built with every column; the declared result takes its first natts. */
-static void
-eo_check_shape(ReturnSetInfo *rsinfo, int natts)
+/*
+ * The materialized result of a status function, or NULL when there is no
+ * shared memory to read (the library was not preloaded).  Rows are built
+ * with every column; the declared result takes its first natts.
+ */
+static ReturnSetInfo *
+eo_status_start(FunctionCallInfo fcinfo, int natts)
 {
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
 	if (rsinfo->setDesc->natts != natts)
 		elog(ERROR, "eo_ingest status function declared with %d columns, expected %d",
 			 rsinfo->setDesc->natts, natts);
+	return eo_shared != NULL ? rsinfo : NULL;
 }
 
 static void
 eo_worker_rows(FunctionCallInfo fcinfo, int natts)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ReturnSetInfo *rsinfo = eo_status_start(fcinfo, natts);
 	TimestampTz now = GetCurrentTimestamp();
 	EoWaiting  *waiting;
 	int			nwaiting;
 
-	InitMaterializedSRF(fcinfo, 0);
-	eo_check_shape(rsinfo, natts);
-	if (eo_shared == NULL)
+	if (rsinfo == NULL)
 		return;
 
 	LWLockAcquire(eo_shared->lock, LW_SHARED);
@@ -116,12 +122,10 @@ eo_worker_rows(FunctionCallInfo fcinfo, int natts)
 static void
 eo_partition_rows(FunctionCallInfo fcinfo, int natts)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	ReturnSetInfo *rsinfo = eo_status_start(fcinfo, natts);
 	TimestampTz now = GetCurrentTimestamp();
 
-	InitMaterializedSRF(fcinfo, 0);
-	eo_check_shape(rsinfo, natts);
-	if (eo_shared == NULL)
+	if (rsinfo == NULL)
 		return;
 
 	LWLockAcquire(eo_shared->lock, LW_SHARED);
