@@ -19,6 +19,7 @@ import argparse
 import datetime
 import decimal
 import json
+import os
 import sys
 import time
 
@@ -26,6 +27,9 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "test", "registry"))
+from delivery import Deliveries  # noqa: E402
 
 SCHEMA = {
     "type": "record", "name": "bench_event", "namespace": "eo.bench",
@@ -63,12 +67,7 @@ def main():
     prod = Producer({"bootstrap.servers": a.brokers, "enable.idempotence": True,
                      "linger.ms": 5, "batch.num.messages": 100000,
                      "batch.size": 4000000, "queue.buffering.max.messages": 2000000})
-    failures = []
-
-    def report(err, msg):
-        if err is not None:
-            failures.append(str(err))
-
+    deliveries = Deliveries("avro_events")
     n = 0
     start = time.monotonic()
     with open(a.manifest) as f:
@@ -89,15 +88,14 @@ def main():
             while True:
                 try:
                     prod.produce(a.topic, value=ser(rec, ctx), key=unescape(cols[4]).encode(),
-                                 partition=int(cols[0]), on_delivery=report)
+                                 partition=int(cols[0]), on_delivery=deliveries.report)
                     break
                 except BufferError:
                     prod.poll(0.1)
             n += 1
             if n % 10000 == 0:
                 prod.poll(0)
-    if prod.flush(120) != 0 or failures:
-        sys.exit("avro_events: delivery failed: %s" % "; ".join(failures[:3]))
+    deliveries.flush(prod, 120)
     print("%d records in %.1f s" % (n, time.monotonic() - start), file=sys.stderr)
 
 

@@ -34,6 +34,8 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
+from delivery import Deliveries
+
 
 def convert(schema, value, named):
     if value is None:
@@ -127,12 +129,7 @@ def main():
 
     prod = Producer({"bootstrap.servers": a.brokers, "enable.idempotence": True,
                      "linger.ms": 5})
-    failures = []
-
-    def report(err, msg):
-        if err is not None:
-            failures.append(str(err))
-
+    deliveries = Deliveries("avro_produce")
     n = 0
     start = time.monotonic()
     for line in sys.stdin:
@@ -173,15 +170,14 @@ def main():
         if raw_key is not None:
             key = raw_key
         kw = {} if a.partition is None else {"partition": a.partition}
-        prod.produce(a.topic, value=value, key=key, on_delivery=report, **kw)
+        prod.produce(a.topic, value=value, key=key, on_delivery=deliveries.report, **kw)
         prod.poll(0)
         n += 1
         if a.rate:
             ahead = start + n / a.rate - time.monotonic()
             if ahead > 0:
                 prod.poll(ahead)
-    if prod.flush(60) != 0 or failures:
-        sys.exit("avro_produce: delivery failed: %s" % "; ".join(failures[:3]))
+    deliveries.flush(prod, 60)
     print(n)
 
 
