@@ -43,6 +43,7 @@ use strict;
 use warnings;
 
 use Carp;
+use Digest::MD5 ();
 use EoKafka ();
 use IPC::Run ();
 use JSON::PP ();
@@ -481,6 +482,54 @@ EOS
 	$ok &= is($ins + $upd + $skip + $dead, $consumed,
 		"$pipeline: inserted $ins + updated $upd + skipped $skip + dead letters $dead"
 		  . " equals $consumed committed records");
+	return $ok;
+}
+
+# JSON text nested $n levels deep, for records too deep for a recursive
+# parser: $n arrays ([[...]]) or $n objects ({"a": {"a": ... 1}}).
+sub deep_array
+{
+	my ($n) = @_;
+	return ('[' x $n) . (']' x $n);
+}
+
+sub deep_object
+{
+	my ($n) = @_;
+	return ('{"a": ' x $n) . '1' . ('}' x $n);
+}
+
+# The dead letters of $pipeline, whose topic has one partition, are exactly
+# the records of %$expected, offset => [ payload, SQLSTATE, error pattern,
+# optional name for the test labels ]: one dead letter each, in partition 0,
+# with its payload, that SQLSTATE and an error matching the pattern.
+sub check_dead_letters
+{
+	my ($node, $pipeline, $expected, %opt) = @_;
+	my $name = $pipeline =~ s/'/''/gr;
+	my %dl;
+	for my $line (split /\n/, $node->safe_psql(_db(%opt), <<"EOS"))
+SELECT "offset", partition, md5(payload), sqlstate, replace(error, E'\\n', ' ')
+  FROM eo_ingest.dead_letters WHERE pipeline = '$name' ORDER BY "offset"
+EOS
+	{
+		my ($off, @row) = split /\|/, $line, 5;
+		push @{ $dl{$off} }, \@row;
+	}
+	my $ok = is_deeply([ sort { $a <=> $b } keys %dl ], [ sort { $a <=> $b } keys %$expected ],
+		"$pipeline: dead letters are exactly the expected records");
+	for my $off (sort { $a <=> $b } keys %$expected)
+	{
+		my ($payload, $state, $pattern, $what) = @{ $expected->{$off} };
+		my $label = "$pipeline " . ($what // "offset $off");
+		my $rows = $dl{$off} or next;
+		my ($part, $md5, $st, $err) = @{ $rows->[0] };
+		$ok &= is(scalar @$rows, 1, "$label: one dead letter");
+		$ok &= is_deeply([ $part, $md5 ], [ 0, Digest::MD5::md5_hex($payload) ],
+			"$label: partition and payload");
+		$ok &= is($st, $state, "$label: SQLSTATE $state");
+		$ok &= like($err, $pattern, "$label: error says why");
+	}
 	return $ok;
 }
 

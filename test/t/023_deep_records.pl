@@ -10,7 +10,6 @@
 use strict;
 use warnings;
 
-use Digest::MD5 qw(md5_hex);
 use PostgreSQL::Test::Utils;
 use Test::More;
 use EoKafka;
@@ -21,8 +20,6 @@ $kafka->start;
 my $node = EoTest::new_node('deep_records',
 	conf => "eo_ingest.retry_max_delay = '2s'");
 
-sub deep_array { my $n = shift; return ('[' x $n) . (']' x $n) }
-sub deep_object { my $n = shift; return ('{"a":' x $n) . '1' . ('}' x $n) }
 sub poison_id { return sprintf('0000deed-0000-4000-8000-%012x', shift) }
 
 sub json_record
@@ -66,16 +63,16 @@ sub good_run
 }
 # key => [value, SQLSTATE, error pattern]
 my %json_poison = (
-	'mapped-array' => [ json_record(1, doc => deep_array(200_000)), '54000', qr/nested more than 10000 levels/ ],
-	'mapped-object' => [ json_record(2, doc => deep_object(100_000)), '54000', qr/nested more than 10000 levels/ ],
-	'unmapped-array' => [ json_record(3, junk => deep_array(200_000)), '54000', qr/nested more than 10000 levels/ ],
-	'unmapped-object' => [ json_record(4, junk => deep_object(100_000)), '54000', qr/nested more than 10000 levels/ ],
-	'text-column-array' => [ json_record(5, note => deep_array(200_000)), '54000', qr/nested more than 10000 levels/ ],
+	'mapped-array' => [ json_record(1, doc => EoTest::deep_array(200_000)), '54000', qr/nested more than 10000 levels/ ],
+	'mapped-object' => [ json_record(2, doc => EoTest::deep_object(100_000)), '54000', qr/nested more than 10000 levels/ ],
+	'unmapped-array' => [ json_record(3, junk => EoTest::deep_array(200_000)), '54000', qr/nested more than 10000 levels/ ],
+	'unmapped-object' => [ json_record(4, junk => EoTest::deep_object(100_000)), '54000', qr/nested more than 10000 levels/ ],
+	'text-column-array' => [ json_record(5, note => EoTest::deep_array(200_000)), '54000', qr/nested more than 10000 levels/ ],
 );
 # Shallower nesting is fine, and its value is kept exactly.
 my %json_extra = (
-	'nested-doc' => [ json_record(6, doc => deep_array(50)), 6, deep_array(50) ],
-	'nested-junk' => [ json_record(7, junk => deep_object(500)), 7, undef ],
+	'nested-doc' => [ json_record(6, doc => EoTest::deep_array(50)), 6, EoTest::deep_array(50) ],
+	'nested-junk' => [ json_record(7, junk => EoTest::deep_object(500)), 7, undef ],
 );
 good_run();
 for my $k (sort keys %json_poison)
@@ -90,8 +87,8 @@ good_run();
 
 $kafka->create_topic('deep_raw', 1);
 my %raw_poison = (
-	'raw-array' => [ deep_array(200_000), '54001', qr/stack depth limit exceeded/ ],
-	'raw-object' => [ deep_object(100_000), '54001', qr/stack depth limit exceeded/ ],
+	'raw-array' => [ EoTest::deep_array(200_000), '54001', qr/stack depth limit exceeded/ ],
+	'raw-object' => [ EoTest::deep_object(100_000), '54001', qr/stack depth limit exceeded/ ],
 );
 my @raw_good;
 my $i = 0;
@@ -123,31 +120,11 @@ for my $topic ('deep_json', 'deep_raw')
 }
 is(scalar keys %at, keys(%json_poison) + keys(%raw_poison), 'every deep record is in Kafka');
 
-sub check_dead_letters
+# offset => [ value, SQLSTATE, error pattern, key ], as EoTest::check_dead_letters takes them
+sub by_offset
 {
-	my ($pipe, $poison) = @_;
-	my %dl;
-	for my $line (split /\n/, $node->safe_psql('postgres', <<"EOS"))
-SELECT convert_from(key, 'UTF8'), partition, "offset", md5(payload), sqlstate,
-	   replace(error, E'\\n', ' ')
-  FROM eo_ingest.dead_letters WHERE pipeline = '$pipe' ORDER BY "offset"
-EOS
-	{
-		my ($key, @row) = split /\|/, $line, 6;
-		push @{ $dl{$key} }, \@row;
-	}
-	is_deeply([ sort keys %dl ], [ sort keys %$poison ], "$pipe: dead letters are exactly the deep records");
-	for my $key (sort keys %$poison)
-	{
-		my ($value, $state, $pattern) = @{ $poison->{$key} };
-		my $rows = $dl{$key} or next;
-		is(scalar @$rows, 1, "$pipe $key: one dead letter");
-		my ($part, $off, $md5, $st, $err) = @{ $rows->[0] };
-		is_deeply([ $part, $off, $md5 ], [ 0, $at{$key}, md5_hex($value) ],
-			"$pipe $key: partition, offset and payload");
-		is($st, $state, "$pipe $key: SQLSTATE $state");
-		like($err, $pattern, "$pipe $key: error says why");
-	}
+	my ($poison) = @_;
+	return { map { $at{$_} => [ @{ $poison->{$_} }, $_ ] } keys %$poison };
 }
 
 my $json_total = @good + keys(%json_poison) + keys(%json_extra);
@@ -172,7 +149,7 @@ for my $case ([ 'deep_plain', 'public.deep_plain' ], [ 'deep_fk', 'public.deep_f
 	}
 	EoTest::check_counters($node, $pipe, $table, $json_total);
 	EoTest::check_offsets($node, $pipe, $kafka, 'deep_json', 1);
-	check_dead_letters($pipe, \%json_poison);
+	EoTest::check_dead_letters($node, $pipe, by_offset(\%json_poison));
 }
 
 my $raw_total = @raw_good + keys(%raw_poison);
@@ -194,7 +171,7 @@ for my $format ('text', 'bytea')
 			"$pipe: every good record landed, row by row");
 		EoTest::check_counters($node, $pipe, "public.$table", $raw_total);
 		EoTest::check_offsets($node, $pipe, $kafka, 'deep_raw', 1);
-		check_dead_letters($pipe, \%raw_poison);
+		EoTest::check_dead_letters($node, $pipe, by_offset(\%raw_poison));
 		$node->safe_psql('postgres', "SELECT eo_ingest.drop_pipeline('$pipe')");
 	}
 }

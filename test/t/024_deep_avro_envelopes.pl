@@ -29,34 +29,6 @@ $kafka->start;
 my $node = EoTest::new_node('deep_avro_env',
 	conf => "eo_ingest.retry_max_delay = '2s'");
 
-sub deep_array { my $n = shift; return ('[' x $n) . (']' x $n) }
-sub deep_object { my $n = shift; return ('{"a": ' x $n) . '1' . ('}' x $n) }
-
-# Dead letters of $pipe against $poison: offset => [SQLSTATE, error pattern].
-sub check_dead_letters
-{
-	my ($pipe, $poison, $payloads) = @_;
-	my %dl;
-	for my $line (split /\n/, $node->safe_psql('postgres', <<"EOS"))
-SELECT "offset", md5(payload), sqlstate, replace(error, E'\\n', ' ')
-  FROM eo_ingest.dead_letters WHERE pipeline = '$pipe' ORDER BY "offset"
-EOS
-	{
-		my ($off, @row) = split /\|/, $line, 4;
-		$dl{$off} = \@row;
-	}
-	is_deeply([ sort { $a <=> $b } keys %dl ], [ sort { $a <=> $b } keys %$poison ],
-		"$pipe: dead letters are exactly the deep records");
-	for my $off (sort { $a <=> $b } keys %$poison)
-	{
-		my $row = $dl{$off} or next;
-		my ($state, $pattern) = @{ $poison->{$off} };
-		is($row->[0], md5_hex($payloads->[$off]), "$pipe offset $off: the payload kept");
-		is($row->[1], $state, "$pipe offset $off: SQLSTATE $state");
-		like($row->[2], $pattern, "$pipe offset $off: error says why");
-	}
-}
-
 # ---- Avro: a recursive schema ------------------------------------------------
 
 my $reg = EoAvro::Registry->new;
@@ -118,11 +90,11 @@ my $deep_schema_hex = '00' . sprintf('%08x', 1) . '00';
 EoAvro::produce(brokers => $kafka->brokers, topic => 'deep_avro', registry => $reg->url,
 	schema => $schema, records => [ { '$raw_hex' => $deep_hex }, { '$raw_hex' => $within_hex },
 		{ '$raw_hex' => $deep_schema_hex }, @avro[ 20 .. 39 ] ]);
-my @avro_payloads = ((undef) x 20, pack('H*', $deep_hex), pack('H*', $within_hex),
-	pack('H*', $deep_schema_hex));
 my %avro_poison = (
-	20 => [ '54000', qr/invalid Avro value in field "node" at byte \d+: nested more than 1000 levels deep/ ],
-	22 => [ '22023', qr/schema id 1: invalid Avro schema: The schema's JSON nests deeper than 512 levels/ ],
+	20 => [ pack('H*', $deep_hex), '54000',
+		qr/invalid Avro value in field "node" at byte \d+: nested more than 1000 levels deep/ ],
+	22 => [ pack('H*', $deep_schema_hex), '22023',
+		qr/schema id 1: invalid Avro schema: The schema's JSON nests deeper than 512 levels/ ],
 );
 
 for my $t ('av_mapped', 'av_unmapped')
@@ -132,7 +104,7 @@ for my $t ('av_mapped', 'av_unmapped')
 		schema_registry => $reg->url, event_id => 'id', batch_size => \'10000',
 		batch_timeout => \'2000');
 	EoTest::wait_caught_up($node, $t, 43, timeout => 90);
-	check_dead_letters($t, \%avro_poison, \@avro_payloads);
+	EoTest::check_dead_letters($node, $t, \%avro_poison);
 }
 is($node->safe_psql('postgres', 'SELECT string_agg(id::text, \',\' ORDER BY id) FROM public.av_unmapped'),
 	join(',', 1 .. 40, 1002), 'av_unmapped: every other record landed');
@@ -180,18 +152,19 @@ sub dbz_good
 }
 my $too_deep = qr/JSON value is nested more than 10000 levels deep/;
 for my $poison (
-	[ '{"id": 0}', dbz_event('c', 'null', '{"id": 9001, "v": "x", "doc": ' . deep_object(100_000) . '}') ],
-	[ '{"id": 0}', dbz_event('c', 'null', '{"id": 9002, "v": "x", "junk": ' . deep_array(200_000) . '}') ],
-	[ '{"id": 0}', dbz_event('u', '{"id": 9003, "junk": ' . deep_object(100_000) . '}', '{"id": 9003, "v": "x"}') ],
-	[ '{"id": 0}', dbz_event('c', 'null', '{"id": 9004, "v": "x"}', deep_array(200_000)) ],
-	[ '{"id": ' . deep_array(200_000) . '}', dbz_event('d', 'null', 'null') ])
+	[ '{"id": 0}', dbz_event('c', 'null', '{"id": 9001, "v": "x", "doc": ' . EoTest::deep_object(100_000) . '}') ],
+	[ '{"id": 0}', dbz_event('c', 'null', '{"id": 9002, "v": "x", "junk": ' . EoTest::deep_array(200_000) . '}') ],
+	[ '{"id": 0}', dbz_event('u', '{"id": 9003, "junk": ' . EoTest::deep_object(100_000) . '}', '{"id": 9003, "v": "x"}') ],
+	[ '{"id": 0}', dbz_event('c', 'null', '{"id": 9004, "v": "x"}', EoTest::deep_array(200_000)) ],
+	[ '{"id": ' . EoTest::deep_array(200_000) . '}', dbz_event('d', 'null', 'null') ])
 {
 	dbz_good();
-	$dbz_poison{ scalar @dbz } = [ '54000', $poison->[0] =~ /^\{"id": 0/ ? $too_deep : qr/Kafka key: $too_deep/ ];
+	$dbz_poison{ scalar @dbz } = [ $poison->[1], '54000',
+		$poison->[0] =~ /^\{"id": 0/ ? $too_deep : qr/Kafka key: $too_deep/ ];
 	push @dbz, { key => $poison->[0], value => $poison->[1] };
 }
 # nested 5000 deep: well within the limit, the document lands whole
-push @dbz, { key => '{"id": 5000}', value => dbz_event('c', 'null', '{"id": 5000, "v": "deep", "doc": ' . deep_object(5000) . '}') };
+push @dbz, { key => '{"id": 5000}', value => dbz_event('c', 'null', '{"id": 5000, "v": "deep", "doc": ' . EoTest::deep_object(5000) . '}') };
 dbz_good();
 $kafka->create_topic('deep_dbz', 1);
 $kafka->kcat_produce('deep_dbz', \@dbz);
@@ -203,11 +176,11 @@ for my $i (1 .. 60)
 	{
 		my $k = $i / 12;
 		my ($key, $value, $pattern) =
-			$k == 1 ? ("{\"id\": $i}", '{"v": "x", "doc": ' . deep_array(200_000) . '}', $too_deep)
-		  : $k == 2 ? ("{\"id\": $i}", '{"v": "x", "junk": ' . deep_object(100_000) . '}', $too_deep)
-		  : $k == 3 ? ("{\"id\": $i, \"junk\": " . deep_object(100_000) . '}', '{"v": "x"}', qr/Kafka key: $too_deep/)
-		  : ("{\"id\": $i}", '{"v": "shallow", "doc": ' . deep_array(500) . '}', undef);
-		$ups_poison{ scalar @ups } = [ '54000', $pattern ] if $pattern;
+			$k == 1 ? ("{\"id\": $i}", '{"v": "x", "doc": ' . EoTest::deep_array(200_000) . '}', $too_deep)
+		  : $k == 2 ? ("{\"id\": $i}", '{"v": "x", "junk": ' . EoTest::deep_object(100_000) . '}', $too_deep)
+		  : $k == 3 ? ("{\"id\": $i, \"junk\": " . EoTest::deep_object(100_000) . '}', '{"v": "x"}', qr/Kafka key: $too_deep/)
+		  : ("{\"id\": $i}", '{"v": "shallow", "doc": ' . EoTest::deep_array(500) . '}', undef);
+		$ups_poison{ scalar @ups } = [ $value, '54000', $pattern ] if $pattern;
 		$ups_rows{$i} = 'shallow' unless $pattern;
 		push @ups, { key => $key, value => $value };
 		next;
@@ -223,16 +196,17 @@ my (@kj, %kj_poison, %kj_rows);
 for my $i (1 .. 40)
 {
 	my $key = "{\"id\": $i, \"r\": \"k$i\"}";
+	my $value = "{\"v\": $i}";
 	if ($i % 10 == 0)
 	{
-		$key = $i == 10 ? deep_object(100_000)
-		  : $i == 20 ? "{\"id\": $i, \"r\": \"k$i\", \"junk\": " . deep_array(200_000) . '}'
-		  : $i == 30 ? "{\"id\": $i, \"r\": " . deep_object(100_000) . '}'
-		  : "{\"id\": $i, \"r\": \"k$i\", \"doc\": " . deep_array(500) . '}';
-		$kj_poison{ scalar @kj } = [ '54000', qr/key.*$too_deep/ ] if $i < 40;
+		$key = $i == 10 ? EoTest::deep_object(100_000)
+		  : $i == 20 ? "{\"id\": $i, \"r\": \"k$i\", \"junk\": " . EoTest::deep_array(200_000) . '}'
+		  : $i == 30 ? "{\"id\": $i, \"r\": " . EoTest::deep_object(100_000) . '}'
+		  : "{\"id\": $i, \"r\": \"k$i\", \"doc\": " . EoTest::deep_array(500) . '}';
+		$kj_poison{ scalar @kj } = [ $value, '54000', qr/key.*$too_deep/ ] if $i < 40;
 	}
 	$kj_rows{$i} = "k$i" unless $i % 10 == 0 && $i < 40;
-	push @kj, { key => $key, value => "{\"v\": $i}" };
+	push @kj, { key => $key, value => $value };
 }
 $kafka->create_topic('deep_kj', 1);
 $kafka->kcat_produce('deep_kj', \@kj);
@@ -245,7 +219,7 @@ EoTest::wait_caught_up($node, 'kj', scalar @kj, timeout => 90);
 is($node->safe_psql('postgres', "SELECT string_agg(id || '=' || r, ',' ORDER BY id) FROM public.kj"),
 	join(',', map { "$_=$kj_rows{$_}" } sort { $a <=> $b } keys %kj_rows),
 	'kj: every record with a shallow key landed');
-check_dead_letters('kj', \%kj_poison, [ map { $_->{value} } @kj ]);
+EoTest::check_dead_letters($node, 'kj', \%kj_poison);
 
 EoTest::create_pipeline($node, name => 'dbz', brokers => $kafka->brokers,
 	topic => 'deep_dbz', target => 'public.dbz', envelope => 'debezium',
@@ -261,12 +235,12 @@ for my $c ([ 'dbz', \@dbz, \%dbz_poison, \%dbz_rows ], [ 'ups', \@ups, \%ups_poi
 	is($node->safe_psql('postgres', "SELECT string_agg(id || '=' || v, ',' ORDER BY id) FROM public.$pipe"),
 		join(',', map { "$_=$rows->{$_}" } sort { $a <=> $b } keys %$rows),
 		"$pipe: every other change applied");
-	check_dead_letters($pipe, $poison, [ map { $_->{value} } @$msgs ]);
+	EoTest::check_dead_letters($node, $pipe, $poison);
 }
 is($node->safe_psql('postgres', 'SELECT md5(doc::text) FROM public.dbz WHERE id = 5000'),
-	md5_hex(deep_object(5000)), 'dbz: a document 5000 deep landed whole');
+	md5_hex(EoTest::deep_object(5000)), 'dbz: a document 5000 deep landed whole');
 is($node->safe_psql('postgres', 'SELECT doc::text FROM public.ups WHERE id = 48'),
-	deep_array(500) =~ s/\]\[/], [/gr, 'ups: a document 500 deep landed whole');
+	EoTest::deep_array(500) =~ s/\]\[/], [/gr, 'ups: a document 500 deep landed whole');
 
 my $log = slurp_file($node->logfile);
 unlike($log, qr/terminated by signal|was fenced off|stack depth limit exceeded/,
