@@ -28,6 +28,8 @@
 # to the insert-only drain's records per second, and to the JDBC sink's
 # changes per second.
 
+. "$SRC/bench/peers.sh"
+
 CS_COLS="id integer PRIMARY KEY, qty integer, name text, price numeric(10,2), updated_at timestamptz"
 
 # cs_check TABLE [EXPECTED]: equal to the expected final state on every column
@@ -42,14 +44,9 @@ cs_check() {
 # cs_produce DIR TOPIC: DIR/part.* into TOPIC, DIR/expected.csv into table
 # TOPIC_expected; CS_END gets the partitions' end offsets
 cs_produce() {
-	local p
 	as_user "$PRODUCER" -b "$BROKERS" -t "$2" --create-topic "$PARTITIONS" | tee -a "$OUT/log"
-	CS_END=""
-	for p in "$1"/part.*; do
-		kcat -P -b "$BROKERS" -t "$2" -p "${p##*.}" -K $'\t' -Z -X linger.ms=20 <"$p"
-		CS_END+="$2 ${p##*.} $(wc -l <"$p")"$'\n'
-	done
-	CS_END="$(sort <<<"$CS_END" | sed '/^$/d')"
+	kcat_parts "$1" "$2" -K $'\t' -Z
+	CS_END="$ENV_END"
 	note "  average record $(awk -F '\t' '{ b += length($0) } END { printf "%d", b / NR }' "$1"/part.*) bytes (key and value)"
 	chown -R "$BUSER": "$1"
 	pq -c "CREATE TABLE public.${2}_expected ($CS_COLS)"
@@ -78,74 +75,20 @@ cs_snapshot() {
 	note "  multi-insert path $CS_SNAP_D s (worker CPU $CS_SNAP_DCPU s), SQL path $CS_SNAP_S s (worker CPU $CS_SNAP_SCPU s)"
 }
 
-cs_connector() {
-	cat <<EOF
-name=$1
-connector.class=io.debezium.connector.jdbc.JdbcSinkConnector
-tasks.max=$CONNECT_TASKS
-topics=cs
-connection.url=jdbc:postgresql://127.0.0.1:$PGPORT/postgres?reWriteBatchedInserts=true
-connection.username=$BUSER
-connection.password=unused
-insert.mode=upsert
-delete.enabled=true
-primary.key.mode=record_key
-collection.name.format=public.$1
-schema.evolution=none
-use.reduction.buffer=true
-batch.size=$CONNECT_BATCH
-key.converter=org.apache.kafka.connect.json.JsonConverter
-key.converter.schemas.enable=true
-value.converter=org.apache.kafka.connect.json.JsonConverter
-value.converter.schemas.enable=true
-EOF
-	[ -z "$CONNECT_PROPS" ] || cat "$CONNECT_PROPS"
-}
-
 cs_jdbc() {
-	local name=cs_jdbc port t0 tc t1 jpid c0 c1 k0 k1 o0 o1 first
-	. "$SRC/bench/peers.sh"
-	CONNECT_DIR="$WORK/connect"
-	mkdir -p "$CONNECT_DIR"
-	chown "$BUSER": "$CONNECT_DIR"
-	port="$(free_port)"
-	step "change stream: Kafka Connect standalone (REST port $port), Debezium JDBC sink, tasks.max=$CONNECT_TASKS"
-	printf 'offset.flush.interval.ms=1000\nconsumer.max.poll.records=%s\n' "$CONNECT_BATCH" \
-		>"$CONNECT_DIR/extra.properties"
-	tc=$(now)
-	as_user env WORKER_EXTRA_PROPERTIES="$CONNECT_DIR/extra.properties" \
-		"$CONNECT_SH" start "$CONNECT_DIR" "$BROKERS" "$port" | tee -a "$OUT/log"
-	note "  worker JVM up in $(calc "$(now) - $tc" 1) s"
-	pq -c "CREATE TABLE public.$name ($CS_COLS)"
-	pq -c "CHECKPOINT"
-	cs_connector "$name" >"$CONNECT_DIR/$name.properties"
-	chown "$BUSER": "$CONNECT_DIR/$name.properties"
-	jpid="$(as_user "$CONNECT_SH" pid "$CONNECT_DIR")"
-	c0=$(cpu_ticks "$jpid"); k0=$(cpu_ticks "$KAFKA_PID"); o0=$(cpu_ticks $(pg_other_pids))
-	t0=$(now)
-	as_user "$CONNECT_SH" put "$CONNECT_DIR" "$name" "$CONNECT_DIR/$name.properties" >>"$OUT/log"
-	as_user "$CONNECT_SH" wait-running "$CONNECT_DIR" "$name" 120 >>"$OUT/log"
+	local name=cs_jdbc
+	connect_start "change stream"
 	ENV_END="$CS_END"
-	while ! connect_at_end "$name"; do
-		awk -v a="$t0" -v b="$(now)" -v m="$DRAIN_TIMEOUT" 'BEGIN { exit !(b - a > m) }' &&
-			die "connector $name did not drain within ${DRAIN_TIMEOUT}s"
-		as_user "$CONNECT_SH" status "$CONNECT_DIR" "$name" | grep -q FAILED &&
-			die "connector $name failed: $(as_user "$CONNECT_SH" status "$CONNECT_DIR" "$name")"
-		sleep 0.5
-	done
-	c1=$(cpu_ticks "$jpid"); k1=$(cpu_ticks "$KAFKA_PID"); o1=$(cpu_ticks $(pg_other_pids))
-	t1="$(last_commit "$name" "$t0")"
-	first="$(pq -c "SELECT extract(epoch FROM min(pg_xact_commit_timestamp(xmin))) FROM public.$name")"
+	TABLE_COLS="$CS_COLS" connect_run "$name" cs delete.enabled=true primary.key.mode=record_key \
+		key.converter=org.apache.kafka.connect.json.JsonConverter key.converter.schemas.enable=true
 	cs_check "$name"
-	CS_J_SECS=$(calc "$t1 - $t0")
-	CS_J_SECS_FIRST=$(calc "$t1 - $first")
-	CS_J_CPU=$(calc "($c1 - $c0) / $TCK" 2)
-	CS_J_KCPU=$(calc "($k1 - $k0) / $TCK" 2)
-	CS_J_OCPU=$(calc "($o1 - $o0) / $TCK" 2)
-	CS_J_ANON=$(status_kb "$jpid" RssAnon)
-	as_user "$CONNECT_SH" delete "$CONNECT_DIR" "$name" >>"$OUT/log"
-	as_user "$CONNECT_SH" stop "$CONNECT_DIR" >>"$OUT/log"
-	cp "$CONNECT_DIR/connect.log" "$OUT/" 2>/dev/null || true
+	CS_J_SECS=$C_SECS
+	CS_J_SECS_FIRST=$(calc "$C_T1 - $C_FIRST")
+	CS_J_CPU=$C_CPU
+	CS_J_KCPU=$(calc "($C_K1 - $C_K0) / $TCK" 2)
+	CS_J_OCPU=$(calc "($C_O1 - $C_O0) / $TCK" 2)
+	CS_J_ANON=$C_ANON
+	connect_stop
 	note "  $CS_J_SECS s from the connector's creation ($CS_J_SECS_FIRST s from its first row), $(calc "$CS_CHANGES / $CS_J_SECS" 0) changes/s"
 	note "  CPU s: Connect JVM $CS_J_CPU, Kafka $CS_J_KCPU, postgres $CS_J_OCPU; JVM RssAnon $CS_J_ANON kB"
 }
@@ -216,10 +159,7 @@ change_stream() {
 		wait "$PERF_PID" 2>/dev/null || true
 		PERF_PID=""
 		finish_drain cs_perf
-		perf report -i "$OUT/profile/perf.data" --stdio --no-children -g none \
-			--sort dso,symbol --percent-limit 0.5 2>/dev/null | grep -v '^$' >"$OUT/profile/flat.txt" || true
-		perf report -i "$OUT/profile/perf.data" --stdio --children -g none \
-			--sort symbol --percent-limit 0.7 2>/dev/null | grep -v '^$' >"$OUT/profile/children.txt" || true
+		perf_reports "$OUT/profile"
 	fi
 
 	step "results"
@@ -239,11 +179,7 @@ change_stream() {
 		[ -n "$CS_S_SECS" ] && echo "eo_ingest, direct_insert = off: worker CPU $CS_S_WCPU s"
 		[ -n "$CS_S_SECS" ] && echo "initial snapshot of $CS_KEYS rows (op r): multi-insert path $CS_SNAP_D s ($(calc "$CS_KEYS / $CS_SNAP_D" 0) rows/s, worker CPU $CS_SNAP_DCPU s), SQL path $CS_SNAP_S s ($(calc "$CS_KEYS / $CS_SNAP_S" 0) rows/s, worker CPU $CS_SNAP_SCPU s)"
 		[ -n "$j_cps" ] && echo "JDBC sink: Connect JVM CPU $CS_J_CPU s, postgres CPU $CS_J_OCPU s, JVM RssAnon $CS_J_ANON kB"
-		if [ -s "$OUT/profile/flat.txt" ]; then
-			echo
-			echo "worker profile (perf, ${PERF_SECS}s, flat; more in $OUT/profile):"
-			grep -v '^#' "$OUT/profile/flat.txt" | awk '{ printf "  %7s  %-18s %s\n", $1, $2, $4 }' | head -n 30 || true
-		fi
+		profile_summary "$OUT/profile"
 		json="{\"changes\":$CS_CHANGES,\"records\":$CS_RECORDS,\"keys\":$CS_KEYS,\"insert_only_records_per_s\":$ins_rps,"
 		json+="\"eo_ingest\":{\"seconds\":$CS_E_SECS,\"changes_per_s\":$cs_cps,\"worker_cpu_s\":$CS_E_WCPU}"
 		[ -n "$j_cps" ] && json+=",\"jdbc_sink\":{\"seconds\":$CS_J_SECS,\"changes_per_s\":$j_cps,\"jvm_cpu_s\":$CS_J_CPU}"

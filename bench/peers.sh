@@ -42,41 +42,48 @@ last_commit() {
 	echo "$last"
 }
 
+# kcat_parts DIR TOPIC [KCAT_OPTION...]: DIR/part.N into partition N of
+# TOPIC, a record a line; ENV_END gets the partitions' end offsets as
+# connect_at_end compares them (an empty topic starts at offset 0, so a
+# partition ends at its line count)
+kcat_parts() {
+	local p dir="$1" topic="$2"
+	shift 2
+	ENV_END=""
+	for p in "$dir"/part.*; do
+		kcat -P -b "$BROKERS" -t "$topic" -p "${p##*.}" -X linger.ms=20 "$@" <"$p"
+		ENV_END+="$topic ${p##*.} $(wc -l <"$p")"$'\n'
+	done
+	ENV_END="$(sort <<<"$ENV_END" | sed '/^$/d')"
+}
+
 peers_prepare() {
-	local p
 	step "peers: topic bench_env, the same committed records as Connect JsonConverter envelopes"
 	as_user "$PRODUCER" -b "$BROKERS" -t bench_env --create-topic "$PARTITIONS" | tee -a "$OUT/log"
 	mkdir -p "$WORK/env"
 	awk -F '\t' -v dir="$WORK/env" -f "$SRC/bench/json_fields.awk" -f "$SRC/bench/manifest2envelope.awk" \
 		"$WORK/bench.manifest"
-	# an empty topic starts at offset 0, so a partition ends at its line count
-	ENV_END=""
-	for p in "$WORK"/env/part.*; do
-		kcat -P -b "$BROKERS" -t bench_env -p "${p##*.}" -X linger.ms=20 <"$p"
-		ENV_END+="bench_env ${p##*.} $(wc -l <"$p")"$'\n'
-	done
-	ENV_END="$(sort <<<"$ENV_END" | sed '/^$/d')"
+	kcat_parts "$WORK/env" bench_env
 	note "  $(cat "$WORK"/env/part.* | wc -l) envelopes, average $(awk '{ b += length($0) } END { printf "%d", b / NR }' "$WORK"/env/part.*) bytes"
 	rm -rf "$WORK/env"
 }
 
-# jdbc_connector NAME: the sink's configuration (Debezium defaults otherwise).
-# batch.size 10,000 with the worker's consumer.max.poll.records to match (the
-# sink flushes at the end of every put(), so a batch is at most one poll):
-# with the defaults (500 and 500) a commit per 500 rows held the sink to
-# ~1,800 rows/s on this machine.
+# jdbc_connector NAME TOPIC PROPERTY...: the sink's configuration (Debezium
+# defaults otherwise) upserting TOPIC into public.NAME, the properties given,
+# then those of --connect-props.  batch.size 10,000 with the worker's
+# consumer.max.poll.records to match (the sink flushes at the end of every
+# put(), so a batch is at most one poll): with the defaults (500 and 500) a
+# commit per 500 rows held the sink to ~1,800 rows/s on this machine.
 jdbc_connector() {
 	cat <<EOF
 name=$1
 connector.class=io.debezium.connector.jdbc.JdbcSinkConnector
 tasks.max=$CONNECT_TASKS
-topics=bench_env
+topics=$2
 connection.url=jdbc:postgresql://127.0.0.1:$PGPORT/postgres?reWriteBatchedInserts=true
 connection.username=$BUSER
 connection.password=unused
 insert.mode=upsert
-primary.key.mode=record_value
-primary.key.fields=event_id
 collection.name.format=public.$1
 schema.evolution=none
 use.reduction.buffer=true
@@ -84,6 +91,8 @@ batch.size=$CONNECT_BATCH
 value.converter=org.apache.kafka.connect.json.JsonConverter
 value.converter.schemas.enable=true
 EOF
+	shift 2
+	printf '%s\n' "$@"
 	[ -z "$CONNECT_PROPS" ] || cat "$CONNECT_PROPS"
 }
 
@@ -92,15 +101,43 @@ connect_at_end() {
 	[ "$(as_user "$CONNECT_SH" offsets "$CONNECT_DIR" "$1" 2>/dev/null | sort)" = "$ENV_END" ]
 }
 
-# connect_drain NAME LABEL: one connector draining bench_env into public.NAME
-connect_drain() {
-	local name="$1" label="$2" t0 t1 jpid c0 c1 k0 k1 o0 o1 n
+# connect_start WHAT: a Kafka Connect standalone worker in $WORK/connect,
+# offsets flushed every second, so that the end of a drain shows promptly
+connect_start() {
+	local port t0
+	CONNECT_DIR="$WORK/connect"
+	mkdir -p "$CONNECT_DIR"
+	chown "$BUSER": "$CONNECT_DIR"
+	port="$(free_port)"
+	step "$1: Kafka Connect standalone (REST port $port), Debezium JDBC sink, tasks.max=$CONNECT_TASKS"
+	printf 'offset.flush.interval.ms=1000\nconsumer.max.poll.records=%s\n' "$CONNECT_BATCH" \
+		>"$CONNECT_DIR/extra.properties"
+	t0=$(now)
+	as_user env WORKER_EXTRA_PROPERTIES="$CONNECT_DIR/extra.properties" \
+		"$CONNECT_SH" start "$CONNECT_DIR" "$BROKERS" "$port" | tee -a "$OUT/log"
+	note "  worker JVM up in $(calc "$(now) - $t0" 1) s"
+}
+
+connect_stop() {
+	as_user "$CONNECT_SH" stop "$CONNECT_DIR" >>"$OUT/log"
+	cp "$CONNECT_DIR/connect.log" "$OUT/" 2>/dev/null || true
+}
+
+# connect_run NAME TOPIC PROPERTY...: one connector (jdbc_connector's
+# arguments) applying TOPIC, whose end offsets are in ENV_END, into a new
+# table public.NAME ($TABLE_COLS); deleted once done.  Sets C_SECS (from its
+# creation to the commit of its last row), C_T1 and C_FIRST (the commits of
+# its last and first rows, epoch s), C_CPU (the worker JVM's CPU s), C_HWM and C_ANON (the JVM's
+# VmHWM and RssAnon, kB), and C_K0 C_K1 C_O0 C_O1 (CPU ticks of Kafka and of
+# the other postgres processes before and after).
+connect_run() {
+	local name="$1" t0 t1 jpid c0 c1
 	pq -c "CREATE TABLE public.$name ($TABLE_COLS)"
 	pq -c "CHECKPOINT"
-	jdbc_connector "$name" >"$CONNECT_DIR/$name.properties"
+	jdbc_connector "$@" >"$CONNECT_DIR/$name.properties"
 	chown "$BUSER": "$CONNECT_DIR/$name.properties"
 	jpid="$(as_user "$CONNECT_SH" pid "$CONNECT_DIR")"
-	c0=$(cpu_ticks "$jpid"); k0=$(cpu_ticks "$KAFKA_PID"); o0=$(cpu_ticks $(pg_other_pids))
+	c0=$(cpu_ticks "$jpid"); C_K0=$(cpu_ticks "$KAFKA_PID"); C_O0=$(cpu_ticks $(pg_other_pids))
 	R_LOAD0=$(cut -d' ' -f1 /proc/loadavg)
 	t0=$(now)
 	as_user "$CONNECT_SH" put "$CONNECT_DIR" "$name" "$CONNECT_DIR/$name.properties" >>"$OUT/log"
@@ -116,37 +153,35 @@ connect_drain() {
 			die "connector $name failed: $(as_user "$CONNECT_SH" status "$CONNECT_DIR" "$name")"
 		sleep 0.5
 	done
-	c1=$(cpu_ticks "$jpid"); k1=$(cpu_ticks "$KAFKA_PID"); o1=$(cpu_ticks $(pg_other_pids))
+	c1=$(cpu_ticks "$jpid"); C_K1=$(cpu_ticks "$KAFKA_PID"); C_O1=$(cpu_ticks $(pg_other_pids))
 	t1="$(last_commit "$name" "$t0")"
+	C_FIRST="$(pq -c "SELECT extract(epoch FROM min(pg_xact_commit_timestamp(xmin))) FROM public.$name")"
+	C_T1=$t1
+	C_SECS=$(calc "$t1 - $t0")
+	C_CPU=$(calc "($c1 - $c0) / $TCK" 2)
+	C_HWM=$(status_kb "$jpid" VmHWM)
+	C_ANON=$(status_kb "$jpid" RssAnon)
+	as_user "$CONNECT_SH" delete "$CONNECT_DIR" "$name" >>"$OUT/log"
+}
+
+# connect_drain NAME LABEL: one connector draining bench_env into public.NAME
+connect_drain() {
+	local name="$1" n
+	connect_run "$name" bench_env primary.key.mode=record_value primary.key.fields=event_id
 	n="$(pq -c "SELECT count(*) FROM public.$name")"
 	[ "$n" = "$DISTINCT" ] || die "connector $name: count(*) = $n, expected $DISTINCT"
 	check_rows "$name"
-	as_user "$CONNECT_SH" delete "$CONNECT_DIR" "$name" >>"$OUT/log"
-	peer_result "$name" "$label" "$(calc "$t1 - $t0")" "$(calc "($c1 - $c0) / $TCK" 2)" \
-		"$(status_kb "$jpid" VmHWM)" "$(status_kb "$jpid" RssAnon)" "$k0" "$k1" "$o0" "$o1"
+	peer_result "$name" "$2" "$C_SECS" "$C_CPU" "$C_HWM" "$C_ANON" "$C_K0" "$C_K1" "$C_O0" "$C_O1"
 	pq -c "DROP TABLE public.$name"
 }
 
 run_connect() {
-	local port t0
-	CONNECT_DIR="$WORK/connect"
-	mkdir -p "$CONNECT_DIR"
-	chown "$BUSER": "$CONNECT_DIR"
-	port="$(free_port)"
-	step "peers: Kafka Connect standalone (REST port $port), Debezium JDBC sink, tasks.max=$CONNECT_TASKS"
-	# offsets flushed every second, so the end of a drain shows promptly
-	printf 'offset.flush.interval.ms=1000\nconsumer.max.poll.records=%s\n' "$CONNECT_BATCH" \
-		>"$CONNECT_DIR/extra.properties"
-	t0=$(now)
-	as_user env WORKER_EXTRA_PROPERTIES="$CONNECT_DIR/extra.properties" \
-		"$CONNECT_SH" start "$CONNECT_DIR" "$BROKERS" "$port" | tee -a "$OUT/log"
-	note "  worker JVM up in $(calc "$(now) - $t0" 1) s"
+	connect_start peers
 	step "peers: Debezium JDBC sink, first connector in the fresh worker"
 	connect_drain jdbc_fresh "Connect + Debezium JDBC sink, fresh worker"
 	step "peers: Debezium JDBC sink, second connector in the same (warm) worker"
 	connect_drain jdbc_warm "Connect + Debezium JDBC sink, warm worker"
-	as_user "$CONNECT_SH" stop "$CONNECT_DIR" >>"$OUT/log"
-	cp "$CONNECT_DIR/connect.log" "$OUT/" 2>/dev/null || true
+	connect_stop
 }
 
 run_kcat_baseline() {

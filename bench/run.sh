@@ -419,6 +419,39 @@ finish_drain() {
 	pq -c "DROP TABLE public.$1"
 }
 
+# perf_reports DIR: the reports of DIR/perf.data: flat.txt (by dso and
+# symbol), children.txt (inclusive, by symbol), callers.txt (bottom-up: who
+# calls the hottest functions), topdown.txt (top-down from the batch
+# transaction)
+perf_reports() {
+	perf report -i "$1/perf.data" --stdio --no-children -g none \
+		--sort dso,symbol --percent-limit 0.5 2>/dev/null |
+		grep -v '^$' >"$1/flat.txt" || true
+	perf report -i "$1/perf.data" --stdio --children -g none \
+		--sort symbol --percent-limit 0.7 2>/dev/null |
+		grep -v '^$' >"$1/children.txt" || true
+	perf report -i "$1/perf.data" --stdio --no-children --sort symbol \
+		-g callee,1,callee,function,percent --percent-limit 2 2>/dev/null \
+		>"$1/callers.txt" || true
+	perf report -i "$1/perf.data" --stdio --children --sort symbol \
+		-g caller,2,caller,function,percent --percent-limit 40 2>/dev/null \
+		>"$1/topdown.txt" || true
+}
+
+# profile_summary DIR: the flat and inclusive profiles of perf_reports DIR,
+# for the results
+profile_summary() {
+	[ -s "$1/flat.txt" ] || return 0
+	echo
+	echo "worker profile (perf, ${PERF_SECS}s, flat by dso/symbol; more in $1):"
+	grep -v '^#' "$1/flat.txt" | awk '{ printf "  %7s  %-18s %s\n", $1, $2, $4 }' | head -n 40 || true
+	if [ -s "$1/children.txt" ]; then
+		echo
+		echo "inclusive (children) by symbol, >= 1% (unnamed addresses, i.e. static functions of the stripped postgres, left out):"
+		grep -v '^#' "$1/children.txt" | awk '$1 + 0 >= 1 && $4 !~ /^0x/ { printf "  %7s %7s  %s\n", $1, $2, $4 }' | head -n 60 || true
+	fi
+}
+
 # ---------------------------------------------------------------- memory mode
 if [ "$BACKLOG" -gt 0 ]; then
 	. "$SRC/bench/memory_mode.sh"
@@ -596,20 +629,7 @@ if [ "$PERF" = 1 ]; then
 		note "  (with perf attached) $R_SECS s; worker CPU $R_WCPU s, Kafka $R_KCPU s, other postgres $R_OCPU s"
 		finish_drain drain_perf
 		if [ -s "$OUT/profile/perf.data" ]; then
-			perf report -i "$OUT/profile/perf.data" --stdio --no-children -g none \
-				--sort dso,symbol --percent-limit 0.5 2>/dev/null |
-				grep -v '^$' >"$OUT/profile/flat.txt" || true
-			perf report -i "$OUT/profile/perf.data" --stdio --children -g none \
-				--sort symbol --percent-limit 0.7 2>/dev/null |
-				grep -v '^$' >"$OUT/profile/children.txt" || true
-			# bottom-up: who calls the hottest functions
-			perf report -i "$OUT/profile/perf.data" --stdio --no-children --sort symbol \
-				-g callee,1,callee,function,percent --percent-limit 2 2>/dev/null \
-				>"$OUT/profile/callers.txt" || true
-			# top-down from the batch transaction
-			perf report -i "$OUT/profile/perf.data" --stdio --children --sort symbol \
-				-g caller,2,caller,function,percent --percent-limit 40 2>/dev/null \
-				>"$OUT/profile/topdown.txt" || true
+			perf_reports "$OUT/profile"
 			PROFILE_TXT="$OUT/profile/flat.txt"
 		else
 			note "  perf recorded nothing; see $OUT/profile/perf-record.log"
@@ -706,15 +726,8 @@ step "results"
 	echo "kafka s / pg oth s: CPU seconds of the broker / of the other postgres processes during the drain;"
 	echo "VmHWM: worker peak RSS, including shared buffers it touched; Anon: peak private memory (RssAnon, sampled);"
 	echo "procs: worker processes seen (more than 'workers' = restarts); load: 1-min load average before/after."
-	if [ -n "$PROFILE_TXT" ] && [ -s "$PROFILE_TXT" ]; then
-		echo
-		echo "worker profile (perf, ${PERF_SECS}s, flat by dso/symbol; more in $OUT/profile):"
-		grep -v '^#' "$PROFILE_TXT" | awk '{ printf "  %7s  %-18s %s\n", $1, $2, $4 }' | head -n 40 || true
-		if [ -s "$OUT/profile/children.txt" ]; then
-			echo
-			echo "inclusive (children) by symbol, >= 1% (unnamed addresses, i.e. static functions of the stripped postgres, left out):"
-			grep -v '^#' "$OUT/profile/children.txt" | awk '$1 + 0 >= 1 && $4 !~ /^0x/ { printf "  %7s %7s  %s\n", $1, $2, $4 }' | head -n 60 || true
-		fi
+	if [ -n "$PROFILE_TXT" ]; then
+		profile_summary "$OUT/profile"
 	fi
 	json="{\"events\":$RECORDS,\"distinct\":$DISTINCT,\"dup_ratio\":$DUP,\"partitions\":4,\"cores\":$(nproc),"
 	json+="\"copy\":{\"seconds\":$COPY_SECS,\"rows_per_s\":$COPY_RPS,\"backend_cpu_s\":$COPY_CPU,\"cpu_s_per_mrow\":$COPY_CPUM}"
