@@ -5,7 +5,8 @@
 # failed cast, 20,000-deep nesting, CHECK violations found by bisection) go
 # into a plain target (fast path) and one with a foreign key (SQL path);
 # then 600 Avro records (schema registry) with values that do not fit their
-# columns and one that does not decode.
+# columns and one that does not decode; then change streams: Debezium events
+# (plain and wrapped, with bad ones) and an upsert topic.
 # Prints the number of Valgrind errors and the first frames of each.  Run
 # with the TAP harness:
 #
@@ -14,6 +15,8 @@
 use strict;
 use warnings;
 
+use JSON::PP ();
+use MIME::Base64 ();
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
@@ -125,6 +128,66 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM public.vg_avro'), scalar(@
 is($node->safe_psql('postgres', "SELECT count(*) FROM eo_ingest.dead_letters WHERE pipeline = 'vg_avro'"),
 	$abad, "vg_avro: $abad dead letters");
 $reg->stop;
+
+# Change streams (envelope.c, debezium.c, apply.c): Debezium events, plain
+# and in the schema/payload wrapper with a precise decimal; creates, updates,
+# key changes, deletes with their tombstones, and events that are dead
+# letters; then an upsert topic with deletes
+$node->safe_psql('postgres', <<'EOS');
+CREATE TABLE public.vg_dbz (id integer PRIMARY KEY, v text, n numeric(10,2));
+CREATE TABLE public.vg_ups (id integer PRIMARY KEY, v text);
+EOS
+my $js = JSON::PP->new->canonical;
+my $row_schema = [ { type => 'int32', field => 'id' }, { type => 'string', optional => JSON::PP::true, field => 'v' },
+	{ type => 'bytes', optional => JSON::PP::true, name => 'org.apache.kafka.connect.data.Decimal',
+	  parameters => { scale => '2' }, field => 'n' } ];
+my $dschema = { type => 'struct', name => 'vg.Envelope', fields => [
+	(map { { type => 'struct', optional => JSON::PP::true, field => $_, fields => $row_schema } } qw(before after)),
+	{ type => 'string', field => 'op' } ] };
+# odd ids wrapped, n as the base64 of its unscaled value; even ones plain
+sub dbz
+{
+	my ($op, $before, $after) = @_;
+	my $wrap = ($after // $before)->{id} % 2;
+	for my $r (grep { defined && exists $_->{n} } $before, $after)
+	{
+		$r->{n} = $wrap ? MIME::Base64::encode_base64(pack('n', $r->{n}), '') : sprintf('%.2f', $r->{n} / 100);
+	}
+	my $e = { op => $op, before => $before, after => $after };
+	return $js->encode($wrap ? { schema => $dschema, payload => $e } : $e);
+}
+my @dbz;
+push @dbz, map { { key => "{\"id\":$_}", value => dbz('c', undef, { id => $_, v => "c$_", n => $_ }) } } 1 .. 300;
+push @dbz, map { { key => "{\"id\":$_}", value => dbz('u', { id => $_ }, { id => $_, v => "u$_", n => 2 * $_ }) } } 1 .. 100;
+push @dbz, map { { key => "{\"id\":$_}", value => dbz('u', { id => $_ }, { id => 1000 + $_, v => "k$_" }) } } 1 .. 10;
+push @dbz, map { ({ key => "{\"id\":$_}", value => dbz('d', { id => $_ }, undef) }, { key => "{\"id\":$_}", value => '' }) }
+  101 .. 150;
+my @dbz_bad = ('{"op":"x","before":null,"after":{"id":1}}', '{"op":', '{"op":"c","before":null,"after":"nope"}',
+	$js->encode({ schema => $dschema, payload => { op => 'c', before => undef, after => { id => 7, n => '*' } } }));
+push @dbz, map { { key => '{"id":7}', value => $_ } } @dbz_bad;
+$kafka->create_topic('vg_dbz', 1);
+$kafka->kcat_produce('vg_dbz', \@dbz, empty_is_null => 1);
+my @ups = map { { key => "{\"id\":$_}", value => $_ % 10 ? "{\"v\":\"u$_\"}" : '{"v":' } } 1 .. 200;
+push @ups, map { { key => "{\"id\":$_}", value => '' } } grep { $_ % 7 == 0 } 1 .. 200;
+$kafka->create_topic('vg_ups', 1);
+$kafka->kcat_produce('vg_ups', \@ups, empty_is_null => 1);
+for my $p ([ 'vg_dbz', 'debezium', scalar @dbz ], [ 'vg_ups', 'upsert', scalar @ups ])
+{
+	EoTest::create_pipeline($node, name => $p->[0], brokers => $kafka->brokers, topic => $p->[0],
+		target => "public.$p->[0]", envelope => $p->[1], batch_size => \'1000', batch_timeout => \'5000');
+	ok(EoTest::wait_for($node, "SELECT state, lag FROM eo_ingest.pipeline_status WHERE name = '$p->[0]'",
+			'running|0', 900), "$p->[0]: caught up");
+}
+# the sum of cents over ids $lo .. $hi, times $k, as numeric prints it
+sub cents { my ($k, $lo, $hi) = @_; my $c = $k * ($lo + $hi) * ($hi - $lo + 1) / 2; return sprintf('%d.%02d', $c / 100, $c % 100) }
+is($node->safe_psql('postgres', "SELECT left(v, 1), count(*), sum(n) FROM public.vg_dbz GROUP BY 1 ORDER BY 1"),
+	'c|150|' . cents(1, 151, 300) . "\nk|10|\nu|90|" . cents(2, 11, 100), 'vg_dbz: the rows of the changes');
+is($node->safe_psql('postgres', "SELECT count(*) FROM eo_ingest.dead_letters WHERE pipeline = 'vg_dbz'"),
+	scalar @dbz_bad, 'vg_dbz: the bad events are dead letters');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM public.vg_ups'),
+	scalar(grep { $_ % 10 && $_ % 7 } 1 .. 200), 'vg_ups: the rows of the upserts, less the deletes');
+is($node->safe_psql('postgres', "SELECT count(*) FROM eo_ingest.dead_letters WHERE pipeline = 'vg_ups'"),
+	20, 'vg_ups: the bad values are dead letters');
 
 system('pg_ctl', '-D', $node->data_dir, '-m', 'fast', '-w', '-t', '600', 'stop');
 my ($files, $errors, $report) = (0, 0, '');
