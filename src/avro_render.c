@@ -21,6 +21,7 @@
 #include "utils/timestamp.h"
 
 #include "avro_reader.h"
+#include "dbz_decimal.h"
 
 /* A string's bytes, checked against the database encoding. */
 static bool
@@ -53,38 +54,18 @@ eo_render_hex(const char *d, int64 len, EoAvroRender mode, StringInfo out)
 		appendStringInfoChar(out, '"');
 }
 
-/* A decimal: big-endian two's complement unscaled value, then the scale. */
+/*
+ * A decimal: big-endian two's complement unscaled value, then the scale
+ * (dbz_decimal.c writes the digits, of any scale).
+ */
 static bool
 eo_render_decimal(EoAvroReader *r, const char *d, int64 len, int scale, StringInfo out)
 {
-	int128		v = 0;
-	uint128		u;
-	char		digits[48];
-	int			n = 0;
-
 	if (len > 16)
 		return eo_avro_fail(r, "a decimal wider than 128 bits");
 	if (len == 0)
 		return eo_avro_fail(r, "a decimal with no bytes");
-	v = (signed char) d[0];
-	for (int64 i = 1; i < len; i++)
-		v = v * 256 + (unsigned char) d[i];
-	u = v < 0 ? (uint128) (-(v + 1)) + 1 : (uint128) v;
-	do
-	{
-		digits[n++] = '0' + (int) (u % 10);
-		u /= 10;
-	} while (u > 0);
-	while (n <= scale)
-		digits[n++] = '0';
-	if (v < 0)
-		appendStringInfoChar(out, '-');
-	for (int i = n - 1; i >= 0; i--)
-	{
-		appendStringInfoChar(out, digits[i]);
-		if (i == scale && scale > 0)
-			appendStringInfoChar(out, '.');
-	}
+	eo_decimal_text((const unsigned char *) d, len, scale, out);
 	return true;
 }
 

@@ -1,7 +1,8 @@
 /*
  * dbz_decimal.h
  *		Debezium's precise decimals (base64 with the scale in the Connect
- *		schema) in JSON change events.
+ *		schema) in JSON change events; and the text of a two's complement
+ *		decimal, which Avro's decimals are printed with too (avro_render.c).
  */
 #ifndef EO_DBZ_DECIMAL_H
 #define EO_DBZ_DECIMAL_H

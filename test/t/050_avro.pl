@@ -70,7 +70,20 @@ my @cols = (
 	[ 'tp', 'time(2)', { type => 'long', logicalType => 'time-micros' } ],
 	[ 'tsp', 'timestamptz(0)', { type => 'long', logicalType => 'timestamp-micros' } ],
 	[ 'ltp', 'timestamp(1)', { type => 'long', logicalType => 'local-timestamp-millis' } ],
+	# scale 60: more digits than 128 bits have, through text (a text column;
+	# a numeric one for values wider than 64 bits)
+	[ 'dwt', 'text', { type => 'bytes', logicalType => 'decimal', precision => 80, scale => 60 } ],
+	[ 'dwn', 'numeric', { type => 'bytes', logicalType => 'decimal', precision => 80, scale => 60 } ],
 );
+# the unscaled value $u at scale 60, as numeric prints it
+sub scale60
+{
+	my ($u) = @_;
+	my $neg = $u =~ s/^-//;
+	$u = ('0' x (61 - length $u)) . $u if length $u <= 60;
+	substr($u, -60, 0) = '.';
+	return ($neg ? '-' : '') . $u;
+}
 my $schema = {
 	type => 'record', name => 'all_types', namespace => 'eo.test',
 	fields => [
@@ -127,16 +140,20 @@ my @records = (
 my @direct = (
 	{ li => 2147483647, ln => 9223372036854775807, ui => -32768, vc => 'abcde', us => 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11',
 	  uf => '00112233445566778899aabbccddeeff', dneg => '-99999949.99', d3 => '-1.5', fn => '-Infinity', dn => 'NaN',
-	  tp => '12:34:56.785', tsp => '1969-12-31T23:59:59.5+00:00', ltp => '1899-12-31T23:59:59.95' },
+	  tp => '12:34:56.785', tsp => '1969-12-31T23:59:59.5+00:00', ltp => '1899-12-31T23:59:59.95',
+	  dwt => scale60('1'), dwn => scale60('-100000000000000000007') },
 	{ li => -2147483648, ln => -1, ui => undef, vc => '', us => '{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}',
 	  uf => '00000000000000000000000000000000', dneg => '0.01', d3 => '0.0', fn => undef, dn => '-Infinity',
-	  tp => '23:59:59.999999', tsp => '9999-12-31T23:59:59.4+00:00', ltp => '2024-02-29T12:34:56.789' },
+	  tp => '23:59:59.999999', tsp => '9999-12-31T23:59:59.4+00:00', ltp => '2024-02-29T12:34:56.789',
+	  dwt => scale60('0'), dwn => scale60('170141183460469231731687303715884105727') },
 	{ li => 0, ln => 0, ui => 32767, vc => 'é€xyz', us => 'a0eebc999c0b4ef8bb6d6bb9bd380a11',
 	  uf => 'ffffffffffffffffffffffffffffffff', dneg => '149.99', d3 => '9999.9', fn => 1.17549435e-38, dn => -0.5,
-	  tp => '00:00:00', tsp => '1970-01-01T00:00:00.499999+00:00', ltp => '1970-01-01T00:00:00.05' },
+	  tp => '00:00:00', tsp => '1970-01-01T00:00:00.499999+00:00', ltp => '1970-01-01T00:00:00.05',
+	  dwt => scale60('-170141183460469231731687303715884105727'), dwn => scale60('9223372036854775808') },
 	{ li => 7, ln => 123, ui => 0, vc => 'abcde   ', us => '00000000-0000-0000-0000-000000000000',
 	  uf => 'a0eebc999c0b4ef8bb6d6bb9bd380a11', dneg => '-50.00', d3 => '-0.1', fn => 'Infinity', dn => 1e-310,
-	  tp => '00:00:00.005', tsp => '0001-01-01T00:00:00.5+00:00', ltp => '0001-01-01T00:00:00' },
+	  tp => '00:00:00.005', tsp => '0001-01-01T00:00:00.5+00:00', ltp => '0001-01-01T00:00:00',
+	  dwt => scale60('-123456789012345678901234567890'), dwn => scale60('-170141183460469231731687303715884105727') },
 );
 for my $k (0 .. $#records)
 {
