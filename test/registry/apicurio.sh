@@ -1,0 +1,172 @@
+#!/bin/bash
+# Apicurio Registry 3 (a real schema registry with a Confluent-compatible
+# API) for the eo_ingest tests and benchmark.  Its runnable distribution (the
+# Quarkus application: a runner jar and lib/) is the "all" tar.gz that
+# Apicurio publishes to Maven Central beside io.apicurio:apicurio-registry-app;
+# nothing is built.  It is unpacked into a shared, world-readable cache; each
+# registry lives in a directory the caller owns, with its storage (an H2
+# database file), so a registry stopped and started again on the same
+# directory still knows the ids it gave out.
+#
+#   apicurio.sh fetch
+#   apicurio.sh start DIR PORT     (listens on 127.0.0.1:PORT only)
+#   apicurio.sh stop DIR | kill DIR
+#   apicurio.sh url PORT           (the Confluent-compatible API's base URL)
+#
+# The Confluent-compatible API is under /apis/ccompat/v7; schema ids there
+# are Apicurio's content ids (apicurio.ccompat.legacy-id-mode.enabled=false,
+# its default), which GET /schemas/ids/{id} answers.  No rules (compatibility,
+# validity) are configured, like Confluent's registry with compatibility NONE.
+# Authentication stays off (Apicurio's needs an OpenID Connect server), so
+# tests that need basic auth, TLS, a hanging or a wrong registry use
+# test/registry/registry.py.  Logs: DIR/registry.log.
+#
+# Environment: EO_APICURIO_CACHE (default /var/cache/eo_ingest/apicurio),
+# EO_APICURIO_HEAP (default 256m), EO_APICURIO_START_TIMEOUT (120 s), JAVA.
+
+set -euo pipefail
+
+CACHE="${EO_APICURIO_CACHE:-/var/cache/eo_ingest/apicurio}"
+VERSION=3.0.9
+APP="$CACHE/app-$VERSION"
+RUNNER="$APP/apicurio-registry-app-$VERSION-runner.jar"
+JAVA="${JAVA:-java}"
+
+die() { echo "apicurio.sh: $*" >&2; exit 1; }
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+
+cmd_fetch() {
+	if [ -r "$RUNNER" ] && [ -r "$APP/.complete" ]; then
+		echo "apicurio registry $VERSION already in $APP"
+		return 0
+	fi
+	command -v mvn >/dev/null || die "mvn not found (run scripts/install-deps.sh)"
+	mkdir -p "$CACHE"
+	# unpack into a scratch dir and rename, so a half-done fetch is never
+	# mistaken for a complete one
+	tmp="$CACHE/fetch.tmp.$$"
+	trap 'rm -rf "$tmp"' EXIT
+	rm -rf "$tmp"
+	mkdir -p "$tmp/app"
+	# Plugin 2.8's get with transitive=false fetches the file alone; copy and
+	# later versions of get read the artifact's descriptor, whose parent POM
+	# (io.apicurio:apicurio-registry:$VERSION) Maven Central does not serve.
+	# A repository of its own, so the file's path is known.  (3.0.x: the last
+	# line built for Java 17; 3.3's classes need Java 21, which Debian 12 lacks.)
+	mvn -q -B -Dstyle.color=never -Dmaven.repo.local="$tmp/m2" \
+		org.apache.maven.plugins:maven-dependency-plugin:2.8:get -Dtransitive=false \
+		-Dartifact="io.apicurio:apicurio-registry-app:$VERSION:tar.gz:all"
+	tar -C "$tmp/app" -xzf "$tmp/m2/io/apicurio/apicurio-registry-app/$VERSION/apicurio-registry-app-$VERSION-all.tar.gz"
+	[ -r "$tmp/app/apicurio-registry-app-$VERSION-runner.jar" ] ||
+		die "no runner jar in apicurio-registry-app-$VERSION-all.tar.gz"
+	touch "$tmp/app/.complete"
+	rm -rf "$APP"
+	mv "$tmp/app" "$APP"
+	rm -rf "$tmp"
+	chmod -R a+rX "$CACHE"
+	echo "apicurio registry $VERSION fetched into $APP"
+}
+
+pid_of() {
+	local dir="$1" pid
+	[ -r "$dir/registry.pid" ] || return 1
+	pid="$(cat "$dir/registry.pid")"
+	[ -n "$pid" ] || return 1
+	kill -0 "$pid" 2>/dev/null || return 1
+	# guard against a recycled pid
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'apicurio-registry-app' || return 1
+	echo "$pid"
+}
+
+cmd_url() {
+	echo "http://127.0.0.1:$1/apis/ccompat/v7"
+}
+
+answers() {
+	curl -fsS -o /dev/null --max-time 2 "$(cmd_url "$1")/subjects" 2>/dev/null
+}
+
+cmd_start() {
+	[ $# -ge 2 ] || die "usage: start DIR PORT"
+	local dir="$1" port="$2" t0 pid secs="${EO_APICURIO_START_TIMEOUT:-120}" deadline
+	[ -r "$RUNNER" ] || die "no Apicurio Registry in $APP; run: $0 fetch"
+	t0="$(now)"
+	mkdir -p "$dir"
+	dir="$(cd "$dir" && pwd)"
+	if pid="$(pid_of "$dir")"; then
+		die "registry in $dir already running (pid $pid)"
+	fi
+	(exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && die "port $port on 127.0.0.1 is already in use"
+	# Quarkus reads -D system properties over the packaged configuration.
+	# OpenID Connect is off by default; its server URL is pointed at the
+	# loopback all the same, so nothing is ever looked up elsewhere.
+	setsid "$JAVA" -Xms64m -Xmx"${EO_APICURIO_HEAP:-256m}" \
+		-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto \
+		-Djava.awt.headless=true -Dfile.encoding=UTF-8 \
+		-Djava.io.tmpdir="$dir" \
+		-Dquarkus.http.host=127.0.0.1 -Dquarkus.http.port="$port" \
+		-Dquarkus.oidc.tenant-enabled=false \
+		-Dquarkus.oidc.auth-server-url=http://127.0.0.1:1/none \
+		-Dquarkus.http.access-log.enabled=false \
+		-Dapicurio.storage.kind=sql -Dapicurio.storage.sql.kind=h2 \
+		-Dapicurio.datasource.url="jdbc:h2:file:$dir/registry;DB_CLOSE_ON_EXIT=FALSE" \
+		-Dapicurio.datasource.jdbc.initial-size=2 -Dapicurio.datasource.jdbc.min-size=2 \
+		-Dapicurio.import.work-dir="$dir" -Dapicurio.storage.snapshot.location="$dir" \
+		-jar "$RUNNER" >>"$dir/registry.log" 2>&1 </dev/null &
+	pid=$!
+	echo "$pid" >"$dir/registry.pid"
+	deadline=$(( $(date +%s) + secs ))
+	until answers "$port"; do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			tail -n 40 "$dir/registry.log" >&2
+			die "registry in $dir exited during startup"
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			tail -n 40 "$dir/registry.log" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			die "registry on port $port not ready after ${secs}s"
+		fi
+		sleep 0.2
+	done
+	echo "apicurio registry ready at $(cmd_url "$port") (pid $pid, $(elapsed "$t0")s)"
+}
+
+wait_exit() {
+	local pid="$1" secs="$2" i
+	for ((i = 0; i < secs * 10; i++)); do
+		kill -0 "$pid" 2>/dev/null || return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+cmd_stop() {
+	[ $# -ge 1 ] || die "usage: stop DIR"
+	local dir="$1" sig="${2:-TERM}" pid
+	if ! pid="$(pid_of "$dir")"; then
+		rm -f "$dir/registry.pid"
+		echo "registry in $dir not running"
+		return 0
+	fi
+	kill -"$sig" "$pid" 2>/dev/null || true
+	if ! wait_exit "$pid" 30; then
+		echo "apicurio.sh: registry $pid ignored SIG$sig, killing" >&2
+		kill -KILL "$pid" 2>/dev/null || true
+		wait_exit "$pid" 10 || die "registry $pid will not die"
+	fi
+	rm -f "$dir/registry.pid"
+	echo "registry in $dir stopped"
+}
+
+[ $# -ge 1 ] || die "usage: $0 fetch|start|stop|kill|url ..."
+cmd="$1"
+shift
+case "$cmd" in
+	fetch) cmd_fetch ;;
+	start) cmd_start "$@" ;;
+	stop) cmd_stop "$1" TERM ;;
+	kill) cmd_stop "$1" KILL ;;
+	url) cmd_url "$@" ;;
+	*) die "unknown command $cmd" ;;
+esac
