@@ -26,6 +26,7 @@
 
 set -euo pipefail
 
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 CACHE="${EO_APICURIO_CACHE:-/var/cache/eo_ingest/apicurio}"
 VERSION=3.0.9
 APP="$CACHE/app-$VERSION"
@@ -33,8 +34,7 @@ RUNNER="$APP/apicurio-registry-app-$VERSION-runner.jar"
 JAVA="${JAVA:-java}"
 
 die() { echo "apicurio.sh: $*" >&2; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+. "$HERE/../procs.sh"
 
 cmd_fetch() {
 	if [ -r "$RUNNER" ] && [ -r "$APP/.complete" ]; then
@@ -68,16 +68,7 @@ cmd_fetch() {
 	echo "apicurio registry $VERSION fetched into $APP"
 }
 
-pid_of() {
-	local dir="$1" pid
-	[ -r "$dir/registry.pid" ] || return 1
-	pid="$(cat "$dir/registry.pid")"
-	[ -n "$pid" ] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
-	# guard against a recycled pid
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'apicurio-registry-app' || return 1
-	echo "$pid"
-}
+pid_of() { pid_in "$1/registry.pid" apicurio-registry-app; }
 
 cmd_url() {
 	echo "http://127.0.0.1:$1/apis/ccompat/v7"
@@ -89,7 +80,7 @@ answers() {
 
 cmd_start() {
 	[ $# -ge 2 ] || die "usage: start DIR PORT"
-	local dir="$1" port="$2" t0 pid secs="${EO_APICURIO_START_TIMEOUT:-120}" deadline
+	local dir="$1" port="$2" t0 pid
 	[ -r "$RUNNER" ] || die "no Apicurio Registry in $APP; run: $0 fetch"
 	t0="$(now)"
 	mkdir -p "$dir"
@@ -116,47 +107,29 @@ cmd_start() {
 		-jar "$RUNNER" >>"$dir/registry.log" 2>&1 </dev/null &
 	pid=$!
 	echo "$pid" >"$dir/registry.pid"
-	deadline=$(( $(date +%s) + secs ))
-	until answers "$port"; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 40 "$dir/registry.log" >&2
-			die "registry in $dir exited during startup"
-		fi
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			tail -n 40 "$dir/registry.log" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-			die "registry on port $port not ready after ${secs}s"
-		fi
-		sleep 0.2
-	done
+	wait_up "$pid" "${EO_APICURIO_START_TIMEOUT:-120}" "$dir/registry.log" \
+		"registry on port $port" answers "$port"
 	echo "apicurio registry ready at $(cmd_url "$port") (pid $pid, $(elapsed "$t0")s)"
-}
-
-wait_exit() {
-	local pid="$1" secs="$2" i
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
 }
 
 cmd_stop() {
 	[ $# -ge 1 ] || die "usage: stop DIR"
-	local dir="$1" sig="${2:-TERM}" pid
-	if ! pid="$(pid_of "$dir")"; then
-		rm -f "$dir/registry.pid"
-		echo "registry in $dir not running"
-		return 0
-	fi
-	kill -"$sig" "$pid" 2>/dev/null || true
-	if ! wait_exit "$pid" 30; then
-		echo "apicurio.sh: registry $pid ignored SIG$sig, killing" >&2
-		kill -KILL "$pid" 2>/dev/null || true
-		wait_exit "$pid" 10 || die "registry $pid will not die"
+	local dir="$1" pid
+	if pid="$(pid_of "$dir")"; then
+		stop_pid "$pid" 30 registry
 	fi
 	rm -f "$dir/registry.pid"
 	echo "registry in $dir stopped"
+}
+
+cmd_kill() {
+	[ $# -ge 1 ] || die "usage: kill DIR"
+	local dir="$1" pid
+	if pid="$(pid_of "$dir")"; then
+		kill_pid "$pid" registry
+	fi
+	rm -f "$dir/registry.pid"
+	echo "registry in $dir killed"
 }
 
 [ $# -ge 1 ] || die "usage: $0 fetch|start|stop|kill|url ..."
@@ -165,8 +138,8 @@ shift
 case "$cmd" in
 	fetch) cmd_fetch ;;
 	start) cmd_start "$@" ;;
-	stop) cmd_stop "$1" TERM ;;
-	kill) cmd_stop "$1" KILL ;;
+	stop) cmd_stop "$@" ;;
+	kill) cmd_kill "$@" ;;
 	url) cmd_url "$@" ;;
 	*) die "unknown command $cmd" ;;
 esac
