@@ -675,7 +675,8 @@ fresh_phase() {
 # the test producer's JSON; its manifest is the Avro phase's input
 fresh_json() {
 	as_user "$PRODUCER" -b "$BROKERS" -t "$1" -n "$FN" -s $((EVENTS + 1)) --rate "$RATE" \
-		--manifest "$WORK/fresh.manifest" 2>&1 | tee -a "$OUT/log"
+		--manifest "$WORK/fresh.manifest" 2>&1 | tee -a "$OUT/log" "$WORK/$1.producer"
+	FR[$1.sent]=$(awk '/ records\/s, / { print $2 }' "$WORK/$1.producer")
 	FREC=$(awk -F '\t' '$4 == "committed"' "$WORK/fresh.manifest" | wc -l)
 	FDIST=$(awk -F '\t' '$4 == "committed" && !seen[$3]++' "$WORK/fresh.manifest" | wc -l)
 }
@@ -683,7 +684,9 @@ fresh_json() {
 # each stamped with its own produce time
 fresh_avro() {
 	as_user "$PYTHON" "$TREE/bench/avro_events.py" --manifest "$WORK/fresh.manifest" \
-		--brokers "$BROKERS" --topic "$1" --registry "$REG_URL" --rate "$RATE" 2>&1 | tee -a "$OUT/log"
+		--brokers "$BROKERS" --topic "$1" --registry "$REG_URL" --rate "$RATE" 2>&1 |
+		tee -a "$OUT/log" "$WORK/$1.producer"
+	FR[$1.sent]=$(awk '/ records\/s sent / { print $1 }' "$WORK/$1.producer")
 }
 if [ "$FRESH_SECS" -gt 0 ]; then
 	FN=$(( RATE * FRESH_SECS ))
@@ -727,7 +730,7 @@ step "results"
 	done
 	for n in "${FRESH_NAMES[@]}"; do
 		echo
-		echo "freshness, ${FR[$n.label]} ($RATE events/s for ${FRESH_SECS}s, ${FR[$n.rows]} rows): produce -> row inserted p50 ${FR[$n.p50]} ms, p99 ${FR[$n.p99]} ms (max ${FR[$n.max]});"
+		echo "freshness, ${FR[$n.label]} ($RATE events/s asked, ${FR[$n.sent]:-?}/s sent, for ${FRESH_SECS}s, ${FR[$n.rows]} rows): produce -> row inserted p50 ${FR[$n.p50]} ms, p99 ${FR[$n.p99]} ms (max ${FR[$n.max]});"
 		echo "                                          produce -> commit (visible) p50 ${FR[$n.c50]} ms, p99 ${FR[$n.c99]} ms (max ${FR[$n.cmax]});"
 		echo "                                          worker CPU ${FR[$n.cpum]} s per million records"
 	done
@@ -757,8 +760,8 @@ step "results"
 		json+="\"worker_processes\":${RES[$n.nproc]},\"loadavg\":\"${RES[$n.load]}\"}"
 	done
 	for n in "${FRESH_NAMES[@]}"; do
-		json+=$(printf ',"%s":{"rate":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"peak_vmhwm_kb":%s}' \
-			"$n" "$RATE" "$FRESH_SECS" "${FR[$n.rows]}" "${FR[$n.p50]}" "${FR[$n.p99]}" "${FR[$n.max]}" \
+		json+=$(printf ',"%s":{"rate":%s,"sent_per_s":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"peak_vmhwm_kb":%s}' \
+			"$n" "$RATE" "${FR[$n.sent]:-null}" "$FRESH_SECS" "${FR[$n.rows]}" "${FR[$n.p50]}" "${FR[$n.p99]}" "${FR[$n.max]}" \
 			"${FR[$n.c50]}" "${FR[$n.c99]}" "${FR[$n.cmax]}" "${FR[$n.cpum]}" "${FR[$n.hwm]}")
 	done
 	json+="}"
