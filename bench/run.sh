@@ -663,6 +663,11 @@ fresh_phase() {
 		               extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at) * 1000 AS c
 		          FROM public.$name) s")"
 	[ "$rows" = "$FDIST" ] || die "freshness $name: $rows rows, expected $FDIST"
+	# second by second (of created_at): rows and the worst produce -> visible,
+	# to tell a stall from a steady lag
+	pq -c "SELECT to_char(date_trunc('second', created_at), 'HH24:MI:SS'), count(*),
+	              round(max(extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at)) * 1000)
+	         FROM public.$name GROUP BY 1 ORDER BY 1" >"$OUT/$name.seconds.txt"
 	wcpu=$(calc "($fw1 - $fw0) / $TCK" 2)
 	FR[$name.rows]=$rows; FR[$name.p50]=$p50; FR[$name.p99]=$p99; FR[$name.max]=$max
 	FR[$name.c50]=$c50; FR[$name.c99]=$c99; FR[$name.cmax]=$cmax
