@@ -112,24 +112,15 @@ cmd_start() {
 	echo "apicurio registry ready at $(cmd_url "$port") (pid $pid, $(elapsed "$t0")s)"
 }
 
-cmd_stop() {
-	[ $# -ge 1 ] || die "usage: stop DIR"
-	local dir="$1" pid
+# cmd_end stop|kill DIR: SIGTERM (SIGKILL after 30 s) or SIGKILL
+cmd_end() {
+	local how="$1" dir="${2:-}" pid
+	[ -n "$dir" ] || die "usage: $how DIR"
 	if pid="$(pid_of "$dir")"; then
-		stop_pid "$pid" 30 registry
+		if [ "$how" = stop ]; then stop_pid "$pid" 30 registry; else kill_pid "$pid" registry; fi
 	fi
 	rm -f "$dir/registry.pid"
-	echo "registry in $dir stopped"
-}
-
-cmd_kill() {
-	[ $# -ge 1 ] || die "usage: kill DIR"
-	local dir="$1" pid
-	if pid="$(pid_of "$dir")"; then
-		kill_pid "$pid" registry
-	fi
-	rm -f "$dir/registry.pid"
-	echo "registry in $dir killed"
+	echo "registry in $dir ended ($how)"
 }
 
 [ $# -ge 1 ] || die "usage: $0 fetch|start|stop|kill|url ..."
@@ -138,8 +129,7 @@ shift
 case "$cmd" in
 	fetch) cmd_fetch ;;
 	start) cmd_start "$@" ;;
-	stop) cmd_stop "$@" ;;
-	kill) cmd_kill "$@" ;;
+	stop | kill) cmd_end "$cmd" "$@" ;;
 	url) cmd_url "$@" ;;
 	*) die "unknown command $cmd" ;;
 esac
