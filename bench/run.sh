@@ -20,8 +20,9 @@
 #   --pipeline-args S   appended to every create_pipeline call, e.g.
 #                       ", kafka_options => '{\"queued.min.messages\": \"500000\"}'"
 #   --format avro       also drain the same events as Avro (Confluent wire
-#                       format, a schema registry), next to the JSON drain;
-#                       the profiling run then profiles the Avro drain
+#                       format, Apicurio Registry), next to the JSON drain,
+#                       and measure freshness on an Avro topic after the
+#                       JSON one; the profiling run then profiles the Avro drain
 #   --sql-path          also drain with eo_ingest.direct_insert = off (the
 #                       INSERT ... ON CONFLICT path), for comparison
 #   --no-peers          skip the peers (Kafka Connect + Debezium JDBC sink,
@@ -89,7 +90,7 @@ IDLE_SECS=60
 PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,51p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -190,7 +191,6 @@ PERF_PID=""
 cleanup() {
 	local rc=$?
 	if [ -n "$PERF_PID" ]; then kill -INT "$PERF_PID" 2>/dev/null || true; fi
-	if [ -n "${REG_PID:-}" ]; then kill -TERM -- "-$REG_PID" 2>/dev/null || true; fi
 	cp "$WORK/postgres.log" "$OUT/" 2>/dev/null || true
 	cp "$KDIR/kafka.log" "$OUT/" 2>/dev/null || true
 	if [ "$KEEP" = 1 ]; then
@@ -202,6 +202,9 @@ cleanup() {
 	fi
 	if [ -n "${CONNECT_DIR:-}" ]; then
 		as_user "$TREE/test/connect/connect.sh" kill "$CONNECT_DIR" >/dev/null 2>&1 || true
+	fi
+	if [ "${REG_STARTED:-0}" = 1 ]; then
+		as_user "$TREE/test/registry/apicurio.sh" stop "$WORK/registry" >/dev/null 2>&1 || true
 	fi
 	if [ "$KAFKA_STARTED" = 1 ]; then
 		as_user "$TREE/test/kafka/kafka.sh" stop "$KDIR" >/dev/null 2>&1 ||
@@ -487,16 +490,11 @@ DISTINCT=$(wc -l <"$WORK/bench.csv")
 AVG_BYTES=$(awk -F '\t' '$4 == "committed" { n++; b += length($6) } END { printf "%d", b / n }' "$WORK/bench.manifest")
 note "records $RECORDS committed, $DISTINCT distinct event ids, average value $AVG_BYTES bytes"
 if [ "$FORMAT" = avro ]; then
-	step "the same records as Avro into topic bench_avro (test/registry/registry.py, confluent-kafka's AvroSerializer)"
-	setsid runuser -u "$BUSER" -- "$PYTHON" "$TREE/test/registry/registry.py" --port 0 \
-		--port-file "$WORK/registry.port" --state "$WORK/registry.json" >"$WORK/registry.log" 2>&1 &
-	REG_PID=$!
-	for ((i = 0; i < 300; i++)); do
-		[ -s "$WORK/registry.port" ] && break
-		sleep 0.1
-	done
-	[ -s "$WORK/registry.port" ] || die "the schema registry did not start (see $WORK/registry.log)"
-	REG_URL="http://127.0.0.1:$(cat "$WORK/registry.port")"
+	step "the same records as Avro into topic bench_avro (Apicurio Registry, confluent-kafka's AvroSerializer)"
+	REG_PORT="$(free_port)"
+	as_user "$TREE/test/registry/apicurio.sh" start "$WORK/registry" "$REG_PORT" | tee -a "$OUT/log"
+	REG_STARTED=1
+	REG_URL="$("$TREE/test/registry/apicurio.sh" url "$REG_PORT")"
 	as_user "$PRODUCER" -b "$BROKERS" -t bench_avro --create-topic "$PARTITIONS" | tee -a "$OUT/log"
 	as_user "$PYTHON" "$TREE/bench/avro_events.py" --manifest "$WORK/bench.manifest" \
 		--brokers "$BROKERS" --topic bench_avro --registry "$REG_URL" 2>&1 | tee -a "$OUT/log"
@@ -640,35 +638,40 @@ if [ "$PERF" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------- 4. freshness
-FRESH_JSON=""
-if [ "$FRESH_SECS" -gt 0 ]; then
-	FN=$(( RATE * FRESH_SECS ))
-	step "freshness: $RATE events/s for ${FRESH_SECS}s into topic fresh, pipeline running (defaults)"
-	as_user "$PRODUCER" -b "$BROKERS" -t fresh --create-topic 4 | tee -a "$OUT/log"
-	pq -c "CREATE TABLE public.fresh ($TABLE_COLS, ingested_at timestamptz DEFAULT clock_timestamp())"
-	pq -c "SELECT eo_ingest.create_pipeline(name => 'fresh', brokers => '$BROKERS', topic => 'fresh', target => 'public.fresh')" >/dev/null
+# fresh_phase NAME LABEL EXTRA PRODUCE: a running pipeline (defaults plus
+# EXTRA) on a new 4-partition topic NAME into table public.NAME, while the
+# shell function PRODUCE sends RATE records/s for FRESH_SECS; then latency
+# per row (ingested_at or the commit time, minus created_at = produce time)
+# as p50/p99/max, kept in FR[NAME.*] and reported under LABEL.
+declare -a FRESH_NAMES=()
+declare -A FR=()
+fresh_phase() {
+	local name="$1" label="$2" extra="$3" produce="$4" t0 row lag done_recs fpids fw0 fw1 fk0 fk1 h p
+	local rows p50 p99 max c50 c99 cmax wcpu
+	step "freshness, $label: $RATE events/s for ${FRESH_SECS}s into topic $name, pipeline running (defaults)"
+	as_user "$PRODUCER" -b "$BROKERS" -t "$name" --create-topic 4 | tee -a "$OUT/log"
+	pq -c "CREATE TABLE public.$name ($TABLE_COLS, ingested_at timestamptz DEFAULT clock_timestamp())"
+	pq -c "SELECT eo_ingest.create_pipeline(name => '$name', brokers => '$BROKERS', topic => '$name', target => 'public.$name'$extra)" >/dev/null
 	for ((i = 0; i < 300; i++)); do
-		[ "$(pq -c "SELECT state = 'running' AND lag = 0 FROM eo_ingest.pipeline_status WHERE name = 'fresh'")" = t ] && break
+		[ "$(pq -c "SELECT state = 'running' AND lag = 0 FROM eo_ingest.pipeline_status WHERE name = '$name'")" = t ] && break
 		sleep 0.1
 	done
-	fpids="$(worker_pids fresh)"
+	fpids="$(worker_pids "$name")"
 	fw0=$(cpu_ticks $fpids); fk0=$(cpu_ticks "$KAFKA_PID")
-	as_user "$PRODUCER" -b "$BROKERS" -t fresh -n "$FN" -s $((EVENTS + 1)) --rate "$RATE" \
-		--manifest "$WORK/fresh.manifest" 2>&1 | tee -a "$OUT/log"
-	FREC=$(awk -F '\t' '$4 == "committed"' "$WORK/fresh.manifest" | wc -l)
+	"$produce" "$name"
 	t0=$(now)
 	while :; do
-		row="$(pq -c "SELECT coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters FROM eo_ingest.pipeline_status WHERE name = 'fresh'")"
+		row="$(pq -c "SELECT coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters FROM eo_ingest.pipeline_status WHERE name = '$name'")"
 		read -r lag done_recs <<<"$row"
 		[ "$lag" = 0 ] && [ "$done_recs" -ge "$FREC" ] && break
 		awk -v a="$t0" -v b="$(now)" 'BEGIN { exit !(b - a > 120) }' &&
-			die "freshness pipeline did not catch up (lag $lag, $done_recs/$FREC)"
+			die "freshness pipeline $name did not catch up (lag $lag, $done_recs/$FREC)"
 		sleep 0.2
 	done
 	fw1=$(cpu_ticks $fpids); fk1=$(cpu_ticks "$KAFKA_PID")
-	FHWM=0
-	for p in $fpids; do h=$(status_kb "$p" VmHWM); [ "${h:-0}" -gt "$FHWM" ] && FHWM=$h; done
-	read -r FROWS FP50 FP99 FMAX CP50 CP99 CMAX <<<"$(pq -c "
+	FR[$name.hwm]=0
+	for p in $fpids; do h=$(status_kb "$p" VmHWM); [ "${h:-0}" -gt "${FR[$name.hwm]}" ] && FR[$name.hwm]=$h; done
+	read -r rows p50 p99 max c50 c99 cmax <<<"$(pq -c "
 		SELECT count(*),
 		       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY i)::numeric, 1),
 		       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY i)::numeric, 1),
@@ -678,16 +681,53 @@ if [ "$FRESH_SECS" -gt 0 ]; then
 		       round(max(c)::numeric, 1)
 		  FROM (SELECT extract(epoch FROM ingested_at - created_at) * 1000 AS i,
 		               extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at) * 1000 AS c
-		          FROM public.fresh) s")"
+		          FROM public.$name) s")"
+	[ "$rows" = "$FDIST" ] || die "freshness $name: $rows rows, expected $FDIST"
+	# second by second (of created_at): rows and the worst produce -> visible,
+	# to tell a stall from a steady lag
+	pq -c "SELECT to_char(date_trunc('second', created_at), 'HH24:MI:SS'), count(*),
+	              round(max(extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at)) * 1000)
+	         FROM public.$name GROUP BY 1 ORDER BY 1" >"$OUT/$name.seconds.txt"
+	wcpu=$(calc "($fw1 - $fw0) / $TCK" 2)
+	FR[$name.rows]=$rows; FR[$name.p50]=$p50; FR[$name.p99]=$p99; FR[$name.max]=$max
+	FR[$name.c50]=$c50; FR[$name.c99]=$c99; FR[$name.cmax]=$cmax
+	FR[$name.cpum]=$(calc "$wcpu / ($FREC / 1000000)" 2)
+	FR[$name.label]=$label
+	FRESH_NAMES+=("$name")
+	note "  $rows rows; latency insert-time p50 $p50 ms p99 $p99 ms max $max ms; commit-time p50 $c50 ms p99 $c99 ms max $cmax ms"
+	note "  worker CPU $wcpu s (${FR[$name.cpum]} s per million records), Kafka CPU $(calc "($fk1 - $fk0) / $TCK" 2) s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+# the test producer's JSON; its manifest is the Avro phase's input
+fresh_json() {
+	as_user "$PRODUCER" -b "$BROKERS" -t "$1" -n "$FN" -s $((EVENTS + 1)) --rate "$RATE" \
+		--manifest "$WORK/fresh.manifest" 2>&1 | tee -a "$OUT/log" "$WORK/$1.producer"
+	FR[$1.sent]=$(awk '/ records\/s, / { print $2 }' "$WORK/$1.producer")
+	FREC=$(awk -F '\t' '$4 == "committed"' "$WORK/fresh.manifest" | wc -l)
 	FDIST=$(awk -F '\t' '$4 == "committed" && !seen[$3]++' "$WORK/fresh.manifest" | wc -l)
-	[ "$FROWS" = "$FDIST" ] || die "freshness: $FROWS rows, expected $FDIST"
-	FWCPU=$(calc "($fw1 - $fw0) / $TCK" 2)
-	FKCPU=$(calc "($fk1 - $fk0) / $TCK" 2)
-	FCPUM=$(calc "$FWCPU / ($FREC / 1000000)" 2)
-	note "  $FROWS rows; latency insert-time p50 $FP50 ms p99 $FP99 ms max $FMAX ms; commit-time p50 $CP50 ms p99 $CP99 ms max $CMAX ms"
-	note "  worker CPU $FWCPU s ($FCPUM s per million records), Kafka CPU $FKCPU s"
-	FRESH_JSON=$(printf '"fresh":{"rate":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"peak_vmhwm_kb":%s}' \
-		"$RATE" "$FRESH_SECS" "$FROWS" "$FP50" "$FP99" "$FMAX" "$CP50" "$CP99" "$CMAX" "$FCPUM" "$FHWM")
+}
+# the same records (partition, key, order, values) as Avro, at the same rate,
+# each stamped with its own produce time
+fresh_avro() {
+	as_user "$PYTHON" "$TREE/bench/avro_events.py" --manifest "$WORK/fresh.manifest" \
+		--brokers "$BROKERS" --topic "$1" --registry "$REG_URL" --rate "$RATE" 2>&1 |
+		tee -a "$OUT/log" "$WORK/$1.producer"
+	FR[$1.sent]=$(awk '/ records\/s sent / { print $1 }' "$WORK/$1.producer")
+}
+if [ "$FRESH_SECS" -gt 0 ]; then
+	FN=$(( RATE * FRESH_SECS ))
+	fresh_phase fresh JSON "" fresh_json
+	if [ "$FORMAT" = avro ]; then
+		fresh_phase fresh_avro "Avro (schema registry)" "$AVRO_ARGS" fresh_avro
+		# row by row: the same ids as the JSON phase, and the same values (a
+		# duplicate carries its first event's number, so customer_id, amount
+		# and note agree whichever copy won; seq and created_at are its own)
+		mism="$(pq -c "SELECT count(*) FROM public.fresh_avro a FULL JOIN public.fresh j USING (event_id)
+		                WHERE a.event_id IS NULL OR j.event_id IS NULL
+		                   OR (a.customer_id, a.amount, a.note) IS DISTINCT FROM (j.customer_id, j.amount, j.note)")"
+		[ "$mism" = 0 ] || die "freshness: $mism rows of fresh_avro differ from the JSON phase's"
+		note "  fresh_avro equals fresh row by row (event_id, customer_id, amount, note)"
+		finish_drain fresh_avro
+	fi
 	finish_drain fresh
 fi
 
@@ -713,12 +753,12 @@ step "results"
 		n=${RUN_NAMES[$i]}
 		echo "| ${RUN_LABELS[$i]} | ${RES[$n.rps]} | $(calc "${RES[$n.ratio]}" 2) |"
 	done
-	if [ -n "$FRESH_JSON" ]; then
+	for n in "${FRESH_NAMES[@]}"; do
 		echo
-		echo "freshness ($RATE events/s for ${FRESH_SECS}s, $FROWS rows): produce -> row inserted p50 $FP50 ms, p99 $FP99 ms (max $FMAX);"
-		echo "                                          produce -> commit (visible) p50 $CP50 ms, p99 $CP99 ms (max $CMAX);"
-		echo "                                          worker CPU $FCPUM s per million records"
-	fi
+		echo "freshness, ${FR[$n.label]} ($RATE events/s asked, ${FR[$n.sent]:-?}/s sent, for ${FRESH_SECS}s, ${FR[$n.rows]} rows): produce -> row inserted p50 ${FR[$n.p50]} ms, p99 ${FR[$n.p99]} ms (max ${FR[$n.max]});"
+		echo "                                          produce -> commit (visible) p50 ${FR[$n.c50]} ms, p99 ${FR[$n.c99]} ms (max ${FR[$n.cmax]});"
+		echo "                                          worker CPU ${FR[$n.cpum]} s per million records"
+	done
 	echo
 	echo "seconds: create_pipeline until lag = 0 and every record accounted for (worker start-up included);"
 	echo "rows/s: distinct rows landed per second; wCPU: worker utime+stime per million Kafka records"
@@ -737,7 +777,11 @@ step "results"
 		json+="\"peak_vmhwm_kb\":${RES[$n.hwm]},\"peak_rss_anon_kb\":${RES[$n.anon]},\"worker_start_s\":${RES[$n.start]},"
 		json+="\"worker_processes\":${RES[$n.nproc]},\"loadavg\":\"${RES[$n.load]}\"}"
 	done
-	[ -n "$FRESH_JSON" ] && json+=",$FRESH_JSON"
+	for n in "${FRESH_NAMES[@]}"; do
+		json+=$(printf ',"%s":{"rate":%s,"sent_per_s":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"peak_vmhwm_kb":%s}' \
+			"$n" "$RATE" "${FR[$n.sent]:-null}" "$FRESH_SECS" "${FR[$n.rows]}" "${FR[$n.p50]}" "${FR[$n.p99]}" "${FR[$n.max]}" \
+			"${FR[$n.c50]}" "${FR[$n.c99]}" "${FR[$n.cmax]}" "${FR[$n.cpum]}" "${FR[$n.hwm]}")
+	done
 	json+="}"
 	echo
 	echo "BENCH $json"

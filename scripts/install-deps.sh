@@ -5,8 +5,10 @@
 # pgTAP for all three,
 # the Debian packaging tools, the PGXN META.json validator (crates.io's
 # pgxn_meta), Apache Avro C, libcurl and a Python venv for the Avro tests,
-# then fetches the Kafka broker jars and Kafka Connect with the Debezium
-# connector plugins (test/connect: the benchmark's peers).  Run as root; safe
+# then fetches the Kafka broker jars, Kafka Connect with the Debezium
+# connector plugins (test/connect: the benchmark's peers) and Apicurio
+# Registry (test/registry/apicurio.sh: a real schema registry for the Avro
+# tests and the benchmark), all from Maven Central.  Run as root; safe
 # to run again (a second run touches neither apt, PyPI, crates.io nor Maven
 # when everything is already there).
 
@@ -119,3 +121,4 @@ fi
 
 "$HERE/../test/kafka/kafka.sh" fetch
 "$HERE/../test/connect/connect.sh" fetch
+"$HERE/../test/registry/apicurio.sh" fetch

@@ -43,8 +43,7 @@ PLUGINS=(
 )
 
 die() { echo "connect.sh: $*" >&2; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+. "$HERE/../procs.sh"
 
 # The stamp records which pom.xml and plugin list filled the cache, so
 # changing a version refetches.
@@ -89,16 +88,7 @@ cmd_fetch() {
 	echo "connect jars fetched into $LIBS, plugins into $PLUGDIR ($(ls "$PLUGDIR" | tr '\n' ' '))"
 }
 
-pid_of() {
-	local dir="$1" pid
-	[ -r "$dir/connect.pid" ] || return 1
-	pid="$(cat "$dir/connect.pid")"
-	[ -n "$pid" ] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
-	# guard against a recycled pid
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'ConnectStandalone' || return 1
-	echo "$pid"
-}
+pid_of() { pid_in "$1/connect.pid" ConnectStandalone; }
 
 rest_url() {
 	[ -r "$1/rest.url" ] || die "no worker in $1"
@@ -143,7 +133,7 @@ rest_answers() {
 
 cmd_start() {
 	[ $# -ge 3 ] || die "usage: start DIR BROKERS REST_PORT [CONNECTOR.properties ...]"
-	local dir="$1" brokers="$2" port="$3" t0 pid deadline
+	local dir="$1" brokers="$2" port="$3" t0 pid
 	shift 3
 	jars_present || die "no Connect jars in $CACHE; run: $0 fetch"
 	t0="$(now)"
@@ -165,19 +155,8 @@ cmd_start() {
 		"$dir/worker.properties" "$@" >>"$dir/connect.log" 2>&1 </dev/null &
 	pid=$!
 	echo "$pid" >"$dir/connect.pid"
-	deadline=$(( $(date +%s) + ${EO_CONNECT_START_TIMEOUT:-120} ))
-	until rest_answers "http://127.0.0.1:$port"; do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			tail -n 40 "$dir/connect.log" >&2
-			die "worker in $dir exited during startup"
-		fi
-		if [ "$(date +%s)" -ge "$deadline" ]; then
-			tail -n 40 "$dir/connect.log" >&2
-			kill -KILL "$pid" 2>/dev/null || true
-			die "worker REST on port $port not answering after ${EO_CONNECT_START_TIMEOUT:-120}s"
-		fi
-		sleep 0.2
-	done
+	wait_up "$pid" "${EO_CONNECT_START_TIMEOUT:-120}" "$dir/connect.log" \
+		"worker REST on port $port" rest_answers "http://127.0.0.1:$port"
 	echo "connect worker ready on http://127.0.0.1:$port (pid $pid, $(elapsed "$t0")s)"
 }
 
@@ -243,15 +222,6 @@ cmd_delete() {
 	echo "connector $2 deleted"
 }
 
-wait_exit() {
-	local pid="$1" secs="$2" i
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 cmd_stop() {
 	[ $# -eq 1 ] || die "usage: stop DIR"
 	local dir="$1" pid
@@ -260,12 +230,7 @@ cmd_stop() {
 		echo "connect worker in $dir not running"
 		return 0
 	fi
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! wait_exit "$pid" "${EO_CONNECT_STOP_TIMEOUT:-60}"; then
-		echo "connect.sh: worker $pid ignored SIGTERM, killing" >&2
-		kill -KILL "$pid" 2>/dev/null || true
-		wait_exit "$pid" 10 || die "worker $pid will not die"
-	fi
+	stop_pid "$pid" "${EO_CONNECT_STOP_TIMEOUT:-60}" worker
 	rm -f "$dir/connect.pid"
 	echo "connect worker in $dir stopped"
 }
@@ -274,8 +239,7 @@ cmd_kill() {
 	[ $# -eq 1 ] || die "usage: kill DIR"
 	local dir="$1" pid
 	if pid="$(pid_of "$dir")"; then
-		kill -KILL "$pid" 2>/dev/null || true
-		wait_exit "$pid" 10 || die "worker $pid will not die"
+		kill_pid "$pid" worker
 	fi
 	rm -f "$dir/connect.pid"
 	echo "connect worker in $dir killed"

@@ -44,8 +44,7 @@ JVM_FAST=(-XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xshare:auto
 		  -Djava.awt.headless=true -Dfile.encoding=UTF-8)
 
 die() { echo "kafka.sh: $*" >&2; exit 1; }
-now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+. "$HERE/../procs.sh"
 
 pom_sum() {
 	sha256sum "$HERE/pom.xml" | cut -d' ' -f1
@@ -128,16 +127,7 @@ run_tool() {
 		-cp "$LIBS/*" "$@"
 }
 
-pid_of() {
-	local dir="$1" pid
-	[ -r "$dir/kafka.pid" ] || return 1
-	pid="$(cat "$dir/kafka.pid")"
-	[ -n "$pid" ] || return 1
-	kill -0 "$pid" 2>/dev/null || return 1
-	# Guard against a recycled pid.
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka' || return 1
-	echo "$pid"
-}
+pid_of() { pid_in "$1/kafka.pid" 'kafka\.Kafka'; }
 
 random_cluster_id() {
 	# Kafka's Uuid: 16 random bytes, URL-safe base64, no padding; Kafka
@@ -293,15 +283,6 @@ cmd_start() {
 	echo "kafka ready on 127.0.0.1:$port (pid $pid, $(elapsed "$t0")s)"
 }
 
-wait_exit() {
-	local pid="$1" secs="$2" i
-	for ((i = 0; i < secs * 10; i++)); do
-		kill -0 "$pid" 2>/dev/null || return 0
-		sleep 0.1
-	done
-	return 1
-}
-
 cmd_stop() {
 	[ $# -ge 1 ] || die "usage: stop DIR"
 	local dir="$1" pid
@@ -310,12 +291,7 @@ cmd_stop() {
 		echo "kafka in $dir not running"
 		return 0
 	fi
-	kill -TERM "$pid" 2>/dev/null || true
-	if ! wait_exit "$pid" "${EO_KAFKA_STOP_TIMEOUT:-60}"; then
-		echo "kafka.sh: broker $pid ignored SIGTERM, killing" >&2
-		kill -KILL "$pid" 2>/dev/null || true
-		wait_exit "$pid" 10 || die "broker $pid will not die"
-	fi
+	stop_pid "$pid" "${EO_KAFKA_STOP_TIMEOUT:-60}" broker
 	rm -f "$dir/kafka.pid"
 	echo "kafka in $dir stopped"
 }
@@ -328,8 +304,7 @@ cmd_kill() {
 		echo "kafka in $dir not running"
 		return 0
 	fi
-	kill -KILL "$pid" 2>/dev/null || true
-	wait_exit "$pid" 10 || die "broker $pid will not die"
+	kill_pid "$pid" broker
 	rm -f "$dir/kafka.pid"
 	echo "kafka in $dir killed"
 }

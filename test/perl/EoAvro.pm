@@ -1,8 +1,12 @@
-# Avro for eo_ingest's Perl TAP tests: the test schema registry
-# (test/registry/registry.py) and a producer that serializes with
-# confluent-kafka's AvroSerializer (test/registry/avro_produce.py), both run
-# by the venv that scripts/install-deps.sh makes.
+# Avro for eo_ingest's Perl TAP tests: schema registries -- Apicurio Registry
+# (test/registry/apicurio.sh, a real one through its Confluent-compatible API)
+# and the test registry (test/registry/registry.py, which can also hang, serve
+# https, ask for basic auth or answer like no registry) -- and a producer that
+# serializes with confluent-kafka's AvroSerializer
+# (test/registry/avro_produce.py), run by the venv that
+# scripts/install-deps.sh makes.
 #
+#   my $reg = EoAvro::Registry->new(apicurio => 1);   # Apicurio Registry
 #   my $reg = EoAvro::Registry->new;            # or new(user => 'u', password => 'p')
 #   EoAvro::Registry->new(tls_cert => $pem, tls_key => $key)   # https
 #   EoAvro::Registry->new(hang => 1)            # reads requests, never answers
@@ -97,21 +101,59 @@ use warnings;
 use Carp;
 use IPC::Run ();
 use Time::HiRes qw(usleep);
+use EoKafka ();
+
+our $APICURIO_SH = "$EoAvro::ROOT/test/registry/apicurio.sh";
 
 sub new
 {
 	my ($class, %o) = @_;
 	my $self = bless { %o, port => $o{port} // 0 }, $class;
+	croak 'Apicurio Registry is a plain http registry without authentication'
+	  if $self->{apicurio}
+	  && grep { defined $self->{$_} } qw(user tls_cert hang not_a_registry);
 	$self->{dir} = File::Temp->newdir();
 	return $self;
 }
 
-sub url { return ($_[0]->{tls_cert} ? 'https' : 'http') . '://127.0.0.1:' . $_[0]->{port} }
+sub url
+{
+	my ($self) = @_;
+	return "http://127.0.0.1:$self->{port}/apis/ccompat/v7" if $self->{apicurio};
+	return ($self->{tls_cert} ? 'https' : 'http') . "://127.0.0.1:$self->{port}";
+}
 sub port { return $_[0]->{port} }
+
+# Apicurio: the first start picks a free port, a restart keeps it (and the
+# ids: its storage is a file in the registry's directory).
+sub _start_apicurio
+{
+	my ($self) = @_;
+	my $fixed = $self->{port} != 0;
+	for (1 .. 5)
+	{
+		$self->{port} = EoKafka::free_port() unless $fixed;
+		my $out = '';
+		my $ok = eval {
+			IPC::Run::run([ $APICURIO_SH, 'start', "$self->{dir}", $self->{port} ],
+				'<', \undef, '>&', \$out, IPC::Run::timeout(300));
+		};
+		if ($ok)
+		{
+			$self->{running} = 1;
+			return $self;
+		}
+		# someone took the port between the pick and the start
+		next if !$fixed && $out =~ /already in use/;
+		croak "apicurio.sh start failed:\n$out" . ($@ // '');
+	}
+	croak 'apicurio.sh start: no free port';
+}
 
 sub start
 {
 	my ($self) = @_;
+	return $self->_start_apicurio if $self->{apicurio};
 	my $pf = "$self->{dir}/port";
 	unlink $pf;
 	my @cmd = ($EoAvro::PYTHON, "$EoAvro::ROOT/test/registry/registry.py",
@@ -165,6 +207,14 @@ sub requests
 sub stop
 {
 	my ($self) = @_;
+	if ($self->{apicurio})
+	{
+		return unless delete $self->{running};
+		my $out = '';
+		IPC::Run::run([ $APICURIO_SH, 'stop', "$self->{dir}" ], '<', \undef, '>&', \$out)
+		  or croak "apicurio.sh stop failed:\n$out";
+		return;
+	}
 	return unless $self->{h};
 	$self->{h}->kill_kill;
 	delete $self->{h};

@@ -13,11 +13,12 @@ and eo_ingest use, with the same status codes and error bodies:
 
 No compatibility checks; schemas persist only in --state FILE (JSON), so that a
 registry stopped and started again still knows the ids it gave out.
-A real registry could not be installed from the registries this machine
-reaches (tried 2026-11-29): Karapace is not on PyPI, and Apicurio's
-io.apicurio:apicurio-registry-app on Maven Central is the Quarkus
-application's library jar (no Main-Class, no runnable "-runner" jar), which
-would need a Quarkus build of its own.
+The tests that need only a working registry use a real one, Apicurio Registry
+(test/registry/apicurio.sh); this one serves what the tests cannot get from
+Apicurio here: HTTP basic auth (Apicurio's goes through an OpenID Connect
+server; 050 and 053 check the password's secrecy, 053 over https), a
+registry that hangs or is no registry at all, and schemas written into
+--state directly (024's schema nested 20,000 deep, which no serializer sends).
 
 Options: --port N (0 = pick one), --port-file F (written once listening),
 --user U --password P (require HTTP basic auth), --not-a-registry (answer 404

@@ -2,10 +2,11 @@
 # format => 'avro' with a schema registry: records serialized by
 # confluent-kafka's AvroSerializer land value by value as SQL's cast of the
 # same value would store them (every primitive, logical type, union, enum,
-# array, map and nested record); each kind of bad record becomes exactly one
-# dead letter with a precise error; plain Avro with an inline schema works;
-# a URL that is no registry fails the pipeline without a dead letter; the
-# registry password appears in no view, error or log line.
+# array -- also of logical types into timestamptz[], numeric(p,s)[], uuid[],
+# date[] and timestamp[] -- map and nested record); each kind of bad record
+# becomes exactly one dead letter with a precise error; plain Avro with an
+# inline schema works; a URL that is no registry fails the pipeline without a
+# dead letter; the registry password appears in no view, error or log line.
 
 use strict;
 use warnings;
@@ -74,6 +75,12 @@ my @cols = (
 	# a numeric one for values wider than 64 bits)
 	[ 'dwt', 'text', { type => 'bytes', logicalType => 'decimal', precision => 80, scale => 60 } ],
 	[ 'dwn', 'numeric', { type => 'bytes', logicalType => 'decimal', precision => 80, scale => 60 } ],
+	# arrays of logical types into arrays of their column types
+	[ 'ats', 'timestamptz[]', { type => 'array', items => [ 'null', { type => 'long', logicalType => 'timestamp-micros' } ] } ],
+	[ 'adc', 'numeric(10,2)[]', { type => 'array', items => { type => 'bytes', logicalType => 'decimal', precision => 10, scale => 2 } } ],
+	[ 'auu', 'uuid[]', { type => 'array', items => { type => 'string', logicalType => 'uuid' } } ],
+	[ 'adt', 'date[]', { type => 'array', items => { type => 'int', logicalType => 'date' } } ],
+	[ 'alt', 'timestamp[]', { type => 'array', items => { type => 'long', logicalType => 'local-timestamp-millis' } } ],
 );
 # the unscaled value $u at scale 60, as numeric prints it
 sub scale60
@@ -155,9 +162,22 @@ my @direct = (
 	  tp => '00:00:00.005', tsp => '0001-01-01T00:00:00.5+00:00', ltp => '0001-01-01T00:00:00',
 	  dwt => scale60('-123456789012345678901234567890'), dwn => scale60('-170141183460469231731687303715884105727') },
 );
+# the arrays of logical types, per record
+my @arrays = (
+	{ ats => [ '2024-02-29T12:34:56.789012+00:00', undef, '1969-12-31T23:59:59.999999+00:00' ],
+	  adc => [ '12.34', '-0.01', '99999999.99' ], auu => [ 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11' ],
+	  adt => [ '2024-02-29', '0001-01-01' ], alt => [ '2024-02-29T12:34:56.789', '1900-01-01T00:00:00' ] },
+	{ ats => [], adc => [], auu => [], adt => [], alt => [] },
+	{ ats => [undef], adc => [ '0.00' ],
+	  auu => [ '00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff' ],
+	  adt => [ '1970-01-01', '9999-12-31' ], alt => [ '9999-12-31T23:59:59.999' ] },
+	{ ats => [ '0001-01-01T00:00:00+00:00' ], adc => [ '-99999999.99', '0.10' ],
+	  auu => [ '00112233-4455-6677-8899-aabbccddeeff' ], adt => [ '1969-12-31' ], alt => [ '1970-01-01T00:00:00' ] },
+);
 for my $k (0 .. $#records)
 {
 	$records[$k]{$_} = $direct[$k]{$_} for keys %{ $direct[$k] };
+	$records[$k]{$_} = $arrays[$k]{$_} for keys %{ $arrays[$k] };
 }
 $_->{ignored} = { list => [ 1.5, -2.5 ] } for @records;
 

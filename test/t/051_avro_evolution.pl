@@ -7,7 +7,9 @@
 # for 30 s while records of a schema id the pipeline has not seen arrive:
 # the pipeline is retrying, nothing is dead-lettered, and it catches up by
 # itself when the registry is back.  A server restart needs no registry for
-# ids already seen (they are in eo_ingest.avro_schemas).
+# ids already seen (they are in eo_ingest.avro_schemas).  The registry is
+# Apicurio Registry (test/registry/apicurio.sh) through its
+# Confluent-compatible API, stopped and started again on its own storage.
 
 use strict;
 use warnings;
@@ -20,7 +22,7 @@ use EoTest;
 
 my $kafka = EoKafka->new;
 $kafka->start;
-my $reg = EoAvro::Registry->new;
+my $reg = EoAvro::Registry->new(apicurio => 1);
 $reg->start;
 my $node = EoTest::new_node('avro_evolution', conf => "eo_ingest.retry_max_delay = '2s'");
 

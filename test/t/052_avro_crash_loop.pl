@@ -4,7 +4,8 @@
 # worker and the postmaster are killed with kill -9 again and again.  At the
 # end every event is in the target exactly once with its values, and the
 # counters account for every record exactly once: no record was lost or
-# counted twice across the crashes, and none was dead-lettered.
+# counted twice across the crashes, and none was dead-lettered.  The
+# registry is Apicurio Registry (test/registry/apicurio.sh).
 
 use strict;
 use warnings;
@@ -21,7 +22,7 @@ my $postmaster_kills = 2;
 
 my $kafka = EoKafka->new;
 $kafka->start;
-my $reg = EoAvro::Registry->new;
+my $reg = EoAvro::Registry->new(apicurio => 1);
 $reg->start;
 my $node = EoTest::new_node('avro_crash', conf => "eo_ingest.retry_max_delay = '2s'");
 

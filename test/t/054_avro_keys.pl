@@ -9,7 +9,9 @@
 # each row's last event in columns) and an upsert topic with
 # tombstones, applied while the worker is killed with -9; each target must
 # equal the expected final state row by row (EXCEPT both ways).  Avro
-# records are serialized by confluent-kafka's AvroSerializer.
+# records are serialized by confluent-kafka's AvroSerializer against Apicurio
+# Registry (test/registry/apicurio.sh), whose Confluent-compatible API
+# registers the <topic>-key and <topic>-value subjects.
 
 use strict;
 use warnings;
@@ -28,7 +30,7 @@ my $json = JSON::PP->new->utf8->canonical;
 
 my $kafka = EoKafka->new;
 $kafka->start;
-my $reg = EoAvro::Registry->new;
+my $reg = EoAvro::Registry->new(apicurio => 1);
 $reg->start;
 my $node = EoTest::new_node('avrokey');
 my $brokers = $kafka->brokers;
