@@ -56,13 +56,13 @@ eo_render_hex(const char *d, int64 len, EoAvroRender mode, StringInfo out)
 
 /*
  * A decimal: big-endian two's complement unscaled value, then the scale
- * (dbz_decimal.c writes the digits, of any scale).
+ * (dbz_decimal.c writes the digits, of any scale and up to 64 kB).
  */
 static bool
 eo_render_decimal(EoAvroReader *r, const char *d, int64 len, int scale, StringInfo out)
 {
-	if (len > 16)
-		return eo_avro_fail(r, "a decimal wider than 128 bits");
+	if (len > EO_DECIMAL_MAX_BYTES)
+		return eo_avro_fail(r, "a decimal longer than 65536 bytes");
 	if (len == 0)
 		return eo_avro_fail(r, "a decimal with no bytes");
 	eo_decimal_text((const unsigned char *) d, len, scale, out);

@@ -19,6 +19,7 @@
 #include "common/base64.h"
 #include "common/jsonapi.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -177,7 +178,7 @@ eo_dbz_decimals(const char *schema, int len, const char **error)
 
 /*
  * The big-endian two's complement integer d[0..len) divided by 10^scale,
- * exactly, as a number's text; any length.
+ * exactly, as a number's text; up to EO_DECIMAL_MAX_BYTES long (callers check).
  */
 void
 eo_decimal_text(const unsigned char *d, int len, int scale, StringInfo out)
@@ -211,6 +212,8 @@ eo_decimal_text(const unsigned char *d, int len, int scale, StringInfo out)
 		uint64		rem = 0;
 		char		chunk[10];
 
+		CHECK_FOR_INTERRUPTS();
+
 		for (int i = nz; i < len; i++)
 		{
 			uint64		cur = rem * 256 + mag[i];
@@ -242,15 +245,22 @@ eo_decimal_text(const unsigned char *d, int len, int scale, StringInfo out)
 	pfree(mag);
 }
 
-/* base64 text at s[0..len) as a number of this scale; false if not base64 */
+/*
+ * base64 text at s[0..len) as a number of this scale; false if not base64 or
+ * longer than EO_DECIMAL_MAX_BYTES
+ */
 static bool
 eo_dbz_render(const char *s, int len, int scale, StringInfo out)
 {
 	int			max = pg_b64_dec_len(len);
-	unsigned char *bytes = palloc(Max(max, 1));
-	int			n = pg_b64_decode(s, len, (void *) bytes, max);
+	unsigned char *bytes;
+	int			n;
 
-	if (n <= 0)
+	if (max > EO_DECIMAL_MAX_BYTES + 3)
+		return false;
+	bytes = palloc(Max(max, 1));
+	n = pg_b64_decode(s, len, (void *) bytes, max);
+	if (n <= 0 || n > EO_DECIMAL_MAX_BYTES)
 		return false;
 	eo_decimal_text(bytes, n, scale, out);
 	pfree(bytes);
@@ -366,7 +376,8 @@ eo_dbz_rewrite(const EoDbzDecimals *d, const char *json, int len, int *newlen,
 			if (!eo_dbz_render(lex->strval->data, strlen(lex->strval->data),
 							   d->fields[i].scale, &out))
 			{
-				*error = psprintf("Debezium Decimal field \"%s\" is not base64", key);
+				*error = psprintf("Debezium Decimal field \"%s\" is not base64 of at most %d bytes",
+								  key, EO_DECIMAL_MAX_BYTES);
 				return NULL;
 			}
 			copied = lex->token_terminator;

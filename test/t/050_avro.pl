@@ -71,7 +71,7 @@ my @cols = (
 	[ 'tp', 'time(2)', { type => 'long', logicalType => 'time-micros' } ],
 	[ 'tsp', 'timestamptz(0)', { type => 'long', logicalType => 'timestamp-micros' } ],
 	[ 'ltp', 'timestamp(1)', { type => 'long', logicalType => 'local-timestamp-millis' } ],
-	# scale 60: more digits than 128 bits have, through text (a text column;
+	# scale 60: more digits than 128 bits hold, through text (a text column;
 	# a numeric one for values wider than 64 bits)
 	[ 'dwt', 'text', { type => 'bytes', logicalType => 'decimal', precision => 80, scale => 60 } ],
 	[ 'dwn', 'numeric', { type => 'bytes', logicalType => 'decimal', precision => 80, scale => 60 } ],
@@ -160,7 +160,8 @@ my @direct = (
 	{ li => 7, ln => 123, ui => 0, vc => 'abcde   ', us => '00000000-0000-0000-0000-000000000000',
 	  uf => 'a0eebc999c0b4ef8bb6d6bb9bd380a11', dneg => '-50.00', d3 => '-0.1', fn => 'Infinity', dn => 1e-310,
 	  tp => '00:00:00.005', tsp => '0001-01-01T00:00:00.5+00:00', ltp => '0001-01-01T00:00:00',
-	  dwt => scale60('-123456789012345678901234567890'), dwn => scale60('-170141183460469231731687303715884105727') },
+	  # wider than 128 bits: 80 and 75 digits
+	  dwt => scale60('-' . ('9' x 80)), dwn => scale60('-' . ('9' x 75)) },
 );
 # the arrays of logical types, per record
 my @arrays = (

@@ -559,10 +559,12 @@ $dec{8} = [ '-42', '4200', '7', [ '1', 9 ] ];
 # without the wrapper there is no scale: numbers in strings land as before
 push @decmsgs, { key => '{"id":9}', value => $json->encode({ op => 'c', before => undef,
 	after => { id => 9, d0 => '17', d2 => '1.50', d10 => '0.25', v => '-3.125', n => 'AQI=' } }) };
-# not base64, a VariableScaleDecimal without its scale: dead letters
+# not base64, too long, a VariableScaleDecimal without its scale: dead letters
 my @decbad = map { $json->encode({ schema => $dec_schema, payload => { op => 'c', before => undef, after => $_ } }) }
   ({ id => 10, d0 => '*not base64*', d2 => undef, d10 => undef, v => undef, n => 'x' },
-   { id => 11, d0 => undef, d2 => undef, d10 => undef, v => { value => 'AQ==' }, n => 'x' });
+   { id => 11, d0 => undef, d2 => undef, d10 => undef, v => { value => 'AQ==' }, n => 'x' },
+   # longer than 65536 bytes: refused before its quadratic printing
+   { id => 13, d0 => MIME::Base64::encode_base64("\x01" x 70000, ''), d2 => undef, d10 => undef, v => undef, n => 'x' });
 # a schema jsonb refuses (a number beyond numeric's range) only kills its record
 push @decbad, '{"schema":{"name":"org.apache.kafka.connect.data.Decimal","n":1e1000000},'
   . '"payload":{"op":"c","before":null,"after":{"id":12,"d0":"AQ=="}}}';
