@@ -27,6 +27,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -356,6 +357,14 @@ eo_direct_flush(EoDirect *d, int n, EoCounts *counts)
 	}
 	counts->inserted += n;
 	MemoryContextReset(d->chunk_cxt);
+
+	/*
+	 * Hand the WAL written so far to the WAL writer, as an asynchronous
+	 * commit does: it flushes it (wal_writer_flush_after at a time) while the
+	 * batch goes on, and the commit's own flush, which still waits for all
+	 * of it, finds little left to do.
+	 */
+	XLogSetAsyncXactLSN(GetXLogInsertRecPtr());
 }
 
 /* Write recs[idx[lo..hi)], all of one shape that eo_direct_shape accepted. */
