@@ -69,7 +69,8 @@ typedef struct EoDirect
 	/* per attribute: the mapped column feeding it or -1, and its default */
 	int		   *att_col;
 	ExprState **defaults;
-	TupleTableSlot **slots;
+	TupleDesc	slot_desc;		/* the slots' (a copy: not reference counted) */
+	TupleTableSlot **slots;		/* made as the first chunk needs them */
 	BulkInsertState bistate;
 	MemoryContext cxt;			/* lives as long as this struct */
 	MemoryContext chunk_cxt;	/* reset after every flush */
@@ -278,9 +279,13 @@ eo_direct_begin(EoMapping *map)
 		d->att_col[a] = -1;
 	for (int c = 0; c < map->ncolumns; c++)
 		d->att_col[map->columns[c].attnum - 1] = c;
-	d->slots = palloc(sizeof(TupleTableSlot *) * EO_DIRECT_CHUNK);
-	for (int i = 0; i < EO_DIRECT_CHUNK; i++)
-		d->slots[i] = table_slot_create(d->rel, NULL);
+	/*
+	 * The relation's own descriptor would be pinned by every slot, and the
+	 * resource owner's array of a thousand pins of one descriptor costs as
+	 * much as writing a few thousand rows: a private copy is not pinned.
+	 */
+	d->slot_desc = CreateTupleDescCopy(RelationGetDescr(d->rel));
+	d->slots = palloc0(sizeof(TupleTableSlot *) * EO_DIRECT_CHUNK);
 	d->bistate = GetBulkInsertState();
 	d->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "eo_ingest direct chunk",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -294,7 +299,7 @@ eo_direct_end(EoDirect *d)
 		index_endscan(d->idx_scan);
 	if (d->existing != NULL)
 		ExecDropSingleTupleTableSlot(d->existing);
-	for (int i = 0; i < EO_DIRECT_CHUNK; i++)
+	for (int i = 0; i < EO_DIRECT_CHUNK && d->slots[i] != NULL; i++)
 		ExecDropSingleTupleTableSlot(d->slots[i]);
 	FreeBulkInsertState(d->bistate);
 	ExecCloseResultRelations(d->estate);
@@ -390,9 +395,17 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 	for (int r = lo; r < hi; r++)
 	{
 		EoRecord   *rec = &recs[idx[r]];
-		TupleTableSlot *slot = d->slots[nbuf];
+		TupleTableSlot *slot;
 
 		CHECK_FOR_INTERRUPTS();
+		if (d->slots[nbuf] == NULL)
+		{
+			MemoryContextSwitchTo(d->cxt);
+			d->slots[nbuf] = MakeSingleTupleTableSlot(d->slot_desc,
+													  table_slot_callbacks(d->rel));
+			MemoryContextSwitchTo(d->chunk_cxt);
+		}
+		slot = d->slots[nbuf];
 		ExecClearTuple(slot);
 		for (int a = 0; a < d->natts; a++)
 		{
