@@ -35,6 +35,8 @@
 #                       CPU and memory over --idle-seconds (see bench/idle.sh)
 #   --idle-seconds S    idle mode: measuring window (default 60)
 #   --perf-seconds S    length of the perf recording (default 20)
+#   --perf-fresh        also perf record the worker through the freshness phase
+#                       (profile/fresh-*.txt)
 #   --backlog N         memory check only: N events backlog, sample the worker's
 #                       memory while it drains (see bench/memory.sh)
 #   --memory-seconds S  memory check: stop sampling after S seconds (default 120)
@@ -89,7 +91,7 @@ IDLE_SECS=60
 PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,51p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,53p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -112,6 +114,7 @@ while [ $# -gt 0 ]; do
 		--batch-size) BATCH_ARG=", batch_size => $2"; shift 2 ;;
 		--pipeline-args) EXTRA_ARGS="$2"; shift 2 ;;
 		--perf-seconds) PERF_SECS="$2"; shift 2 ;;
+		--perf-fresh) PERF_FRESH=1; shift ;;
 		--backlog) BACKLOG="$2"; shift 2 ;;
 		--memory-seconds) MEM_SECS="$2"; shift 2 ;;
 		--change-stream) CHANGE_STREAM="$2"; shift 2 ;;
@@ -632,9 +635,18 @@ if [ "$FRESH_SECS" -gt 0 ]; then
 		sleep 0.1
 	done
 	fpids="$(worker_pids fresh)"
+	if [ "${PERF_FRESH:-0}" = 1 ] && command -v perf >/dev/null; then
+		mkdir -p "$OUT/profile"
+		set -- $fpids
+		perf record -F 499 --call-graph dwarf,8192 -p "$1" -o "$OUT/profile/fresh.data" -- sleep "$FRESH_SECS" \
+			>"$OUT/profile/fresh-record.log" 2>&1 &
+		PERF_PID=$!
+	fi
 	fw0=$(cpu_ticks $fpids); fk0=$(cpu_ticks "$KAFKA_PID")
+	FLOAD0=$(cut -d' ' -f1 /proc/loadavg)
 	as_user "$PRODUCER" -b "$BROKERS" -t fresh -n "$FN" -s $((EVENTS + 1)) --rate "$RATE" \
 		--manifest "$WORK/fresh.manifest" 2>&1 | tee -a "$OUT/log"
+	FLOAD1=$(cut -d' ' -f1 /proc/loadavg)
 	FREC=$(awk -F '\t' '$4 == "committed"' "$WORK/fresh.manifest" | wc -l)
 	t0=$(now)
 	while :; do
@@ -659,15 +671,36 @@ if [ "$FRESH_SECS" -gt 0 ]; then
 		  FROM (SELECT extract(epoch FROM ingested_at - created_at) * 1000 AS i,
 		               extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at) * 1000 AS c
 		          FROM public.fresh) s")"
+	# One line per batch (a batch is one transaction: one xmin), in commit
+	# order: rows, commit time, the wait of its oldest record, the time since
+	# the previous commit.  Where the p99 comes from: many slow batches
+	# (queueing) or a few long gaps (stalls).
+	pq -c "SELECT b.*, round((extract(epoch FROM b.committed - lag(b.committed) OVER (ORDER BY b.committed)) * 1000)::numeric, 1) AS gap_ms
+	         FROM (SELECT count(*) AS n_rows, pg_xact_commit_timestamp(xmin) AS committed,
+	                      round((extract(epoch FROM pg_xact_commit_timestamp(xmin) - min(created_at)) * 1000)::numeric, 1) AS oldest_ms,
+	                      round((extract(epoch FROM pg_xact_commit_timestamp(xmin) - max(created_at)) * 1000)::numeric, 1) AS newest_ms
+	                 FROM public.fresh GROUP BY xmin) b ORDER BY b.committed" |
+		tr ' ' '\t' >"$OUT/fresh_batches.tsv"
+	read -r FBATCH FBAVG FGAPS FSLOW <<<"$(awk -F '\t' '{ n++; r += $1; if ($NF + 0 > 100) g++; if ($(NF - 2) + 0 > 100) s++ }
+		END { printf "%d %.1f %d %d", n, r / n, g, s }' "$OUT/fresh_batches.tsv")"
 	FDIST=$(awk -F '\t' '$4 == "committed" && !seen[$3]++' "$WORK/fresh.manifest" | wc -l)
 	[ "$FROWS" = "$FDIST" ] || die "freshness: $FROWS rows, expected $FDIST"
 	FWCPU=$(calc "($fw1 - $fw0) / $TCK" 2)
 	FKCPU=$(calc "($fk1 - $fk0) / $TCK" 2)
 	FCPUM=$(calc "$FWCPU / ($FREC / 1000000)" 2)
 	note "  $FROWS rows; latency insert-time p50 $FP50 ms p99 $FP99 ms max $FMAX ms; commit-time p50 $CP50 ms p99 $CP99 ms max $CMAX ms"
-	note "  worker CPU $FWCPU s ($FCPUM s per million records), Kafka CPU $FKCPU s"
-	FRESH_JSON=$(printf '"fresh":{"rate":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"peak_vmhwm_kb":%s}' \
-		"$RATE" "$FRESH_SECS" "$FROWS" "$FP50" "$FP99" "$FMAX" "$CP50" "$CP99" "$CMAX" "$FCPUM" "$FHWM")
+	note "  worker CPU $FWCPU s ($FCPUM s per million records), Kafka CPU $FKCPU s; load average before/after $FLOAD0 / $FLOAD1"
+	note "  $FBATCH batches ($FBAVG rows each); $FGAPS gaps over 100 ms between commits; $FSLOW batches with a record older than 100 ms (fresh_batches.tsv)"
+	if [ -n "$PERF_PID" ]; then
+		wait "$PERF_PID" 2>/dev/null || true
+		PERF_PID=""
+		perf report -i "$OUT/profile/fresh.data" --stdio --no-children -g none \
+			--sort dso,symbol --percent-limit 0.5 2>/dev/null | grep -v '^$' >"$OUT/profile/fresh-flat.txt" || true
+		perf report -i "$OUT/profile/fresh.data" --stdio --children -g none \
+			--sort symbol --percent-limit 0.7 2>/dev/null | grep -v '^$' >"$OUT/profile/fresh-children.txt" || true
+	fi
+	FRESH_JSON=$(printf '"fresh":{"rate":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"kafka_cpu_s":%s,"batches":%s,"peak_vmhwm_kb":%s,"loadavg":"%s/%s"}' \
+		"$RATE" "$FRESH_SECS" "$FROWS" "$FP50" "$FP99" "$FMAX" "$CP50" "$CP99" "$CMAX" "$FCPUM" "$FKCPU" "$FBATCH" "$FHWM" "$FLOAD0" "$FLOAD1")
 	finish_drain fresh
 fi
 
