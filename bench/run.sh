@@ -37,6 +37,8 @@
 #   --perf-seconds S    length of the perf recording (default 20)
 #   --perf-fresh        also perf record the worker through the freshness phase
 #                       (profile/fresh-*.txt)
+#   --fresh-split       freshness topic with LogAppendTime, its Kafka timestamp
+#                       mapped to a column: latency split at the broker's append
 #   --backlog N         memory check only: N events backlog, sample the worker's
 #                       memory while it drains (see bench/memory.sh)
 #   --memory-seconds S  memory check: stop sampling after S seconds (default 120)
@@ -91,7 +93,7 @@ IDLE_SECS=60
 PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,53p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -115,6 +117,7 @@ while [ $# -gt 0 ]; do
 		--pipeline-args) EXTRA_ARGS="$2"; shift 2 ;;
 		--perf-seconds) PERF_SECS="$2"; shift 2 ;;
 		--perf-fresh) PERF_FRESH=1; shift ;;
+		--fresh-split) FRESH_SPLIT=1; shift ;;
 		--backlog) BACKLOG="$2"; shift 2 ;;
 		--memory-seconds) MEM_SECS="$2"; shift 2 ;;
 		--change-stream) CHANGE_STREAM="$2"; shift 2 ;;
@@ -627,9 +630,18 @@ FRESH_JSON=""
 if [ "$FRESH_SECS" -gt 0 ]; then
 	FN=$(( RATE * FRESH_SECS ))
 	step "freshness: $RATE events/s for ${FRESH_SECS}s into topic fresh, pipeline running (defaults)"
-	as_user "$PRODUCER" -b "$BROKERS" -t fresh --create-topic 4 | tee -a "$OUT/log"
-	pq -c "CREATE TABLE public.fresh ($TABLE_COLS, ingested_at timestamptz DEFAULT clock_timestamp())"
-	pq -c "SELECT eo_ingest.create_pipeline(name => 'fresh', brokers => '$BROKERS', topic => 'fresh', target => 'public.fresh')" >/dev/null
+	FCOLS="" FMAP=""
+	if [ "${FRESH_SPLIT:-0}" = 1 ]; then
+		# the broker stamps each record as it appends it (one clock: same machine)
+		as_user "$TREE/test/kafka/kafka.sh" create-topic "$KPORT" fresh 4 message.timestamp.type=LogAppendTime |
+			tee -a "$OUT/log"
+		FCOLS=", appended_at timestamptz"
+		FMAP=", columns => '{\"appended_at\": \"\$timestamp\"}'"
+	else
+		as_user "$PRODUCER" -b "$BROKERS" -t fresh --create-topic 4 | tee -a "$OUT/log"
+	fi
+	pq -c "CREATE TABLE public.fresh ($TABLE_COLS$FCOLS, ingested_at timestamptz DEFAULT clock_timestamp())"
+	pq -c "SELECT eo_ingest.create_pipeline(name => 'fresh', brokers => '$BROKERS', topic => 'fresh', target => 'public.fresh'$FMAP)" >/dev/null
 	for ((i = 0; i < 300; i++)); do
 		[ "$(pq -c "SELECT state = 'running' AND lag = 0 FROM eo_ingest.pipeline_status WHERE name = 'fresh'")" = t ] && break
 		sleep 0.1
@@ -683,6 +695,17 @@ if [ "$FRESH_SECS" -gt 0 ]; then
 		tr ' ' '\t' >"$OUT/fresh_batches.tsv"
 	read -r FBATCH FBAVG FGAPS FSLOW <<<"$(awk -F '\t' '{ n++; r += $1; if ($NF + 0 > 100) g++; if ($(NF - 2) + 0 > 100) s++ }
 		END { printf "%d %.1f %d %d", n, r / n, g, s }' "$OUT/fresh_batches.tsv")"
+	if [ "${FRESH_SPLIT:-0}" = 1 ]; then
+		read -r AP50 AP99 AC50 AC99 <<<"$(pq -c "
+			SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY a)::numeric, 1),
+			       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY a)::numeric, 1),
+			       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c)::numeric, 1),
+			       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY c)::numeric, 1)
+			  FROM (SELECT extract(epoch FROM appended_at - created_at) * 1000 AS a,
+			               extract(epoch FROM pg_xact_commit_timestamp(xmin) - appended_at) * 1000 AS c
+			          FROM public.fresh) s")"
+		note "  split at the broker's append: produce -> append p50 $AP50 ms p99 $AP99 ms; append -> commit p50 $AC50 ms p99 $AC99 ms"
+	fi
 	FDIST=$(awk -F '\t' '$4 == "committed" && !seen[$3]++' "$WORK/fresh.manifest" | wc -l)
 	[ "$FROWS" = "$FDIST" ] || die "freshness: $FROWS rows, expected $FDIST"
 	FWCPU=$(calc "($fw1 - $fw0) / $TCK" 2)
@@ -701,6 +724,7 @@ if [ "$FRESH_SECS" -gt 0 ]; then
 	fi
 	FRESH_JSON=$(printf '"fresh":{"rate":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"kafka_cpu_s":%s,"batches":%s,"peak_vmhwm_kb":%s,"loadavg":"%s/%s"}' \
 		"$RATE" "$FRESH_SECS" "$FROWS" "$FP50" "$FP99" "$FMAX" "$CP50" "$CP99" "$CMAX" "$FCPUM" "$FKCPU" "$FBATCH" "$FHWM" "$FLOAD0" "$FLOAD1")
+	[ -n "${AP50:-}" ] && FRESH_JSON="${FRESH_JSON%\}},\"append_p50_ms\":$AP50,\"append_p99_ms\":$AP99,\"append_to_commit_p50_ms\":$AC50,\"append_to_commit_p99_ms\":$AC99}"
 	finish_drain fresh
 fi
 
@@ -730,7 +754,8 @@ step "results"
 		echo
 		echo "freshness ($RATE events/s for ${FRESH_SECS}s, $FROWS rows): produce -> row inserted p50 $FP50 ms, p99 $FP99 ms (max $FMAX);"
 		echo "                                          produce -> commit (visible) p50 $CP50 ms, p99 $CP99 ms (max $CMAX);"
-		echo "                                          worker CPU $FCPUM s per million records"
+		echo "                                          worker CPU $FCPUM s per million records, broker CPU $FKCPU s; $FBATCH batches"
+		[ -n "${AP50:-}" ] && echo "                                          produce -> broker append p50 $AP50 ms, p99 $AP99 ms; append -> commit p50 $AC50 ms, p99 $AC99 ms"
 	fi
 	echo
 	echo "seconds: create_pipeline until lag = 0 and every record accounted for (worker start-up included);"

@@ -208,6 +208,31 @@ my ($batches, $subx) = split /\|/, $node->safe_psql('postgres',
 ok($subx >= 3 && $subx <= 28 + 2 * $batches,
 	"bisect: $subx subtransactions in $batches batch(es), at most " . (28 + 2 * $batches));
 
+# --- a deferred constraint is checked in the batch, not at its commit: the
+# worker sets every constraint immediate, so the bad record is found by the
+# bisection and dead-lettered (checked at commit, the whole batch would fail
+# there and be retried for ever)
+
+$node->safe_psql('postgres', <<'EOS');
+CREATE TABLE public.deferred (LIKE public.dl_orders INCLUDING ALL);
+ALTER TABLE public.deferred ADD FOREIGN KEY (customer_id) REFERENCES public.customers
+	DEFERRABLE INITIALLY DEFERRED;
+EOS
+$kafka->create_topic('deferred', 1);
+my @dgood = @{ $kafka->produce(topic => 'deferred', count => 20, partition => 0,
+		start_id => 200_001, timestamp_base => EoTest::ts_base(12)) };
+kcat_produce('deferred', [ { key => 'deferred-fk', value => good_json(30, customer_id => 5000) } ]);
+EoTest::create_pipeline($node, name => 'deferred', brokers => $kafka->brokers,
+	topic => 'deferred', target => 'public.deferred', batch_size => \'10000',
+	batch_timeout => \'2000');
+EoTest::wait_caught_up($node, 'deferred', 21);
+EoTest::check_rows($node, 'public.deferred', \@dgood, 'skip',
+	label => 'deferred foreign key: the 20 good records landed');
+is($node->safe_psql('postgres',
+		"SELECT \"offset\" || ':' || convert_from(key, 'UTF8') || ':' || sqlstate "
+		  . "FROM eo_ingest.dead_letters WHERE pipeline = 'deferred'"),
+	'20:deferred-fk:23503', 'deferred foreign key: the bad record is a dead letter');
+
 # A crash would restart every backend and hide behind the recovery; a worker
 # fenced off here (one worker, no reset_offsets) would mean it lost track of
 # its own offsets.
