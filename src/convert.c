@@ -9,6 +9,7 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/numeric.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -142,6 +143,47 @@ eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
 }
 
 /*
+ * A plain decimal ("-12.50": an optional minus, digits, optionally a point
+ * and digits; at most 18 digits in all) as numeric, without numeric_in,
+ * whose checks for NaN and the infinities alone cost more than this.  The
+ * result is numeric_in's: the same value and display scale.  Anything else
+ * (exponents, blanks, a plus sign, a minus zero, more digits) returns false
+ * and goes through numeric_in.
+ */
+static bool
+eo_parse_plain_numeric(const char *s, int len, Datum *result)
+{
+	int64		v = 0;
+	int			digits = 0;
+	int			scale = -1;
+	bool		neg = false;
+	int			p = 0;
+
+	if (p < len && s[p] == '-')
+	{
+		neg = true;
+		p++;
+	}
+	for (; p < len; p++)
+	{
+		if (s[p] == '.' && scale < 0 && digits > 0)
+		{
+			scale = 0;
+			continue;
+		}
+		if ((unsigned) (s[p] - '0') > 9 || ++digits > 18)
+			return false;
+		v = v * 10 + (s[p] - '0');
+		if (scale >= 0)
+			scale++;
+	}
+	if (digits == 0 || scale == 0 || (neg && v == 0))
+		return false;
+	*result = NumericGetDatum(int64_div_fast_to_numeric(neg ? -v : v, Max(scale, 0)));
+	return true;
+}
+
+/*
  * text (NUL-terminated, len bytes) converted to col's type.  A NULL still
  * goes through the input function when that is not strict: a domain's NOT
  * NULL raises the error, a NULL that passes stays NULL.
@@ -164,6 +206,15 @@ eo_text_datum(EoColumn *col, const char *text, int len, bool isnull)
 	}
 	else if (col->typid == TEXTOID)
 		return PointerGetDatum(cstring_to_text_with_len(text, len));
+	else if (col->typid == INT4OID)
+		return Int32GetDatum(pg_strtoint32(text));
+	else if (col->typid == NUMERICOID && col->typmod < 0)
+	{
+		Datum		d;
+
+		if (eo_parse_plain_numeric(text, len, &d))
+			return d;
+	}
 	else if (col->typid == UUIDOID)
 	{
 		pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));

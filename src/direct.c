@@ -27,6 +27,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_am.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
@@ -65,11 +66,20 @@ typedef struct EoDirect
 	FmgrInfo   *idx_cmp;		/* the btree's comparison function */
 	bool		have_max;		/* the index has a live or pending entry */
 	Datum		max;			/* ... and this is its largest key */
+	/* the walk (eo_direct_walk), or NULL */
+	IndexScanDesc walk;
+	ScanKey		walk_key;		/* >= walk_from */
+	bool		walk_valid;		/* walk_from is set */
+	Datum		walk_from;		/* the entries from it to walk_at were seen */
+	bool		walk_end;		/* there are none from walk_at on */
+	Datum		walk_at;		/* else the key of the entry the walk is at */
+	int			walk_off;		/* ids left that go straight to the probe */
+	int			walk_backoff;	/* walk_off after the next id it loses */
 	/* per attribute: the mapped column feeding it or -1, and its default */
 	int		   *att_col;
 	ExprState **defaults;
-	TupleTableSlot **slots;		/* nslots of EO_DIRECT_CHUNK made so far */
-	int			nslots;
+	TupleDesc	slot_desc;		/* the slots' (a copy: not reference counted) */
+	TupleTableSlot **slots;		/* made as the first chunk needs them */
 	BulkInsertState bistate;
 	MemoryContext cxt;			/* lives as long as this struct */
 	MemoryContext chunk_cxt;	/* reset after every flush */
@@ -105,6 +115,126 @@ eo_direct_eligible(EoMapping *map, Relation rel)
 	return true;
 }
 
+/*
+ * The walk: a second scan of the event id index, forward, that reads only
+ * keys (no heap tuple, no visibility) and spares most probes of a batch's
+ * ids, which come sorted.  An id that the walk steps over without meeting
+ * an entry of its key has no row and needs no probe; an entry of its key
+ * (live, dead or still being written) sends it to the probe, which decides.
+ * An id that another transaction writes after the walk read its page makes
+ * the index insertion fail with a unique violation, as after a probe.
+ */
+#define EO_WALK_STEPS 16		/* entries the walk steps over for one id */
+#define EO_WALK_MAX_OFF 1024
+
+static void
+eo_direct_walk_init(EoDirect *d, Relation ir)
+{
+	AttrNumber	idatt = d->map->columns[d->map->id_column].attnum;
+	Oid			typid = TupleDescAttr(RelationGetDescr(d->rel), idatt - 1)->atttypid;
+	Oid			geop;
+
+	/* the index must keep the column's own values for the comparisons */
+	if (TupleDescAttr(RelationGetDescr(ir), 0)->atttypid != typid)
+		return;
+	geop = get_opfamily_member(ir->rd_opfamily[0], ir->rd_opcintype[0],
+							   ir->rd_opcintype[0], BTGreaterEqualStrategyNumber);
+	if (!OidIsValid(geop))
+		return;
+	d->walk_key = palloc0(sizeof(ScanKeyData));
+	ScanKeyEntryInitialize(d->walk_key, 0, 1, BTGreaterEqualStrategyNumber, InvalidOid,
+						   ir->rd_indcollation[0], get_opcode(geop), (Datum) 0);
+	d->walk = eo_index_beginscan(d->rel, ir, &d->dirty, 1, 0);
+	d->walk->xs_want_itup = true;
+	d->walk_backoff = 1;
+}
+
+static int
+eo_direct_cmp(EoDirect *d, Datum a, Datum b)
+{
+	return DatumGetInt32(FunctionCall2Coll(d->idx_cmp, d->idx_rel->rd_indcollation[0], a, b));
+}
+
+/* The walk's next entry. */
+static void
+eo_direct_walk_next(EoDirect *d)
+{
+	bool		isnull;
+
+	if (index_getnext_tid(d->walk, ForwardScanDirection) == NULL)
+	{
+		d->walk_end = true;
+		return;
+	}
+	d->walk_at = index_getattr(d->walk->xs_itup, 1, d->walk->xs_itupdesc, &isnull);
+	/* >= never matches a NULL */
+	Assert(!isnull);
+}
+
+static void
+eo_direct_walk_start(EoDirect *d, Datum id)
+{
+	d->walk_key->sk_argument = id;
+	index_rescan(d->walk, d->walk_key, 1, NULL, 0);
+	d->walk_valid = true;
+	d->walk_from = id;
+	d->walk_end = false;
+	eo_direct_walk_next(d);
+}
+
+/*
+ * Can the index hold an entry of this id?  false: no row has it.  An id
+ * behind the walk, or too far ahead of it (an old id among new ones, ids
+ * spread thinly over the index), goes to the probe, and so do the next few
+ * (twice as many after each such id in a row): starting the walk again
+ * costs a descent and the reading of a leaf page, more than a probe.
+ */
+static bool
+eo_direct_walk(EoDirect *d, Datum id)
+{
+	/* the scan keeps memory between calls (btree's copy of a page) */
+	MemoryContext old;
+	bool		lost = false;
+	bool		maybe = true;
+
+	if (d->walk_off > 0)
+	{
+		d->walk_off--;
+		return true;
+	}
+	old = MemoryContextSwitchTo(d->cxt);
+	if (!d->walk_valid)
+		eo_direct_walk_start(d, id);
+	else if (eo_direct_cmp(d, id, d->walk_from) < 0)
+		lost = true;
+	else
+	{
+		int			steps = 0;
+
+		while (!d->walk_end && eo_direct_cmp(d, d->walk_at, id) < 0)
+		{
+			if (++steps > EO_WALK_STEPS)
+			{
+				lost = true;
+				break;
+			}
+			eo_direct_walk_next(d);
+		}
+		if (!lost)
+			d->walk_backoff = 1;
+	}
+	if (lost)
+	{
+		d->walk_valid = false;
+		d->walk_off = d->walk_backoff;
+		d->walk_backoff = Min(d->walk_backoff * 2, EO_WALK_MAX_OFF);
+	}
+	else
+		maybe = !d->walk_end && eo_direct_cmp(d, d->walk_at, id) == 0;
+	MemoryContextSwitchTo(old);
+	return maybe;
+}
+
 /* Find the unique btree index on the event id column and prepare its probe. */
 static bool
 eo_direct_probe_init(EoDirect *d)
@@ -135,6 +265,7 @@ eo_direct_probe_init(EoDirect *d)
 		InitDirtySnapshot(d->dirty);
 		d->existing = table_slot_create(d->rel, NULL);
 		d->idx_scan = eo_index_beginscan(d->rel, ir, &d->dirty, 1, 0);
+		eo_direct_walk_init(d, ir);
 		return true;
 	}
 	return false;
@@ -279,13 +410,12 @@ eo_direct_begin(EoMapping *map)
 	for (int c = 0; c < map->ncolumns; c++)
 		d->att_col[map->columns[c].attnum - 1] = c;
 	/*
-	 * Slots are made as rows need them, as COPY does: each pins the
-	 * relation's tuple descriptor in the resource owner, whose array of a
-	 * thousand pins of one descriptor made and dropped every batch was half
-	 * of a worker's CPU at 10,000 records/s in batches of a few dozen.
+	 * The relation's own descriptor would be pinned by every slot, and the
+	 * resource owner's array of a thousand pins of one descriptor costs as
+	 * much as writing a few thousand rows: a private copy is not pinned.
 	 */
-	d->slots = palloc(sizeof(TupleTableSlot *) * EO_DIRECT_CHUNK);
-	d->nslots = 0;
+	d->slot_desc = CreateTupleDescCopy(RelationGetDescr(d->rel));
+	d->slots = palloc0(sizeof(TupleTableSlot *) * EO_DIRECT_CHUNK);
 	d->bistate = GetBulkInsertState();
 	d->chunk_cxt = AllocSetContextCreate(CurrentMemoryContext, "eo_ingest direct chunk",
 										 ALLOCSET_DEFAULT_SIZES);
@@ -297,9 +427,11 @@ eo_direct_end(EoDirect *d)
 {
 	if (d->idx_scan != NULL)
 		index_endscan(d->idx_scan);
+	if (d->walk != NULL)
+		index_endscan(d->walk);
 	if (d->existing != NULL)
 		ExecDropSingleTupleTableSlot(d->existing);
-	for (int i = 0; i < d->nslots; i++)
+	for (int i = 0; i < EO_DIRECT_CHUNK && d->slots[i] != NULL; i++)
 		ExecDropSingleTupleTableSlot(d->slots[i]);
 	FreeBulkInsertState(d->bistate);
 	ExecCloseResultRelations(d->estate);
@@ -362,6 +494,14 @@ eo_direct_flush(EoDirect *d, int n, EoCounts *counts)
 	}
 	counts->inserted += n;
 	MemoryContextReset(d->chunk_cxt);
+
+	/*
+	 * Hand the WAL written so far to the WAL writer, as an asynchronous
+	 * commit does: it flushes it (wal_writer_flush_after at a time) while the
+	 * batch goes on, and the commit's own flush, which still waits for all
+	 * of it, finds little left to do.
+	 */
+	XLogSetAsyncXactLSN(GetXLogInsertRecPtr());
 }
 
 /* Write recs[idx[lo..hi)], all of one shape that eo_direct_shape accepted. */
@@ -390,10 +530,11 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 		TupleTableSlot *slot;
 
 		CHECK_FOR_INTERRUPTS();
-		if (nbuf == d->nslots)
+		if (d->slots[nbuf] == NULL)
 		{
 			MemoryContextSwitchTo(d->cxt);
-			d->slots[d->nslots++] = table_slot_create(d->rel, NULL);
+			d->slots[nbuf] = MakeSingleTupleTableSlot(d->slot_desc,
+													  table_slot_callbacks(d->rel));
 			MemoryContextSwitchTo(d->chunk_cxt);
 		}
 		slot = d->slots[nbuf];
@@ -426,6 +567,7 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 
 			if (!slot->tts_isnull[ida] &&
 				!eo_direct_above_max(d, slot->tts_values[ida]) &&
+				(d->walk == NULL || eo_direct_walk(d, slot->tts_values[ida])) &&
 				eo_direct_exists(d, slot->tts_values[ida]))
 			{
 				ExecClearTuple(slot);

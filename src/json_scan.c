@@ -69,6 +69,23 @@ eo_scan_ws(EoScan *s)
 		s->p++;
 }
 
+/*
+ * Does any of the eight bytes of w end a run of plain string characters (a
+ * quote, a backslash or a control character)?  The usual bit trick: a byte
+ * below n borrows into its top bit when n is subtracted; bytes of 0x80 and
+ * above never count.
+ */
+static inline bool
+eo_scan_special8(uint64 w)
+{
+	const uint64 ones = UINT64CONST(0x0101010101010101);
+	uint64		q = w ^ (ones * '"');
+	uint64		b = w ^ (ones * '\\');
+
+	return ((((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) &
+			(ones * 0x80)) != 0;
+}
+
 /* At an opening quote; on success p is past the closing quote. */
 static bool
 eo_scan_string(EoScan *s, bool *escaped)
@@ -76,10 +93,25 @@ eo_scan_string(EoScan *s, bool *escaped)
 	const char *p = s->p + 1;
 
 	*escaped = false;
-	while (p < s->end)
+	for (;;)
 	{
-		unsigned char c = (unsigned char) *p;
+		unsigned char c;
 
+		/* most strings are plain characters: eight at a time */
+		while (s->end - p >= 8)
+		{
+			uint64		w;
+
+			memcpy(&w, p, sizeof(w));
+			if (eo_scan_special8(w))
+				break;
+			p += 8;
+		}
+		while (p < s->end && (c = (unsigned char) *p) != '"' && c != '\\' && c >= 0x20)
+			p++;
+		if (p >= s->end)
+			return false;
+		c = (unsigned char) *p;
 		if (c == '"')
 		{
 			s->p = p + 1;
@@ -87,34 +119,31 @@ eo_scan_string(EoScan *s, bool *escaped)
 		}
 		if (c < 0x20)
 			return false;
-		if (c == '\\')
+		/* a backslash */
+		*escaped = true;
+		if (++p >= s->end)
+			return false;
+		switch (*p)
 		{
-			*escaped = true;
-			if (++p >= s->end)
+			case '"':
+			case '\\':
+			case '/':
+			case 'b':
+			case 'f':
+			case 'n':
+			case 'r':
+			case 't':
+				break;
+			case 'u':
+				for (int i = 0; i < 4; i++)
+					if (++p >= s->end || !isxdigit((unsigned char) *p))
+						return false;
+				break;
+			default:
 				return false;
-			switch (*p)
-			{
-				case '"':
-				case '\\':
-				case '/':
-				case 'b':
-				case 'f':
-				case 'n':
-				case 'r':
-				case 't':
-					break;
-				case 'u':
-					for (int i = 0; i < 4; i++)
-						if (++p >= s->end || !isxdigit((unsigned char) *p))
-							return false;
-					break;
-				default:
-					return false;
-			}
 		}
 		p++;
 	}
-	return false;
 }
 
 static bool
@@ -179,6 +208,20 @@ eo_unescape(const char *start, int len)
 	return lex->strval->data;
 }
 
+/*
+ * A captured value as a NUL-terminated copy: pnstrdup without its strlen
+ * (the value was validated, and valid JSON text holds no NUL byte).
+ */
+static char *
+eo_scan_copy(const char *start, int len)
+{
+	char	   *v = palloc(len + 1);
+
+	memcpy(v, start, len);
+	v[len] = '\0';
+	return v;
+}
+
 /* Do the field names down to this level spell the start of col's path? */
 static inline bool
 eo_scan_path_matches(EoScan *s, const EoColumn *col, int level)
@@ -236,9 +279,9 @@ eo_scan_capture(EoScan *s, int level, const char *start, char kind, bool escaped
 			eo_fields_text(s->f, c, v, strlen(v));
 		}
 		else if (kind == 's' && !col->json_raw)
-			eo_fields_text(s->f, c, pnstrdup(start + 1, len - 2), len - 2);
+			eo_fields_text(s->f, c, eo_scan_copy(start + 1, len - 2), len - 2);
 		else
-			eo_fields_text(s->f, c, pnstrdup(start, len), len);
+			eo_fields_text(s->f, c, eo_scan_copy(start, len), len);
 	}
 	return true;
 }

@@ -9,6 +9,10 @@
 #  - 'update' through the fast path: new ids inserted, existing ones updated;
 #  - timestamps in every ISO 8601 spelling and uuids in every spelling land
 #    as SQL's cast reads them (the worker parses the common forms itself);
+#  - decimals and integers in every spelling land as SQL's cast reads them;
+#  - the walk over the event id index (which spares probes) skips ids that
+#    exist among ids that do not, and does not take a deleted id's entry for
+#    a row;
 #  - spellings of one uuid in one batch are duplicates of each other.
 
 use strict;
@@ -200,6 +204,64 @@ sub check_spellings
 	return;
 }
 check_spellings('stamps', 'timestamptz', 'created_at', @stamps);
+
+# --- plain decimals and integers: the worker's own conversions
+# (eo_parse_plain_numeric, pg_strtoint32) and their fallback to the input
+# functions agree with SQL's cast, to the display scale
+
+my @decimals = ('12.50', '-0.00', '0', '-0', '007.10', '123456789012345678',
+	'1234567890123456789', '-12345678901234567.8', '0.00000000000000001',
+	'0.000000000000000001', '99999999999999999.99', '-9.99', '1.', '.5', '+1', '1e3',
+	' 1', '1 ', 'NaN', 'Infinity', '1.2.3', '-', '', '--1', '1-', '0.10');
+check_spellings('decimals', 'numeric', 'amount', @decimals);
+is($node->safe_psql('postgres',
+		"SELECT count(*) FROM public.decimals WHERE amount::text IS DISTINCT FROM note::numeric::text"),
+	'0', 'decimals: every stored value shows as SQL\'s cast shows it (same scale)');
+my @integers = ('42', '-2147483648', '2147483647', '2147483648', ' 7 ', '+5', '0x1F',
+	'1_000', '12abc', '', '-', '00012');
+check_spellings('integers', 'integer', 'customer_id', @integers);
+
+# --- the walk (direct.c): ids already in the target, interleaved with the
+# topic's (every third record's), some deleted again (dead index entries of
+# the same key), and others far below and above them all: the existing ids
+# are skipped, the deleted ones land, nothing else changes
+
+$kafka->create_topic('walk', 4);
+my $mw = $kafka->produce(topic => 'walk', count => 6000, start_id => 500_001, dup_ratio => 0,
+	seed => 17, timestamp_base => EoTest::ts_base(0));
+EoTest::create_orders_table($node, 'public.walk');
+my (@pre, @gone);
+for my $i (0 .. $#$mw)
+{
+	push @pre, $mw->[$i]{event_id} if $i % 3 == 0;
+	push @gone, $mw->[$i]{event_id} if $i % 3 != 0 && $i % 7 == 0;
+}
+$node->safe_psql('postgres', sprintf(<<'EOS', join(',', map { "'$_'" } @pre), join(',', map { "'$_'" } @gone)));
+INSERT INTO public.walk (event_id, seq) SELECT unnest(ARRAY[%s]::uuid[]), -1;
+INSERT INTO public.walk (event_id, seq) SELECT unnest(ARRAY[%s]::uuid[]), -2;
+DELETE FROM public.walk WHERE seq = -2;
+INSERT INTO public.walk (event_id, seq)
+SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, -3 FROM generate_series(1, 3000) g
+UNION ALL
+SELECT ('ffffffff-0000-4000-8000-' || lpad(to_hex(g), 12, '0'))::uuid, -3 FROM generate_series(1, 3000) g;
+EOS
+EoTest::create_pipeline($node, name => 'walk', brokers => $kafka->brokers, topic => 'walk',
+	target => 'public.walk', batch_size => 1000);
+EoTest::wait_caught_up($node, 'walk', scalar @$mw);
+is($node->safe_psql('postgres',
+		"SELECT rows_inserted, duplicates_skipped, dead_letters FROM eo_ingest.pipeline_status WHERE name = 'walk'"),
+	(@$mw - @pre) . '|' . scalar(@pre) . '|0', 'walk: the ids in the target skipped, the others inserted');
+is($node->safe_psql('postgres', 'SELECT count(*) FILTER (WHERE seq = -1), count(*) FILTER (WHERE seq = -3), '
+		  . 'count(*) FILTER (WHERE seq >= 0), count(DISTINCT event_id) FROM public.walk'),
+	scalar(@pre) . '|6000|' . (@$mw - @pre) . '|' . (@$mw + 6000), 'walk: the rows there stayed, one row per id');
+is($node->safe_psql('postgres', sprintf('SELECT count(*) FROM public.walk WHERE seq >= 0 AND event_id = ANY (ARRAY[%s]::uuid[])',
+			join(',', map { "'$_'" } @gone))),
+	scalar(@gone), 'walk: the deleted ids landed again');
+# An existing id that the walk missed would still be skipped, by the unique
+# index and the retries, at the cost of subtransactions: none here.
+my ($wb, $wsub) = split /\|/, $node->safe_psql('postgres',
+	"SELECT batches, subtransactions FROM eo_ingest.pipeline_status WHERE name = 'walk'");
+ok($wsub <= 2 * $wb, "walk: $wsub subtransactions in $wb batches, no retry");
 
 # --- uuid spellings: the worker's own parser (canonical form) and uuid_in
 
