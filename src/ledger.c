@@ -218,10 +218,15 @@ eo_ledger_store(EoLedger *l, const int64 *next, const EoCounts *counts,
 	int64	   *o = palloc(sizeof(int64) * Max(l->nparts, 1));
 	int			m = 0;
 
+	/*
+	 * Each partition's offset picked from the arrays by its position, not
+	 * joined with unnest: a hash join set up and torn down in every batch
+	 * was a tenth of a worker's CPU at 10,000 records/s in small batches.
+	 */
 	if (l->offsets_plan == NULL)
-		l->offsets_plan = eo_ledger_prepare("UPDATE eo_ingest.offsets o SET next_offset = u.n, committed_at = now() "
-											"FROM unnest($2, $3) AS u(p, n) "
-											"WHERE o.pipeline_id = $1 AND o.partition = u.p",
+		l->offsets_plan = eo_ledger_prepare("UPDATE eo_ingest.offsets SET next_offset = ($3)[array_position($2, partition)], "
+											"committed_at = now() "
+											"WHERE pipeline_id = $1 AND partition = ANY ($2)",
 											3, (Oid[]) {INT4OID, INT4ARRAYOID, INT8ARRAYOID});
 	if (l->counters_plan == NULL)
 		l->counters_plan = eo_ledger_prepare("UPDATE eo_ingest.counters SET rows_inserted = rows_inserted + $3, "

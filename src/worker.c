@@ -20,6 +20,7 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -440,8 +441,8 @@ eo_batch_step(EoWorker *w, void *arg)
 	else
 		w->writer->subtransactions = eo_record_decode_batch(w->map, w->recs, w->nrecs,
 															w->batch_cxt);
-	if (SPI_execute("SET CONSTRAINTS ALL IMMEDIATE", false, 0) != SPI_OK_UTILITY)
-		elog(ERROR, "SET CONSTRAINTS failed");
+	/* SET CONSTRAINTS ALL IMMEDIATE, without parsing it every batch */
+	AfterTriggerSetState(makeNode(ConstraintsSetStmt));
 	eo_ledger_fence(&w->ledger, w->cfg->name);
 	eo_target_refresh_name(w->args.pipeline_id, w->cfg->target, &w->target_name, w->worker_cxt);
 

@@ -190,16 +190,24 @@ kcat_produce('bisect', [ { key => 'bisect-bad', value => good_json(20, seq => '-
 push @bgood, @{ $kafka->produce(topic => 'bisect', count => 4999, partition => 0,
 		start_id => 105_001, timestamp_base => EoTest::ts_base(11)) };
 
-EoTest::create_pipeline($node, name => 'bisect', brokers => $kafka->brokers,
-	topic => 'bisect', target => 'public.bisect', batch_size => \'10000',
-	batch_timeout => \'2000');
-EoTest::wait_caught_up($node, 'bisect', 10_000);
-EoTest::check_rows($node, 'public.bisect', \@bgood, 'skip',
-	label => 'bisect: the 9,999 good records landed');
-EoTest::check_counters($node, 'bisect', 'public.bisect', 10_000);
-is($node->safe_psql('postgres',
+# A pipeline NAME on topic NAME into public.NAME, with room for the whole
+# topic in one batch: the good records land, the counters add up, and the
+# dead letters come back as partition:offset:key:sqlstate.
+sub one_batch_dead_letters
+{
+	my ($name, $good, $total, $label) = @_;
+	EoTest::create_pipeline($node, name => $name, brokers => $kafka->brokers,
+		topic => $name, target => "public.$name", batch_size => \'10000',
+		batch_timeout => \'2000');
+	EoTest::wait_caught_up($node, $name, $total);
+	EoTest::check_rows($node, "public.$name", $good, 'skip', label => $label);
+	EoTest::check_counters($node, $name, "public.$name", $total);
+	return $node->safe_psql('postgres',
 		"SELECT partition || ':' || \"offset\" || ':' || convert_from(key, 'UTF8') || ':' || sqlstate "
-		  . "FROM eo_ingest.dead_letters WHERE pipeline = 'bisect'"),
+		  . "FROM eo_ingest.dead_letters WHERE pipeline = '$name' ORDER BY \"offset\"");
+}
+
+is(one_batch_dead_letters('bisect', \@bgood, 10_000, 'bisect: the 9,999 good records landed'),
 	'0:5000:bisect-bad:23514', 'bisect: the one dead letter is the bad record at offset 5000');
 my ($batches, $subx) = split /\|/, $node->safe_psql('postgres',
 	"SELECT batches, subtransactions FROM eo_ingest.pipeline_status WHERE name = 'bisect'");
@@ -207,6 +215,23 @@ my ($batches, $subx) = split /\|/, $node->safe_psql('postgres',
 # record: 2 * ceil(log2 10000) = 28.
 ok($subx >= 3 && $subx <= 28 + 2 * $batches,
 	"bisect: $subx subtransactions in $batches batch(es), at most " . (28 + 2 * $batches));
+
+# --- a deferred constraint is checked in the batch, not at its commit: the
+# worker sets every constraint immediate, so the bad record is found by the
+# bisection and dead-lettered (checked at commit, the whole batch would fail
+# there and be retried for ever)
+
+$node->safe_psql('postgres', <<'EOS');
+CREATE TABLE public.deferred (LIKE public.dl_orders INCLUDING ALL);
+ALTER TABLE public.deferred ADD FOREIGN KEY (customer_id) REFERENCES public.customers
+	DEFERRABLE INITIALLY DEFERRED;
+EOS
+$kafka->create_topic('deferred', 1);
+my @dgood = @{ $kafka->produce(topic => 'deferred', count => 20, partition => 0,
+		start_id => 200_001, timestamp_base => EoTest::ts_base(12)) };
+kcat_produce('deferred', [ { key => 'deferred-fk', value => good_json(30, customer_id => 5000) } ]);
+is(one_batch_dead_letters('deferred', \@dgood, 21, 'deferred foreign key: the 20 good records landed'),
+	'0:20:deferred-fk:23503', 'deferred foreign key: the bad record is a dead letter');
 
 # A crash would restart every backend and hide behind the recovery; a worker
 # fenced off here (one worker, no reset_offsets) would mean it lost track of
