@@ -36,6 +36,10 @@
 #                       CPU and memory over --idle-seconds (see bench/idle.sh)
 #   --idle-seconds S    idle mode: measuring window (default 60)
 #   --perf-seconds S    length of the perf recording (default 20)
+#   --perf-fresh        also perf record the worker through each freshness
+#                       phase (profile/fresh-*.txt, profile/fresh_avro-*.txt)
+#   --fresh-split       freshness topics with LogAppendTime, the Kafka timestamp
+#                       mapped to a column: latency split at the broker's append
 #   --backlog N         memory check only: N events backlog, sample the worker's
 #                       memory while it drains (see bench/memory.sh)
 #   --memory-seconds S  memory check: stop sampling after S seconds (default 120)
@@ -71,6 +75,8 @@ FRESH_SECS=60
 WORKERS_LIST=2,4
 PERF=1
 PERF_SECS=20
+PERF_FRESH=0
+FRESH_SPLIT=0
 BACKLOG=0
 MEM_SECS=120
 CHANGE_STREAM=0
@@ -90,7 +96,8 @@ IDLE_SECS=60
 PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
-usage() { sed -n '2,52p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+# the help: lines 2 to the end of the comment block above (no line count to keep)
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -113,6 +120,8 @@ while [ $# -gt 0 ]; do
 		--batch-size) BATCH_ARG=", batch_size => $2"; shift 2 ;;
 		--pipeline-args) EXTRA_ARGS="$2"; shift 2 ;;
 		--perf-seconds) PERF_SECS="$2"; shift 2 ;;
+		--perf-fresh) PERF_FRESH=1; shift ;;
+		--fresh-split) FRESH_SPLIT=1; shift ;;
 		--backlog) BACKLOG="$2"; shift 2 ;;
 		--memory-seconds) MEM_SECS="$2"; shift 2 ;;
 		--change-stream) CHANGE_STREAM="$2"; shift 2 ;;
@@ -423,23 +432,24 @@ finish_drain() {
 	pq -c "DROP TABLE public.$1"
 }
 
-# perf_reports DIR: the reports of DIR/perf.data: flat.txt (by dso and
-# symbol), children.txt (inclusive, by symbol), callers.txt (bottom-up: who
-# calls the hottest functions), topdown.txt (top-down from the batch
-# transaction)
+# perf_reports DIR [NAME]: the reports of DIR/perf.data (DIR/NAME.data):
+# flat.txt (by dso and symbol), children.txt (inclusive, by symbol),
+# callers.txt (bottom-up: who calls the hottest functions), topdown.txt
+# (top-down from the batch transaction), each NAME-*.txt with NAME
 perf_reports() {
-	perf report -i "$1/perf.data" --stdio --no-children -g none \
+	local d="$1/${2:-perf}.data" o="$1/${2:+$2-}"
+	perf report -i "$d" --stdio --no-children -g none \
 		--sort dso,symbol --percent-limit 0.5 2>/dev/null |
-		grep -v '^$' >"$1/flat.txt" || true
-	perf report -i "$1/perf.data" --stdio --children -g none \
+		grep -v '^$' >"${o}flat.txt" || true
+	perf report -i "$d" --stdio --children -g none \
 		--sort symbol --percent-limit 0.7 2>/dev/null |
-		grep -v '^$' >"$1/children.txt" || true
-	perf report -i "$1/perf.data" --stdio --no-children --sort symbol \
+		grep -v '^$' >"${o}children.txt" || true
+	perf report -i "$d" --stdio --no-children --sort symbol \
 		-g callee,1,callee,function,percent --percent-limit 2 2>/dev/null \
-		>"$1/callers.txt" || true
-	perf report -i "$1/perf.data" --stdio --children --sort symbol \
+		>"${o}callers.txt" || true
+	perf report -i "$d" --stdio --children --sort symbol \
 		-g caller,2,caller,function,percent --percent-limit 40 2>/dev/null \
-		>"$1/topdown.txt" || true
+		>"${o}topdown.txt" || true
 }
 
 # profile_summary DIR: the flat and inclusive profiles of perf_reports DIR,
@@ -643,23 +653,46 @@ fi
 # EXTRA) on a new 4-partition topic NAME into table public.NAME, while the
 # shell function PRODUCE sends RATE records/s for FRESH_SECS; then latency
 # per row (ingested_at or the commit time, minus created_at = produce time)
-# as p50/p99/max, kept in FR[NAME.*] and reported under LABEL.
+# as p50/p99/max, the batches, the worker's and the broker's CPU, kept in
+# FR[NAME.*] and reported under LABEL.  --fresh-split: the topic stamps
+# records with the broker's append time (LogAppendTime), mapped to column
+# appended_at (one clock: same machine).  --perf-fresh: perf records the
+# worker for FRESH_SECS from the start of production.
 declare -a FRESH_NAMES=()
 declare -A FR=()
 fresh_phase() {
 	local name="$1" label="$2" extra="$3" produce="$4" t0 row lag done_recs fpids fw0 fw1 fk0 fk1 h p
-	local rows p50 p99 max c50 c99 cmax wcpu
+	local rows p50 p99 max c50 c99 cmax wcpu load0 load1 nb avg gaps slow a50 a99 ac50 ac99
+	local cols="" map=""
 	step "freshness, $label: $RATE events/s for ${FRESH_SECS}s into topic $name, pipeline running (defaults)"
-	as_user "$PRODUCER" -b "$BROKERS" -t "$name" --create-topic 4 | tee -a "$OUT/log"
-	pq -c "CREATE TABLE public.$name ($TABLE_COLS, ingested_at timestamptz DEFAULT clock_timestamp())"
-	pq -c "SELECT eo_ingest.create_pipeline(name => '$name', brokers => '$BROKERS', topic => '$name', target => 'public.$name'$extra)" >/dev/null
+	if [ "$FRESH_SPLIT" = 1 ]; then
+		as_user "$TREE/test/kafka/kafka.sh" create-topic "$KPORT" "$name" 4 message.timestamp.type=LogAppendTime |
+			tee -a "$OUT/log"
+		cols=", appended_at timestamptz"
+		map=", columns => '{\"appended_at\": \"\$timestamp\"}'"
+	else
+		as_user "$PRODUCER" -b "$BROKERS" -t "$name" --create-topic 4 | tee -a "$OUT/log"
+	fi
+	pq -c "CREATE TABLE public.$name ($TABLE_COLS$cols, ingested_at timestamptz DEFAULT clock_timestamp())"
+	pq -c "SELECT eo_ingest.create_pipeline(name => '$name', brokers => '$BROKERS', topic => '$name', target => 'public.$name'$extra$map)" >/dev/null
 	for ((i = 0; i < 300; i++)); do
 		[ "$(pq -c "SELECT state = 'running' AND lag = 0 FROM eo_ingest.pipeline_status WHERE name = '$name'")" = t ] && break
 		sleep 0.1
 	done
 	fpids="$(worker_pids "$name")"
+	if [ "$PERF_FRESH" = 1 ] && ! command -v perf >/dev/null; then
+		note "  perf not installed (apt-get install linux-perf); no profile of the phase"
+	elif [ "$PERF_FRESH" = 1 ]; then
+		mkdir -p "$OUT/profile"
+		set -- $fpids
+		perf record -F 499 --call-graph dwarf,8192 -p "$1" -o "$OUT/profile/$name.data" -- sleep "$FRESH_SECS" \
+			>"$OUT/profile/$name-record.log" 2>&1 &
+		PERF_PID=$!
+	fi
 	fw0=$(cpu_ticks $fpids); fk0=$(cpu_ticks "$KAFKA_PID")
+	load0=$(cut -d' ' -f1 /proc/loadavg)
 	"$produce" "$name"
+	load1=$(cut -d' ' -f1 /proc/loadavg)
 	t0=$(now)
 	while :; do
 		row="$(pq -c "SELECT coalesce(lag, -1), rows_inserted + duplicates_skipped + dead_letters FROM eo_ingest.pipeline_status WHERE name = '$name'")"
@@ -689,14 +722,54 @@ fresh_phase() {
 	pq -c "SELECT to_char(date_trunc('second', created_at), 'HH24:MI:SS'), count(*),
 	              round(max(extract(epoch FROM pg_xact_commit_timestamp(xmin) - created_at)) * 1000)
 	         FROM public.$name GROUP BY 1 ORDER BY 1" >"$OUT/$name.seconds.txt"
+	# One line per batch (a batch is one transaction: one xmin), in commit
+	# order: rows, commit time, the wait of its oldest and of its newest
+	# record, the time since the previous commit (ms).  Where the p99 comes
+	# from: many slow batches (queueing) or a few long gaps (stalls).
+	printf 'rows\tcommitted\toldest_ms\tnewest_ms\tgap_ms\n' >"$OUT/${name}_batches.tsv"
+	pq -F $'\t' -c "SELECT b.n_rows, to_char(b.committed, 'HH24:MI:SS.US'), b.oldest_ms, b.newest_ms,
+	                       coalesce(round((extract(epoch FROM b.committed - lag(b.committed) OVER (ORDER BY b.committed)) * 1000)::numeric, 1), 0)
+	         FROM (SELECT count(*) AS n_rows, pg_xact_commit_timestamp(xmin) AS committed,
+	                      round((extract(epoch FROM pg_xact_commit_timestamp(xmin) - min(created_at)) * 1000)::numeric, 1) AS oldest_ms,
+	                      round((extract(epoch FROM pg_xact_commit_timestamp(xmin) - max(created_at)) * 1000)::numeric, 1) AS newest_ms
+	                 FROM public.$name GROUP BY xmin) b ORDER BY b.committed" >>"$OUT/${name}_batches.tsv"
+	read -r nb avg gaps slow <<<"$(awk -F '\t' 'NR > 1 { n++; r += $1; if ($5 > 100) g++; if ($3 > 100) s++ }
+		END { printf "%d %.1f %d %d", n, n ? r / n : 0, g, s }' "$OUT/${name}_batches.tsv")"
+	if [ -n "$cols" ]; then
+		read -r a50 a99 ac50 ac99 <<<"$(pq -c "
+			SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY a)::numeric, 1),
+			       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY a)::numeric, 1),
+			       round(percentile_cont(0.5) WITHIN GROUP (ORDER BY c)::numeric, 1),
+			       round(percentile_cont(0.99) WITHIN GROUP (ORDER BY c)::numeric, 1)
+			  FROM (SELECT extract(epoch FROM appended_at - created_at) * 1000 AS a,
+			               extract(epoch FROM pg_xact_commit_timestamp(xmin) - appended_at) * 1000 AS c
+			          FROM public.$name) s")"
+		FR[$name.a50]=$a50; FR[$name.a99]=$a99; FR[$name.ac50]=$ac50; FR[$name.ac99]=$ac99
+	fi
 	wcpu=$(calc "($fw1 - $fw0) / $TCK" 2)
 	FR[$name.rows]=$rows; FR[$name.p50]=$p50; FR[$name.p99]=$p99; FR[$name.max]=$max
 	FR[$name.c50]=$c50; FR[$name.c99]=$c99; FR[$name.cmax]=$cmax
 	FR[$name.cpum]=$(calc "$wcpu / ($FREC / 1000000)" 2)
+	FR[$name.kcpu]=$(calc "($fk1 - $fk0) / $TCK" 2)
+	FR[$name.batches]=$nb; FR[$name.load]="$load0/$load1"
 	FR[$name.label]=$label
 	FRESH_NAMES+=("$name")
 	note "  $rows rows; latency insert-time p50 $p50 ms p99 $p99 ms max $max ms; commit-time p50 $c50 ms p99 $c99 ms max $cmax ms"
-	note "  worker CPU $wcpu s (${FR[$name.cpum]} s per million records), Kafka CPU $(calc "($fk1 - $fk0) / $TCK" 2) s; load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	if [ -n "$cols" ]; then
+		note "  split at the broker's append: produce -> append p50 $a50 ms p99 $a99 ms; append -> commit p50 $ac50 ms p99 $ac99 ms"
+	fi
+	note "  worker CPU $wcpu s (${FR[$name.cpum]} s per million records), Kafka CPU ${FR[$name.kcpu]} s; load average before/after producing $load0 / $load1"
+	note "  $nb batches ($avg rows each); $gaps gaps over 100 ms between commits; $slow batches with a record older than 100 ms (${name}_batches.tsv)"
+	if [ -n "$PERF_PID" ]; then
+		wait "$PERF_PID" 2>/dev/null || true
+		PERF_PID=""
+		if [ -s "$OUT/profile/$name.data" ]; then
+			perf_reports "$OUT/profile" "$name"
+			note "  perf of the worker over ${FRESH_SECS}s: $OUT/profile/$name-flat.txt, $name-children.txt"
+		else
+			note "  perf recorded nothing; see $OUT/profile/$name-record.log"
+		fi
+	fi
 }
 # the test producer's JSON; its manifest is the Avro phase's input
 fresh_json() {
@@ -758,7 +831,10 @@ step "results"
 		echo
 		echo "freshness, ${FR[$n.label]} ($RATE events/s asked, ${FR[$n.sent]:-?}/s sent, for ${FRESH_SECS}s, ${FR[$n.rows]} rows): produce -> row inserted p50 ${FR[$n.p50]} ms, p99 ${FR[$n.p99]} ms (max ${FR[$n.max]});"
 		echo "                                          produce -> commit (visible) p50 ${FR[$n.c50]} ms, p99 ${FR[$n.c99]} ms (max ${FR[$n.cmax]});"
-		echo "                                          worker CPU ${FR[$n.cpum]} s per million records"
+		echo "                                          worker CPU ${FR[$n.cpum]} s per million records, broker CPU ${FR[$n.kcpu]} s; ${FR[$n.batches]} batches; load ${FR[$n.load]}"
+		if [ -n "${FR[$n.a50]:-}" ]; then
+			echo "                                          produce -> broker append p50 ${FR[$n.a50]} ms, p99 ${FR[$n.a99]} ms; append -> commit p50 ${FR[$n.ac50]} ms, p99 ${FR[$n.ac99]} ms"
+		fi
 	done
 	echo
 	echo "seconds: create_pipeline until lag = 0 and every record accounted for (worker start-up included);"
@@ -779,9 +855,14 @@ step "results"
 		json+="\"worker_processes\":${RES[$n.nproc]},\"loadavg\":\"${RES[$n.load]}\"}"
 	done
 	for n in "${FRESH_NAMES[@]}"; do
-		json+=$(printf ',"%s":{"rate":%s,"sent_per_s":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"peak_vmhwm_kb":%s}' \
+		json+=$(printf ',"%s":{"rate":%s,"sent_per_s":%s,"seconds":%s,"rows":%s,"p50_ms":%s,"p99_ms":%s,"max_ms":%s,"commit_p50_ms":%s,"commit_p99_ms":%s,"commit_max_ms":%s,"worker_cpu_s_per_mrow":%s,"kafka_cpu_s":%s,"batches":%s,"peak_vmhwm_kb":%s,"loadavg":"%s"' \
 			"$n" "$RATE" "${FR[$n.sent]:-null}" "$FRESH_SECS" "${FR[$n.rows]}" "${FR[$n.p50]}" "${FR[$n.p99]}" "${FR[$n.max]}" \
-			"${FR[$n.c50]}" "${FR[$n.c99]}" "${FR[$n.cmax]}" "${FR[$n.cpum]}" "${FR[$n.hwm]}")
+			"${FR[$n.c50]}" "${FR[$n.c99]}" "${FR[$n.cmax]}" "${FR[$n.cpum]}" "${FR[$n.kcpu]}" "${FR[$n.batches]}" "${FR[$n.hwm]}" "${FR[$n.load]}")
+		if [ -n "${FR[$n.a50]:-}" ]; then
+			json+=$(printf ',"append_p50_ms":%s,"append_p99_ms":%s,"append_to_commit_p50_ms":%s,"append_to_commit_p99_ms":%s' \
+				"${FR[$n.a50]}" "${FR[$n.a99]}" "${FR[$n.ac50]}" "${FR[$n.ac99]}")
+		fi
+		json+="}"
 	done
 	json+="}"
 	echo
