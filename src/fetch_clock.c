@@ -81,18 +81,15 @@ eo_clock_of(int32 broker)
 	return &clocks[nclocks++];
 }
 
-static rd_kafka_resp_err_t
-eo_clock_sent(rd_kafka_t *rk, int sockfd, const char *brokername, int32_t brokerid,
-			  int16_t ApiKey, int16_t ApiVersion, int32_t CorrId, size_t size,
-			  void *ic_opaque)
+/* A fetch request went out to the broker (sent), or its answer came (ok or not). */
+static void
+eo_clock_fetch(int32 broker, bool sent, bool ok)
 {
 	EoBrokerClock *c;
 
-	if (ApiKey != EO_API_FETCH)
-		return RD_KAFKA_RESP_ERR_NO_ERROR;
 	pthread_mutex_lock(&clock_lock);
-	c = eo_clock_of(brokerid);
-	if (c != NULL)
+	c = eo_clock_of(broker);
+	if (c != NULL && sent)
 	{
 		/* the previous answer is handled: its watermarks are in place */
 		if (c->answered)
@@ -101,7 +98,21 @@ eo_clock_sent(rd_kafka_t *rk, int sockfd, const char *brokername, int32_t broker
 		c->in_flight = true;
 		c->answered = false;
 	}
+	else if (c != NULL)
+	{
+		c->in_flight = false;
+		c->answered = ok;
+	}
 	pthread_mutex_unlock(&clock_lock);
+}
+
+static rd_kafka_resp_err_t
+eo_clock_sent(rd_kafka_t *rk, int sockfd, const char *brokername, int32_t brokerid,
+			  int16_t ApiKey, int16_t ApiVersion, int32_t CorrId, size_t size,
+			  void *ic_opaque)
+{
+	if (ApiKey == EO_API_FETCH)
+		eo_clock_fetch(brokerid, true, false);
 	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
@@ -110,18 +121,8 @@ eo_clock_received(rd_kafka_t *rk, int sockfd, const char *brokername, int32_t br
 				  int16_t ApiKey, int16_t ApiVersion, int32_t CorrId, size_t size,
 				  int64_t rtt, rd_kafka_resp_err_t err, void *ic_opaque)
 {
-	EoBrokerClock *c;
-
-	if (ApiKey != EO_API_FETCH)
-		return RD_KAFKA_RESP_ERR_NO_ERROR;
-	pthread_mutex_lock(&clock_lock);
-	c = eo_clock_of(brokerid);
-	if (c != NULL)
-	{
-		c->in_flight = false;
-		c->answered = err == RD_KAFKA_RESP_ERR_NO_ERROR;
-	}
-	pthread_mutex_unlock(&clock_lock);
+	if (ApiKey == EO_API_FETCH)
+		eo_clock_fetch(brokerid, false, err == RD_KAFKA_RESP_ERR_NO_ERROR);
 	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
@@ -189,6 +190,13 @@ eo_fetch_clock_since(void)
 		since = 0;
 	pthread_mutex_unlock(&clock_lock);
 	return since;
+}
+
+/* Has every broker fetched from answered since EO_FETCH_FRESH_MS before now? */
+bool
+eo_fetch_clock_fresh(TimestampTz since, TimestampTz now)
+{
+	return since != 0 && now - since <= (int64) EO_FETCH_FRESH_MS * 1000;
 }
 
 /*

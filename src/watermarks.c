@@ -41,12 +41,6 @@
 #define EO_WATERMARKS_TROUBLE_TIMEOUT_MS	1000
 #define EO_WATERMARKS_BACKOFF_MS	3000
 
-/*
- * Cached watermarks are used while the fetch clock is at most this old: it
- * runs up to two fetch waits behind, and status.c shows lag for 5 s.
- */
-#define EO_WATERMARKS_CACHE_AGE_MS	3000
-
 static TimestampTz next_read = 0;
 
 static void
@@ -96,8 +90,7 @@ eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic, int n,
 	TimestampTz now = GetCurrentTimestamp();
 	/* the clock first: watermarks read after it are at least as recent */
 	TimestampTz since = eo_fetch_clock_since();
-	bool		fetching = since != 0 &&
-		!TimestampDifferenceExceeds(since, now, EO_WATERMARKS_CACHE_AGE_MS);
+	bool		fetching = eo_fetch_clock_fresh(since, now);
 	rd_kafka_topic_partition_list_t *list;
 	rd_kafka_resp_err_t err;
 	bool		complete = true;
@@ -137,7 +130,7 @@ eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic, int n,
 	{
 		next_read = TimestampTzPlusMilliseconds(now, idle ? EO_WATERMARKS_IDLE_MS :
 												EO_WATERMARKS_INTERVAL_MS);
-		eo_fetch_clock_prune(now, EO_WATERMARKS_CACHE_AGE_MS);
+		eo_fetch_clock_prune(now, EO_FETCH_FRESH_MS);
 		eo_watermarks_stamp(slot, now);
 	}
 	else

@@ -14,8 +14,16 @@ extern void eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *t
 							   const int32 *partitions, const int64 *next,
 							   int64 *high_watermarks, bool idle, bool trouble);
 
+/*
+ * The fetch responses vouch for the brokers while the fetch clock is at
+ * most this old: it runs up to two fetch waits (kafka.c) behind, and
+ * status.c shows a lag for 5 s.
+ */
+#define EO_FETCH_FRESH_MS 3000
+
 extern bool eo_fetch_clock_attach(rd_kafka_conf_t *conf, char *err, size_t errlen);
 extern TimestampTz eo_fetch_clock_since(void);
+extern bool eo_fetch_clock_fresh(TimestampTz since, TimestampTz now);
 extern void eo_fetch_clock_prune(TimestampTz read_at, int quiet_ms);
 
 #endif							/* EO_WATERMARKS_H */

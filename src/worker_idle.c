@@ -108,14 +108,15 @@ EoRestart
 eo_worker_check_brokers(EoWorker *w, bool idle)
 {
 	TimestampTz now = GetCurrentTimestamp();
-	TimestampTz fetched = eo_fetch_clock_since();
 	int			interval = EO_METADATA_MS;
 	EoRestart	r;
 
+	if (!TimestampDifferenceExceeds(w->metadata_at, now, EO_METADATA_TROUBLE_MS))
+		return EO_RESTART_NONE;
 	if (w->kafka_trouble)
 		interval = EO_METADATA_TROUBLE_MS;
-	else if (idle && fetched != 0 && !eo_kafka_error_noted() &&
-			 !TimestampDifferenceExceeds(fetched, now, EO_METADATA_MS))
+	else if (idle && eo_fetch_clock_fresh(eo_fetch_clock_since(), now) &&
+			 !eo_kafka_error_noted())
 		interval = EO_METADATA_IDLE_MS;
 	if (!TimestampDifferenceExceeds(w->metadata_at, now, interval))
 		return EO_RESTART_NONE;
