@@ -72,8 +72,8 @@ idle_pipelines() {
 			die "idle: only $n of $IDLE pipelines running with their record after 600 s"
 		sleep 1
 	done
-	note "  all $IDLE pipelines running with their record after $(calc "$(now) - $t0" 1) s; settling 10 s"
-	sleep 10
+	note "  all $IDLE pipelines running with their record after $(calc "$(now) - $t0" 1) s; settling $IDLE_SETTLE s"
+	sleep "$IDLE_SETTLE"
 
 	pids="$(pg_other_pids)"
 	wpids="$(pq -c "SELECT s.pid FROM eo_ingest._worker_status() s WHERE s.pid IS NOT NULL" | tr '\n' ' ')"
@@ -124,7 +124,7 @@ idle_pipelines() {
 	step "idle cost result"
 	want=$(pq -c "SELECT count(*) FROM eo_ingest.pipeline_status WHERE name LIKE 'idle\_%' AND rows_inserted = 2")
 	{
-		echo "machine: $(nproc) cores; $IDLE idle pipelines (one record each, then nothing); window ${secs} s; load $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "machine: $(nproc) cores; $IDLE idle pipelines (one record each, then nothing); settled ${IDLE_SETTLE} s, window ${secs} s; load $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "CPU, % of one core: PostgreSQL (all processes) $pg_pct, of which workers $w_pct; broker $k_pct; total $(calc "$pg_pct + $k_pct" 1)"
 		echo "worker wake-ups (context switches) per worker per second: $wake"
 		echo "worker threads: $threads"

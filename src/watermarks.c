@@ -9,7 +9,7 @@
  * equals the next offset, nothing waits, as of the time fetch_clock.c
  * gives: lag 0 without a request.  That is the usual case, idle or
  * trickling, and costs the brokers nothing: the reads of a hundred idle
- * workers were about a sixth of the broker's requests.  It is not used
+ * workers were about a seventh of the broker's requests.  It is not used
  * while the worker reports Kafka trouble or librdkafka noted an error.
  *
  * Otherwise (records wait, a transaction is open, the fetches stopped) the
