@@ -31,6 +31,16 @@ ticks_between() {
 		END { print d + 0 }' "$1" "$2"
 }
 
+# "name ticks" summed over the threads of the given processes, by thread
+# name (postgres for a worker's own thread, rdk:... for librdkafka's)
+ticks_by_thread() {
+	local p files=()
+	for p in "$@"; do files+=(/proc/"$p"/task/*/stat); done
+	awk '{ c = $0; sub(/^[^(]*\(/, "", c); sub(/\) [^)]*$/, "", c); gsub(/ /, "_", c)
+	       sub(/^.*\) /, ""); t[c] += $12 + $13; n[c]++ }
+	     END { for (c in t) print c, t[c], n[c] }' "${files[@]}" 2>/dev/null || true
+}
+
 ctxt_switches() {
 	local p files=()
 	for p in "$@"; do [ -r "/proc/$p/status" ] && files+=("/proc/$p/status"); done
@@ -62,8 +72,8 @@ idle_pipelines() {
 			die "idle: only $n of $IDLE pipelines running with their record after 600 s"
 		sleep 1
 	done
-	note "  all $IDLE pipelines running with their record after $(calc "$(now) - $t0" 1) s; settling 10 s"
-	sleep 10
+	note "  all $IDLE pipelines running with their record after $(calc "$(now) - $t0" 1) s; settling $IDLE_SETTLE s"
+	sleep "$IDLE_SETTLE"
 
 	pids="$(pg_other_pids)"
 	wpids="$(pq -c "SELECT s.pid FROM eo_ingest._worker_status() s WHERE s.pid IS NOT NULL" | tr '\n' ' ')"
@@ -72,17 +82,23 @@ idle_pipelines() {
 	step "idle: measuring for ${IDLE_SECS}s ($(echo $pids | wc -w) postgres processes, $npids workers)"
 	t0=$(now)
 	ticks_by_pid $pids "$KAFKA_PID" >"$WORK/idle.t0"
+	ticks_by_thread $wpids >"$WORK/idle.th0"
 	c0=$(ctxt_switches $wpids)
 	sleep "$IDLE_SECS"
 	pids="$(pg_other_pids)"
 	t1=$(now)
 	ticks_by_pid $pids "$KAFKA_PID" >"$WORK/idle.t1"
+	ticks_by_thread $wpids >"$WORK/idle.th1"
 	c1=$(ctxt_switches $wpids)
 	secs=$(calc "$t1 - $t0" 2)
 	pg_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$(echo $pids)") / $TCK / $secs * 100" 1)
 	w_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$wpids") / $TCK / $secs * 100" 1)
 	k_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$KAFKA_PID") / $TCK / $secs * 100" 1)
 	wake=$(calc "($c1 - $c0) / $npids / $secs" 1)
+	threads=$(awk -v n="$npids" -v tck="$TCK" -v s="$secs" 'NR == FNR { a[$1] = $2; next }
+		{ all += $3; out = out sprintf("%s%s %.1f %%", out == "" ? "" : ", ", $1, ($2 - a[$1]) / tck / s * 100) }
+		END { printf "%.1f per worker; CPU by thread, %% of one core: %s", all / n, out }' \
+		"$WORK/idle.th0" "$WORK/idle.th1")
 	for p in $wpids; do
 		v=$(private_kb "$p")
 		mem_tot=$((mem_tot + v))
@@ -108,9 +124,10 @@ idle_pipelines() {
 	step "idle cost result"
 	want=$(pq -c "SELECT count(*) FROM eo_ingest.pipeline_status WHERE name LIKE 'idle\_%' AND rows_inserted = 2")
 	{
-		echo "machine: $(nproc) cores; $IDLE idle pipelines (one record each, then nothing); window ${secs} s; load $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "machine: $(nproc) cores; $IDLE idle pipelines (one record each, then nothing); settled ${IDLE_SETTLE} s, window ${secs} s; load $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "CPU, % of one core: PostgreSQL (all processes) $pg_pct, of which workers $w_pct; broker $k_pct; total $(calc "$pg_pct + $k_pct" 1)"
 		echo "worker wake-ups (context switches) per worker per second: $wake"
+		echo "worker threads: $threads"
 		echo "private memory (Private_Clean+Private_Dirty): workers total $(calc "$mem_tot / 1024" 1) MB, per worker mean $(calc "$mem_tot / $npids / 1024" 2) MB, max $(calc "$mem_max / 1024" 2) MB; all PostgreSQL processes $(calc "$mem_pg / 1024" 1) MB"
 		echo "a new record after idling, produce -> visible: $fresh (max $lat_max ms); $want pipelines show 2 rows"
 		printf 'BENCH {"mode":"idle","pipelines":%s,"seconds":%s,"pg_cpu_pct":%s,"worker_cpu_pct":%s,"kafka_cpu_pct":%s,"worker_wakeups_per_s":%s,"worker_private_kb_total":%s,"worker_private_kb_mean":%s,"worker_private_kb_max":%s,"pg_private_kb_total":%s,"new_record_visible_max_ms":%s}\n' \

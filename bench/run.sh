@@ -35,6 +35,7 @@
 #   --idle N            idle-cost mode: N pipelines, one record each, then
 #                       CPU and memory over --idle-seconds (see bench/idle.sh)
 #   --idle-seconds S    idle mode: measuring window (default 60)
+#   --idle-settle S     idle mode: wait S s once all pipelines run (default 10)
 #   --perf-seconds S    length of the perf recording (default 20)
 #   --perf-fresh        also perf record the worker through each freshness
 #                       phase (profile/fresh-*.txt, profile/fresh_avro-*.txt)
@@ -93,6 +94,7 @@ CONNECT_PROPS=""
 MANY_PARTS=0
 IDLE=0
 IDLE_SECS=60
+IDLE_SETTLE=10
 PARTITIONS=4
 
 die() { echo "bench: $*" >&2; exit 1; }
@@ -116,6 +118,7 @@ while [ $# -gt 0 ]; do
 		--many-partitions) MANY_PARTS="$2"; shift 2 ;;
 		--idle) IDLE="$2"; shift 2 ;;
 		--idle-seconds) IDLE_SECS="$2"; shift 2 ;;
+		--idle-settle) IDLE_SETTLE="$2"; shift 2 ;;
 		--repeat) REPEAT="$2"; shift 2 ;;
 		--batch-size) BATCH_ARG=", batch_size => $2"; shift 2 ;;
 		--pipeline-args) EXTRA_ARGS="$2"; shift 2 ;;
@@ -141,7 +144,8 @@ done
 [[ "$CHANGE_STREAM" =~ ^[0-9]+$ && "$CS_KEYS" =~ ^[1-9][0-9]*$ ]] ||
 	die "--change-stream and --cs-keys must be integers"
 [[ "$MANY_PARTS" =~ ^[0-9]+$ ]] || die "--many-partitions must be an integer"
-[[ "$IDLE" =~ ^[0-9]+$ && "$IDLE_SECS" =~ ^[1-9][0-9]*$ ]] || die "--idle and --idle-seconds must be integers"
+[[ "$IDLE" =~ ^[0-9]+$ && "$IDLE_SECS" =~ ^[1-9][0-9]*$ && "$IDLE_SETTLE" =~ ^[0-9]+$ ]] ||
+	die "--idle, --idle-seconds and --idle-settle must be integers"
 [[ "$CONNECT_TASKS" =~ ^[1-9][0-9]*$ && "$CONNECT_BATCH" =~ ^[1-9][0-9]*$ ]] ||
 	die "--connect-tasks and --connect-batch must be positive integers"
 REPEAT="${REPEAT:-1}"

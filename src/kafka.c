@@ -14,6 +14,9 @@
 #include "postgres.h"
 
 #include <pthread.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 #include "fmgr.h"
 #include "miscadmin.h"
@@ -100,6 +103,18 @@ eo_kafka_take_error(char *err, size_t errlen)
 	eo_error_code = RD_KAFKA_RESP_ERR_NO_ERROR;
 	pthread_mutex_unlock(&eo_error_lock);
 	return code;
+}
+
+/* Is an error noted that eo_kafka_take_error has not taken yet? */
+bool
+eo_kafka_error_noted(void)
+{
+	bool		noted;
+
+	pthread_mutex_lock(&eo_error_lock);
+	noted = eo_error_code != RD_KAFKA_RESP_ERR_NO_ERROR;
+	pthread_mutex_unlock(&eo_error_lock);
+	return noted;
 }
 
 /*
@@ -391,13 +406,15 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 		 * How long a broker holds a fetch that finds no records.  A record
 		 * that arrives meanwhile answers it at once (fetch.min.bytes is 1),
 		 * so this costs no freshness; what it costs is that requests behind
-		 * the fetch on the same connection (the worker's watermark reads,
-		 * watermarks.c, metadata reads) wait for it.  At 50 ms an idle
-		 * worker had a fetch answered 20 times a second; fetches were most
-		 * of what idle pipelines cost the broker (bench/idle.sh).  At 1 s
-		 * a watermark read needed 2 s, which SIGTERM waited for (038).
+		 * the fetch on the same connection (watermark reads, metadata
+		 * reads) wait for it.  At 50 ms an idle worker had a fetch answered
+		 * 20 times a second; fetches were most of what idle pipelines cost
+		 * the broker (bench/idle.sh).  Idle workers take their lag from the
+		 * fetch responses (watermarks.c, fetch_clock.c), which then vouch
+		 * for it up to two waits old: with status.c's 5 s, 1 s leaves room
+		 * for the worker's wake every 2 s.
 		 */
-		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "500", err, errlen)) ||
+		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "1000", err, errlen)) ||
 
 		/*
 		 * librdkafka 2.0 stops fetching a partition for a whole second once
@@ -437,16 +454,40 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 	return conf;
 }
 
+/*
+ * librdkafka before 2.3.1 busy-waits through the last fraction of a
+ * millisecond before each of its timers: its threads wait in whole
+ * milliseconds, rounded down, then poll the clock until the timer is due
+ * (librdkafka issue 4684).  In an idle worker that spinning was over half of
+ * its CPU.  A timer slack lets the kernel end those waits up to this much
+ * later, after the timer rather than before it.  Threads inherit the slack
+ * of the thread that starts them, so it is set around rd_kafka_new only and
+ * applies to librdkafka's threads, not to the worker's own waits.  Only
+ * timeouts are delayed (librdkafka's once-a-second housekeeping); a record,
+ * a socket or a wake-up still wakes a thread at once.
+ */
+#define EO_KAFKA_TIMER_SLACK_NS 2000000
+
 /* Consumes conf in every case. */
 rd_kafka_t *
 eo_kafka_consumer(rd_kafka_conf_t *conf, char *err, size_t errlen)
 {
 	rd_kafka_t *rk;
 	char		stale[8];
+#ifdef PR_SET_TIMERSLACK
+	int			slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+#endif
 
 	/* errors noted for an earlier handle say nothing about this one */
 	(void) eo_kafka_take_error(stale, sizeof(stale));
+#ifdef PR_SET_TIMERSLACK
+	(void) prctl(PR_SET_TIMERSLACK, EO_KAFKA_TIMER_SLACK_NS, 0, 0, 0);
+#endif
 	rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, errlen);
+#ifdef PR_SET_TIMERSLACK
+	if (slack > 0)
+		(void) prctl(PR_SET_TIMERSLACK, slack, 0, 0, 0);
+#endif
 	if (rk == NULL)
 	{
 		rd_kafka_conf_destroy(conf);

@@ -34,6 +34,7 @@ extern void eo_kafka_destroy(rd_kafka_t *rk);
 extern bool eo_kafka_secret_key(const char *key);
 extern bool eo_kafka_config_error(rd_kafka_resp_err_t err);
 extern rd_kafka_resp_err_t eo_kafka_take_error(char *err, size_t errlen);
+extern bool eo_kafka_error_noted(void);
 extern void eo_kafka_serve_errors(rd_kafka_t *rk);
 extern char *eo_kafka_scrub(Jsonb *options, const char *msg);
 extern rd_kafka_conf_t *eo_kafka_conf(const char *brokers, Jsonb *options,

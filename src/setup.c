@@ -24,6 +24,7 @@
 
 #include "avro_format.h"
 #include "catalog.h"
+#include "watermarks.h"
 #include "worker.h"
 
 /* How long one metadata request waits for a broker while none answers */
@@ -341,6 +342,12 @@ eo_worker_setup(EoWorker *w)
 	if (conf == NULL)
 	{
 		eo_worker_report(w, EO_STATE_FAILED, "invalid kafka_options: %s", err);
+		return EO_RESTART_FAILED;
+	}
+	if (!eo_fetch_clock_attach(conf, err, sizeof(err)))
+	{
+		rd_kafka_conf_destroy(conf);
+		eo_worker_report(w, EO_STATE_FAILED, "could not create Kafka consumer: %s", err);
 		return EO_RESTART_FAILED;
 	}
 	w->rk = eo_kafka_consumer(conf, err, sizeof(err));

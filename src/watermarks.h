@@ -1,6 +1,7 @@
 /*
  * watermarks.h
- *		Reading the brokers' end offsets for lag.
+ *		The brokers' end offsets for lag (watermarks.c), and how recent the
+ *		ones kept from fetch responses are (fetch_clock.c).
  */
 #ifndef EO_WATERMARKS_H
 #define EO_WATERMARKS_H
@@ -9,15 +10,20 @@
 
 #include "eo_ingest.h"
 
-/*
- * An idle worker reads them this often (a busy one once a second): with the
- * half second a read may wait behind a fetch, within the 5 s status.c shows
- * a lag for.
- */
-#define EO_WATERMARKS_IDLE_MS 3000
+extern void eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic, int n,
+							   const int32 *partitions, const int64 *next,
+							   int64 *high_watermarks, bool idle, bool trouble);
 
-extern void eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *topic,
-							   int n, const int32 *partitions, int64 *high_watermarks,
-							   bool idle);
+/*
+ * The fetch responses vouch for the brokers while the fetch clock is at
+ * most this old: it runs up to two fetch waits (kafka.c) behind, and
+ * status.c shows a lag for 5 s.
+ */
+#define EO_FETCH_FRESH_MS 3000
+
+extern bool eo_fetch_clock_attach(rd_kafka_conf_t *conf, char *err, size_t errlen);
+extern TimestampTz eo_fetch_clock_since(void);
+extern bool eo_fetch_clock_fresh(TimestampTz since, TimestampTz now);
+extern void eo_fetch_clock_prune(TimestampTz read_at, int quiet_ms);
 
 #endif							/* EO_WATERMARKS_H */

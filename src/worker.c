@@ -37,7 +37,6 @@
 
 #include "catalog.h"
 #include "compat.h"
-#include "watermarks.h"
 #include "worker.h"
 
 /*
@@ -47,8 +46,12 @@
  */
 #define EO_SAFETY_POLL_MS 30000
 
-/* An idle worker wakes this often for its housekeeping, if nothing came */
-#define EO_IDLE_WAKE_MS EO_WATERMARKS_IDLE_MS
+/*
+ * An idle worker wakes this often for its housekeeping (worker_idle.c), if
+ * nothing came: its lag is vouched for by fetch responses up to two fetch
+ * waits old (fetch_clock.c), and status.c shows a lag for 5 s.
+ */
+#define EO_IDLE_WAKE_MS 2000
 
 /* A retrying worker repeats an unchanged status in the log this often */
 #define EO_REPEAT_LOG_MS 10000
@@ -517,100 +520,22 @@ eo_commit_batch(EoWorker *w)
 	return EO_RESTART_NONE;
 }
 
-/* Publish the progress and the high watermarks (watermarks.c). */
-static void
-eo_publish(EoWorker *w, bool idle)
-{
-	EoLedger   *l = &w->ledger;
-	int			n = Max(l->nparts, 1);
-	int32	   *p = palloc(sizeof(int32) * n);
-	int64	   *o = palloc(sizeof(int64) * n);
-	int64	   *h = palloc(sizeof(int64) * n);
-
-	for (int i = 0; i < l->nparts; i++)
-	{
-		p[i] = l->parts[i].partition;
-		o[i] = l->parts[i].next;
-		h[i] = l->parts[i].high_watermark;
-	}
-	eo_watermarks_read(w->slot, w->rk, w->cfg->topic, l->nparts, p, h, idle);
-	for (int i = 0; i < l->nparts; i++)
-		l->parts[i].high_watermark = h[i];
-	eo_slot_set_progress(w->slot, l->nparts, p, o, h);
-	pfree(p);
-	pfree(o);
-	pfree(h);
-}
-
-/*
- * Ask the brokers for the topic's metadata: connection errors never reach
- * consumer_poll, so an outage shows here, and so does a topic that grew.
- */
-static EoRestart
-eo_check_brokers(EoWorker *w)
-{
-	char		err[512];
-	char		msg[EO_ERROR_LEN];
-	int32	   *all = NULL;
-	int			n;
-
-	n = eo_kafka_partitions(w->rk, w->cfg->topic, &all, err, sizeof(err), EO_KAFKA_TIMEOUT_MS);
-	if (n < 0 && eo_kafka_metadata_error < 0)
-	{
-		w->kafka_trouble = true;
-		if (eo_kafka_health_trouble(&w->health, w->cfg->brokers, err, msg, sizeof(msg)))
-		{
-			eo_worker_report(w, EO_STATE_FAILED, "%s", msg);
-			return EO_RESTART_FAILED;
-		}
-		eo_worker_report(w, EO_STATE_RETRYING, "%s", msg);
-		return EO_RESTART_NONE;
-	}
-	if (n < 0)
-	{
-		w->kafka_trouble = true;
-		eo_worker_report(w, EO_STATE_RETRYING, "%s", err);
-		return EO_RESTART_NONE;
-	}
-	pfree(all);
-	if (n > w->topic_partitions)
-	{
-		ereport(LOG,
-				(errmsg("topic \"%s\" grew from %d to %d partitions",
-						w->cfg->topic, w->topic_partitions, n)));
-		return EO_RESTART_SETUP;
-	}
-	/* the brokers answer: errors noted meanwhile are over */
-	(void) eo_kafka_take_error(err, sizeof(err));
-	if (w->kafka_trouble)
-	{
-		w->kafka_trouble = false;
-		eo_slot_set_state(w->slot, EO_STATE_RUNNING, NULL);
-	}
-	return EO_RESTART_NONE;
-}
-
 static EoRestart
 eo_run(EoWorker *w)
 {
-	TimestampTz last_metadata = GetCurrentTimestamp();
+	bool		idle = false;
 
+	w->metadata_at = GetCurrentTimestamp();
 	for (;;)
 	{
 		EoRestart	r;
-		bool		idle;
 
 		CHECK_FOR_INTERRUPTS();
 		if (eo_worker_changed(w))
 			return EO_RESTART_SETUP;
-		if (TimestampDifferenceExceeds(last_metadata, GetCurrentTimestamp(),
-									   w->kafka_trouble ? 2000 : 10000))
-		{
-			r = eo_check_brokers(w);
-			if (r != EO_RESTART_NONE)
-				return r;
-			last_metadata = GetCurrentTimestamp();
-		}
+		r = eo_worker_check_brokers(w, idle);
+		if (r != EO_RESTART_NONE)
+			return r;
 
 		if (w->ledger.nparts == 0)
 		{
@@ -628,7 +553,7 @@ eo_run(EoWorker *w)
 			r = eo_commit_batch(w);
 		if (r != EO_RESTART_NONE)
 			return r;
-		eo_publish(w, idle);
+		eo_worker_publish(w, idle);
 	}
 }
 

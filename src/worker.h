@@ -1,7 +1,8 @@
 /*
  * worker.h
  *		A pipeline worker's state, shared by the main loop (worker.c), its
- *		setup (setup.c) and its Avro schemas (worker_avro.c).
+ *		setup (setup.c), its housekeeping (worker_idle.c) and its Avro
+ *		schemas (worker_avro.c).
  */
 #ifndef EO_WORKER_H
 #define EO_WORKER_H
@@ -81,6 +82,7 @@ typedef struct EoWorker
 	EoKafkaHealth health;
 	TimestampTz topic_missing_since;
 	bool		kafka_trouble;	/* an outage is being reported */
+	TimestampTz metadata_at;	/* the topic's metadata last asked for */
 
 	EoLedger	ledger;
 	EoRecord   *recs;			/* in worker_cxt, kept from batch to batch */
@@ -103,6 +105,10 @@ extern bool eo_worker_try_xact(EoWorker *w, const char *activity, EoWorkerStep s
 extern void eo_worker_report(EoWorker *w, EoState state, const char *fmt,...) pg_attribute_printf(3, 4);
 extern bool eo_worker_changed(EoWorker *w);
 extern bool eo_worker_wait(EoWorker *w, long ms);
+
+/* worker_idle.c */
+extern void eo_worker_publish(EoWorker *w, bool idle);
+extern EoRestart eo_worker_check_brokers(EoWorker *w, bool idle);
 
 /* worker_avro.c */
 extern EoRestart eo_worker_avro_schemas(EoWorker *w);

@@ -5,7 +5,8 @@
 # NULL (unknown) or come from a watermark read at most 5 s old
 # (watermarks_at), and once the brokers were asked after the records were
 # produced, lag is never below what waits.  During the outage lag turns
-# NULL within a few seconds; it is never 0 while records wait.
+# NULL within a few seconds; it is never 0 while records wait.  The same
+# while the broker hangs (SIGSTOP): no error, only fetches left unanswered.
 
 use strict;
 use warnings;
@@ -62,20 +63,35 @@ EOS
 	push @bad, "$label: a partition's lag from a stale read ($plags)" if $pfresh ne 't';
 	push @bad, "$label: lag $lag below the $waiting records waiting, from a read after they were produced"
 	  if $lag ne 'NULL' && $after eq 't' && $lag < $waiting;
-	return ($lag, $waiting);
+	return ($lag, $waiting, $after);
+}
+
+# Samples for $secs s from $t0: the first time lag was NULL, or undef; it
+# must be NULL from 7 s on.  With $down_at (the server's clock when the
+# broker stopped answering), a lag shown must be as of before it: nothing
+# can vouch for a later moment.
+sub lag_turns_null
+{
+	my ($label, $t0, $secs, $down_at) = @_;
+	my $null_at;
+	while (time - $t0 < $secs)
+	{
+		my ($lag, $waiting, $after) =
+		  sample(sprintf('%s +%.1fs', $label, time - $t0), $down_at // '-infinity');
+		$null_at //= time - $t0 if $lag eq 'NULL';
+		push @bad, sprintf('%s +%.1fs: lag %s, not NULL', $label, time - $t0, $lag)
+		  if time - $t0 > 7 && $lag ne 'NULL';
+		push @bad, sprintf('%s +%.1fs: lag %s as of after the broker stopped answering', $label,
+			time - $t0, $lag)
+		  if defined $down_at && $lag ne 'NULL' && $after eq 't';
+		sleep 0.2;
+	}
+	return $null_at;
 }
 
 my $t_kill = time;
 $kafka->kill9;
-my $null_at;
-while (time - $t_kill < 12)
-{
-	my ($lag) = sample(sprintf('outage +%.1fs', time - $t_kill), '-infinity');
-	$null_at //= time - $t_kill if $lag eq 'NULL';
-	push @bad, sprintf('outage +%.1fs: lag %s, not NULL', time - $t_kill, $lag)
-	  if time - $t_kill > 7 && $lag ne 'NULL';
-	sleep 0.2;
-}
+my $null_at = lag_turns_null('outage', $t_kill, 12);
 ok(defined $null_at, 'lag turns NULL during the outage'
 	  . (defined $null_at ? sprintf(' (after %.1f s)', $null_at) : ''));
 
@@ -116,6 +132,24 @@ note(join("\n", @samples));
 
 EoTest::wait_caught_up($node, 'lag', EoTest::committed_count(\@m));
 EoTest::check_rows($node, 'public.orders', \@m, 'skip', label => 'exactly once across the outage');
+
+# a hung broker (SIGSTOP): its connections stay open and nothing fails, but
+# it answers no fetch.  An idle worker takes lag 0 from its fetch responses
+# (src/fetch_clock.c) only while they keep coming, and as of when they were
+# asked for: lag must turn NULL, and every sample meanwhile be NULL or as of
+# a moment before the broker hung.
+ok(EoTest::wait_for($node, "SELECT lag = 0 FROM eo_ingest.pipeline_status WHERE name = 'lag'", 't'),
+	'idle before the broker hangs: lag 0');
+my $kpid = $kafka->pid;
+my $hung_at = $node->safe_psql('postgres', 'SELECT clock_timestamp()');
+kill 'STOP', $kpid;
+my $hung_null_at = lag_turns_null('hung', time, 10, $hung_at);
+kill 'CONT', $kpid;
+ok(defined $hung_null_at, 'lag turns NULL while the broker hangs'
+	  . (defined $hung_null_at ? sprintf(' (after %.1f s)', $hung_null_at) : ''));
+EoTest::wait_for($node, "SELECT lag = 0 FROM eo_ingest.pipeline_status WHERE name = 'lag'", 't');
+is_deeply(\@bad, [], 'every lag sample while the broker hung is NULL or from a fresh read')
+  or diag(join("\n", @samples));
 
 # a paused pipeline has no worker: lag unknown
 $node->safe_psql('postgres', "SELECT eo_ingest.pause_pipeline('lag')");
