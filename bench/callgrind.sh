@@ -75,7 +75,7 @@ trap 'exit 130' INT TERM
 free_port() {
 	local p
 	for _ in $(seq 200); do
-		p=$(( 20000 + RANDOM % 20000 ))
+		p=$(( 20000 + RANDOM % 12000 ))  # below the ephemeral ports (32768-)
 		if ! ss -Hltn "sport = :$p or sport = :$((p + 1))" | grep -q .; then
 			echo "$p"
 			return

@@ -174,7 +174,7 @@ port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 free_port() {
 	local p i
 	for ((i = 0; i < 200; i++)); do
-		p=$(( 20000 + (RANDOM % 20000) ))
+		p=$(( 20000 + (RANDOM % 12000) ))  # below the ephemeral ports (32768-)
 		if ! port_busy "$p" && ! port_busy $((p + 1)); then
 			echo "$p"
 			return

@@ -98,7 +98,10 @@ sub _pick_port
 	for (1 .. 200)
 	{
 		read($fh, my $bytes, 4) == 4 or croak "/dev/urandom: short read";
-		my $p = 20000 + 2 * (unpack('N', $bytes) % 10000);
+		# below 32768, where Linux's ephemeral ports (ip_local_port_range
+		# 32768-60999) begin: a client connection of a concurrent test
+		# could otherwise take the port between this check and the bind
+		my $p = 20000 + 2 * (unpack('N', $bytes) % 6000);
 		return $p if _port_free($p) && _port_free($p + 1);
 	}
 	croak 'no free port pair found';
@@ -215,11 +218,20 @@ sub start
 		# runs on one machine): pick another unless the caller chose it.  A
 		# broker that never ran holds nothing yet, but its first start
 		# already formatted storage for the old port: format afresh.
-		if ($out =~ /already in use/ && !$self->{fixed_port}
+		# kafka.sh shows the log's tail, which may end past the bind error
+		my $log = '';
+		if (open(my $lf, '<', "$self->{dir}/kafka.log"))
+		{
+			local $/;
+			$log = <$lf> // '';
+			close $lf;
+		}
+		if (($out =~ /already in use/ || $log =~ /Address already in use/)
+			&& !$self->{fixed_port}
 			&& !$self->{started_once})
 		{
 			File::Path::rmtree("$self->{dir}/data");
-			unlink "$self->{dir}/cluster.id";
+			unlink "$self->{dir}/cluster.id", "$self->{dir}/kafka.log";
 			$self->{port} = _pick_port();
 			next;
 		}
