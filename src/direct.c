@@ -310,9 +310,7 @@ eo_direct_find_max(EoDirect *d)
 static bool
 eo_direct_above_max(EoDirect *d, Datum id)
 {
-	return !d->have_max ||
-		DatumGetInt32(FunctionCall2Coll(d->idx_cmp, d->idx_rel->rd_indcollation[0],
-										id, d->max)) > 0;
+	return !d->have_max || eo_direct_cmp(d, id, d->max) > 0;
 }
 
 /*
