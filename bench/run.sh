@@ -13,6 +13,9 @@
 #   --fresh-seconds S   freshness phase: seconds of steady production (60; 0 = skip)
 #   --workers LIST      extra runs with workers => N, comma separated (default 2,4)
 #   --no-perf           skip the profiling run (perf record on the worker)
+#   --no-warmup         no untimed warm-up: by default kcat reads each drain
+#                       topic once before COPY, and a freshness warm-up runs
+#                       before the first freshness phase (see "warm-up")
 #   --repeat N          measure COPY and every drain N times, report the fastest
 #                       of each (default 1; the machine is shared and noisy)
 #   --batch-size N      create every pipeline with batch_size => N (default:
@@ -73,6 +76,7 @@ EVENTS=1000000
 DUP=0.05
 RATE=10000
 FRESH_SECS=60
+WARMUP=1
 WORKERS_LIST=2,4
 PERF=1
 PERF_SECS=20
@@ -112,6 +116,7 @@ while [ $# -gt 0 ]; do
 		--format) FORMAT="$2"; shift 2 ;;
 		--sql-path) SQLPATH=1; shift ;;
 		--no-peers) PEERS=0; shift ;;
+		--no-warmup) WARMUP=0; shift ;;
 		--connect-tasks) CONNECT_TASKS="$2"; shift 2 ;;
 		--connect-batch) CONNECT_BATCH="$2"; shift 2 ;;
 		--connect-props) CONNECT_PROPS="$(realpath "$2")"; shift 2 ;;
@@ -516,6 +521,29 @@ if [ "$FORMAT" = avro ]; then
 	AVRO_ARGS=", format => 'avro', schema_registry => '$REG_URL'"
 fi
 
+# ---------------------------------------------------------------- warm-up
+# The broker is a fresh JVM: the first reads of a topic compile its fetch
+# path (JIT) while they are served.  Before this warm-up the first drain of a
+# run, whichever it was, paid for that: on a quiet machine the broker spent
+# 1.9 CPU s serving it against 0.4 s once warm, and the worker waited for a
+# core meanwhile (defaults 0.78 x COPY first, synchronous_commit off 0.86 x
+# second, the same drains 0.91-0.93 x on the warm broker afterwards).  The
+# peers are measured warm too, so every method reads a warm broker here:
+# kcat reads each drain topic once, to its end, untimed.
+warm_broker() {
+	local t k0 k1 t0
+	[ "$WARMUP" = 1 ] || { note "broker warm-up skipped (--no-warmup): the first drain pays the broker's JIT"; return 0; }
+	step "warm-up: the broker serves each drain topic once (kcat, read_committed, untimed)"
+	for t in "$@"; do
+		k0=$(cpu_ticks "$KAFKA_PID"); t0=$(now)
+		kcat -C -b "$BROKERS" -t "$t" -e -q -X isolation.level=read_committed >/dev/null ||
+			die "warm-up: kcat could not read topic $t"
+		k1=$(cpu_ticks "$KAFKA_PID")
+		note "  topic $t read in $(calc "$(now) - $t0" 2) s, broker CPU $(calc "($k1 - $k0) / $TCK" 2) s"
+	done
+}
+warm_broker bench ${AVRO_ARGS:+bench_avro}
+
 # ---------------------------------------------------------------- 1. COPY
 step "reference: COPY of the $DISTINCT distinct rows from $WORK/bench.csv"
 pq -c "CREATE TABLE public.copy_ref ($TABLE_COLS)"
@@ -617,6 +645,7 @@ if [ "$MANY_PARTS" -gt 0 ]; then
 		--manifest "$WORK/many.manifest" 2>&1 | tee -a "$OUT/log"
 	[ "$(awk -F '\t' '$4 == "committed"' "$WORK/many.manifest" | wc -l)" = "$RECORDS" ] ||
 		die "bench_many: committed records differ from topic bench"
+	warm_broker bench_many
 	NWORK=4 run_case "drain_p$MANY_PARTS" "workers => 4, $MANY_PARTS partitions" ", workers => 4" bench_many
 fi
 if [ "$PEERS" = 1 ]; then
@@ -791,8 +820,30 @@ fresh_avro() {
 		tee -a "$OUT/log" "$WORK/$1.producer"
 	FR[$1.sent]=$(awk '/ records\/s sent / { print $1 }' "$WORK/$1.producer")
 }
+# fresh_warmup: untimed, before the first freshness phase, RATE events/s for
+# up to 10 s into a pipeline of its own.  The preload sent large batches;
+# records paced at RATE take the broker's produce path in small ones, which
+# its JIT compiled during whichever phase ran first: the JSON phase's broker
+# spent 22.6 CPU s against the Avro phase's 12.0 (stop 11), so JSON's p99
+# measured the broker's warm-up as much as the worker.
+fresh_warmup() {
+	local secs=$(( FRESH_SECS < 10 ? FRESH_SECS : 10 )) i
+	[ "$WARMUP" = 1 ] || return 0
+	step "warm-up: $RATE events/s for ${secs}s into topic fresh_warmup, pipeline running (untimed)"
+	as_user "$PRODUCER" -b "$BROKERS" -t fresh_warmup --create-topic 4 | tee -a "$OUT/log"
+	pq -c "CREATE TABLE public.fresh_warmup ($TABLE_COLS)"
+	pq -c "SELECT eo_ingest.create_pipeline(name => 'fresh_warmup', brokers => '$BROKERS', topic => 'fresh_warmup', target => 'public.fresh_warmup')" >/dev/null
+	as_user "$PRODUCER" -b "$BROKERS" -t fresh_warmup -n $(( RATE * secs )) --rate "$RATE" \
+		--manifest /dev/null >/dev/null 2>&1 || die "warm-up: the producer failed"
+	for ((i = 0; i < 600; i++)); do
+		[ "$(pq -c "SELECT lag = 0 FROM eo_ingest.pipeline_status WHERE name = 'fresh_warmup'")" = t ] && break
+		sleep 0.1
+	done
+	finish_drain fresh_warmup
+}
 if [ "$FRESH_SECS" -gt 0 ]; then
 	FN=$(( RATE * FRESH_SECS ))
+	fresh_warmup
 	fresh_phase fresh JSON "" fresh_json
 	if [ "$FORMAT" = avro ]; then
 		fresh_phase fresh_avro "Avro (schema registry)" "$AVRO_ARGS" fresh_avro
