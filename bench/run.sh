@@ -13,9 +13,10 @@
 #   --fresh-seconds S   freshness phase: seconds of steady production (60; 0 = skip)
 #   --workers LIST      extra runs with workers => N, comma separated (default 2,4)
 #   --no-perf           skip the profiling run (perf record on the worker)
-#   --no-warmup         no untimed warm-up: by default kcat reads each drain
-#                       topic once before COPY, and a freshness warm-up runs
-#                       before the first freshness phase (see "warm-up")
+#   --no-warmup         no untimed warm-up: by default an eo_ingest drain
+#                       reads each drain topic once before COPY, and a
+#                       freshness warm-up runs before the first freshness
+#                       phase (see "warm-up")
 #   --repeat N          measure COPY and every drain N times, report the fastest
 #                       of each (default 1; the machine is shared and noisy)
 #   --batch-size N      create every pipeline with batch_size => N (default:
@@ -523,26 +524,27 @@ fi
 
 # ---------------------------------------------------------------- warm-up
 # The broker is a fresh JVM: the first reads of a topic compile its fetch
-# path (JIT) while they are served.  Before this warm-up the first drain of a
+# path (JIT) while they are served.  Without a warm-up the first drain of a
 # run, whichever it was, paid for that: on a quiet machine the broker spent
 # 1.9 CPU s serving it against 0.4 s once warm, and the worker waited for a
-# core meanwhile (defaults 0.78 x COPY first, synchronous_commit off 0.86 x
-# second, the same drains 0.91-0.93 x on the warm broker afterwards).  The
-# peers are measured warm too, so every method reads a warm broker here:
-# kcat reads each drain topic once, to its end, untimed.
+# core meanwhile (defaults 5.28 s when first, 0.777 x COPY's 4.10 s; 4.43 to
+# 4.84 s in five drains on the same broker afterwards).  One read by kcat was
+# not enough (the next drain's broker still spent 1.7 s: kcat fetches
+# differently), so an untimed eo_ingest drain of each topic, into a scratch
+# table, warms it the way the measured drains read it.  The peers are
+# measured warm too.
+# warm_broker TOPIC [CREATE_PIPELINE_EXTRA]
 warm_broker() {
-	local t k0 k1 t0
+	local t="$1" extra="${2:-}" k0 t0
 	[ "$WARMUP" = 1 ] || { note "broker warm-up skipped (--no-warmup): the first drain pays the broker's JIT"; return 0; }
-	step "warm-up: the broker serves each drain topic once (kcat, read_committed, untimed)"
-	for t in "$@"; do
-		k0=$(cpu_ticks "$KAFKA_PID"); t0=$(now)
-		kcat -C -b "$BROKERS" -t "$t" -e -q -X isolation.level=read_committed >/dev/null ||
-			die "warm-up: kcat could not read topic $t"
-		k1=$(cpu_ticks "$KAFKA_PID")
-		note "  topic $t read in $(calc "$(now) - $t0" 2) s, broker CPU $(calc "($k1 - $k0) / $TCK" 2) s"
-	done
+	step "warm-up: an untimed drain of topic $t"
+	k0=$(cpu_ticks "$KAFKA_PID"); t0=$(now)
+	drain warmup "$t" "$RECORDS" "$DISTINCT" "$extra"
+	finish_drain warmup
+	note "  $(calc "$(now) - $t0" 2) s, broker CPU $(calc "($(cpu_ticks "$KAFKA_PID") - $k0) / $TCK" 2) s"
 }
-warm_broker bench ${AVRO_ARGS:+bench_avro}
+warm_broker bench
+[ -n "${AVRO_ARGS:-}" ] && warm_broker bench_avro "$AVRO_ARGS"
 
 # ---------------------------------------------------------------- 1. COPY
 step "reference: COPY of the $DISTINCT distinct rows from $WORK/bench.csv"
@@ -645,7 +647,7 @@ if [ "$MANY_PARTS" -gt 0 ]; then
 		--manifest "$WORK/many.manifest" 2>&1 | tee -a "$OUT/log"
 	[ "$(awk -F '\t' '$4 == "committed"' "$WORK/many.manifest" | wc -l)" = "$RECORDS" ] ||
 		die "bench_many: committed records differ from topic bench"
-	warm_broker bench_many
+	warm_broker bench_many ", workers => 4"
 	NWORK=4 run_case "drain_p$MANY_PARTS" "workers => 4, $MANY_PARTS partitions" ", workers => 4" bench_many
 fi
 if [ "$PEERS" = 1 ]; then
