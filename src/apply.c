@@ -307,7 +307,7 @@ eo_apply_direct_call(void *arg)
 {
 	EoApplyDirect *d = arg;
 
-	d->ok = eo_direct_write(d->a->direct_map, d->a->rows, d->idx, 0, d->n, d->counts,
+	d->ok = eo_direct_write(d->a->direct_map, d->a->rows, d->idx, 0, d->n, false, d->counts,
 							d->existing, &d->nexisting);
 }
 

@@ -166,6 +166,45 @@ eo_direct(EoAvroReader *r, EoAvroNode *s, EoColumn *col, Datum *d, bool *isnull,
 	return false;
 }
 
+/*
+ * Which columns each field of a top-level record feeds: worked out once per
+ * writer schema and mapping, where matching every field's name against
+ * every column, for every record, took 9 % of an Avro drain's time (the
+ * loop and strcmp).  Kept in the mapping's format state (eo_avro_prepare),
+ * a list by schema node and by the mapping's columns (a copied mapping with
+ * other columns shares the state): the nodes stay while the mapping does
+ * (setup.c builds both, and the schema cache only grows in between).
+ */
+typedef struct EoAvroFieldPlan
+{
+	int			ncols;			/* columns whose path is this field alone */
+	int		   *cols;
+	bool		deeper;			/* some column's path goes on below it */
+} EoAvroFieldPlan;
+
+typedef struct EoAvroPlan
+{
+	EoAvroNode *record;
+	EoColumn   *columns;
+	EoAvroFieldPlan *fields;	/* one per field of record */
+	struct EoAvroPlan *next;
+} EoAvroPlan;
+
+typedef struct EoAvroPlans
+{
+	MemoryContext cxt;			/* the mapping's */
+	EoAvroPlan *head;			/* the last one used first */
+} EoAvroPlans;
+
+void *
+eo_avro_prepare(EoMapping *map)
+{
+	EoAvroPlans *plans = palloc0(sizeof(EoAvroPlans));
+
+	plans->cxt = CurrentMemoryContext;
+	return plans;
+}
+
 /* Does column c's path, down to level (0-based), name this field? */
 static bool
 eo_path_at(EoColumn *col, int level, const char *name, const char **parents)
@@ -180,32 +219,83 @@ eo_path_at(EoColumn *col, int level, const char *name, const char **parents)
 	return true;
 }
 
+/* The plan of the top-level record s for map's columns, made if new. */
+static EoAvroPlan *
+eo_avro_plan(EoMapping *map, EoAvroNode *s)
+{
+	EoAvroPlans *plans = map->format_state;
+	EoAvroPlan **prev;
+	EoAvroPlan *plan;
+	MemoryContext old;
+
+	for (prev = &plans->head; (plan = *prev) != NULL; prev = &plan->next)
+		if (plan->record == s && plan->columns == map->columns)
+		{
+			*prev = plan->next;
+			break;
+		}
+	if (plan == NULL)
+	{
+		old = MemoryContextSwitchTo(plans->cxt);
+		plan = palloc0(sizeof(EoAvroPlan));
+		plan->record = s;
+		plan->columns = map->columns;
+		plan->fields = palloc0(sizeof(EoAvroFieldPlan) * Max(s->nchildren, 1));
+		for (int i = 0; i < s->nchildren; i++)
+		{
+			EoAvroFieldPlan *fp = &plan->fields[i];
+
+			fp->cols = palloc(sizeof(int) * Max(map->ncolumns, 1));
+			for (int c = 0; c < map->ncolumns; c++)
+			{
+				if (!eo_path_at(&map->columns[c], 0, s->names[i], NULL))
+					continue;
+				if (map->columns[c].npath > 1)
+					fp->deeper = true;
+				else
+					fp->cols[fp->ncols++] = c;
+			}
+		}
+		MemoryContextSwitchTo(old);
+	}
+	plan->next = plans->head;
+	plans->head = plan;
+	return plan;
+}
+
 static bool
 eo_decode_record(EoAvroReader *r, EoMapping *map, EoAvroSink *sink, EoAvroNode *s,
 				 int level, const char **parents)
 {
+	EoAvroPlan *plan = level == 0 && map->format_state != NULL ? eo_avro_plan(map, s) : NULL;
+
 	for (int i = 0; i < s->nchildren; i++)
 	{
 		const char *name = s->names[i];
 		EoAvroNode *f = s->children[i];
 		const char *start = r->p;
 		bool		read = false;
-		bool		deeper = false;
+		bool		deeper = plan != NULL && plan->fields[i].deeper;
+		int			ncand = plan != NULL ? plan->fields[i].ncols : map->ncolumns;
 
 		if (level == 0)
 			r->field = name;
-		for (int c = 0; c < map->ncolumns; c++)
+		for (int k = 0; k < ncand; k++)
 		{
+			int			c = plan != NULL ? plan->fields[i].cols[k] : k;
 			EoColumn   *col = &map->columns[c];
 			StringInfoData buf;
 			bool		isnull;
 
-			if (!eo_path_at(col, level, name, parents))
-				continue;
-			if (col->npath > level + 1)
+			if (plan == NULL)
 			{
-				deeper = true;
-				continue;
+				if (!eo_path_at(col, level, name, parents))
+					continue;
+				if (col->npath > level + 1)
+				{
+					deeper = true;
+					continue;
+				}
 			}
 			r->p = start;
 			read = true;

@@ -78,6 +78,7 @@ typedef struct EoAvroSink
 	void	   *arg;
 } EoAvroSink;
 
+extern void *eo_avro_prepare(EoMapping *map);
 extern bool eo_avro_decode(EoMapping *map, EoAvroSink *sink, EoAvroNode *schema,
 						   const char *data, size_t len, int *sqlerrcode, char **error);
 

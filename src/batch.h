@@ -29,6 +29,8 @@ typedef struct EoWriter
 	/* the batch's records in event id order, from eo_writer_dedup */
 	EoRecord  **order;
 	int			norder;
+	/* every record of eo_writer_write's current round has one shape */
+	bool		one_shape;
 	int64		subtransactions;	/* for tests of the bisection cost */
 } EoWriter;
 
@@ -45,6 +47,6 @@ extern Datum eo_writer_column_array(EoColumn *col, Datum *elems, bool *nulls, in
 
 /* direct.c */
 extern bool eo_direct_write(EoMapping *map, EoRecord *recs, int *idx, int lo, int hi,
-							EoCounts *counts, int *existing, int *nexisting);
+							bool one_shape, EoCounts *counts, int *existing, int *nexisting);
 
 #endif							/* EO_BATCH_H */

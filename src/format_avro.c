@@ -58,5 +58,6 @@ const EoFormat eo_format_avro = {
 	.name = "avro",
 	.fills = eo_avro_fills,
 	.by_name = true,
+	.prepare = eo_avro_prepare,
 	.decode = eo_avro_decode_fields,
 };

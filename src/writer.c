@@ -400,7 +400,7 @@ eo_writer_exec_sql(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCoun
 {
 	for (int start = lo, end; start < hi; start = end)
 	{
-		end = eo_shape_run_end(recs, idx, start, hi);
+		end = w->one_shape ? hi : eo_shape_run_end(recs, idx, start, hi);
 		eo_writer_exec(w, recs, idx, start, end, counts);
 	}
 }
@@ -424,8 +424,8 @@ eo_direct_call(void *arg)
 {
 	EoDirectCall *c = (EoDirectCall *) arg;
 
-	c->ok = eo_direct_write(c->w->map, c->recs, c->idx, c->lo, c->hi, c->counts,
-							c->existing, c->nexisting);
+	c->ok = eo_direct_write(c->w->map, c->recs, c->idx, c->lo, c->hi, c->w->one_shape,
+							c->counts, c->existing, c->nexisting);
 }
 
 /* eo_direct_write with search_path pinned, as eo_catalog_execute_pinned_plan */
@@ -602,8 +602,22 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 	for (;;)
 	{
 		int			m = 0;
-		bool		one_shape = true;
+		const char *shape = NULL;
 
+		/*
+		 * One shape?  Asked in batch order, in which the records and their
+		 * shapes lie in memory, not in event id order.
+		 */
+		w->one_shape = true;
+		for (int i = 0; i < n && w->one_shape; i++)
+		{
+			if (!todo[i])
+				continue;
+			if (shape == NULL)
+				shape = recs[i].shape;
+			else if (memcmp(recs[i].shape, shape, w->map->ncolumns) != 0)
+				w->one_shape = false;
+		}
 		for (int k = 0; k < nranked; k++)
 		{
 			int			i = byrank[k];
@@ -611,14 +625,11 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 			if (!todo[i])
 				continue;
 			todo[i] = false;
-			if (m > 0 && one_shape &&
-				memcmp(recs[i].shape, recs[idx[0]].shape, w->map->ncolumns) != 0)
-				one_shape = false;
 			idx[m++] = i;
 		}
 		if (m == 0)
 			break;
-		if (!one_shape)
+		if (!w->one_shape)
 		{
 			EoShapeSort sort = {recs, rank};
 
@@ -644,6 +655,7 @@ eo_writer_write(EoWriter *w, EoRecord *recs, int n, EoCounts *counts)
 			}
 		}
 	}
+	w->one_shape = false;
 	for (int i = 0; i < n; i++)
 		if (recs[i].status == EO_REC_DEAD)
 			counts->dead++;
