@@ -119,8 +119,11 @@ eo_direct_eligible(EoMapping *map, Relation rel)
  * The walk: a second scan of the event id index, forward, that reads only
  * keys (no heap tuple, no visibility) and spares most probes of a batch's
  * ids, which come sorted.  An id that the walk steps over without meeting
- * an entry of its key has no row and needs no probe; an entry of its key
- * (live, dead or still being written) sends it to the probe, which decides.
+ * an entry of its key has no row and needs no probe.  On entries of its key
+ * the walk itself fetches their rows, with the probe's dirty snapshot (the
+ * probe's new descent took 4.9 % of an Avro drain's worker, for the ids of
+ * earlier batches that come again): a live row is there, dead ones are not,
+ * and a row still being written or deleted goes to the probe, which waits.
  * An id that another transaction writes after the walk read its page makes
  * the index insertion fail with a unique violation, as after a probe.
  */
@@ -182,25 +185,54 @@ eo_direct_walk_start(EoDirect *d, Datum id)
 	eo_direct_walk_next(d);
 }
 
+typedef enum EoWalkAnswer
+{
+	EO_WALK_NO_ROW,
+	EO_WALK_ROW,
+	EO_WALK_PROBE				/* ask eo_direct_exists */
+} EoWalkAnswer;
+
 /*
- * Can the index hold an entry of this id?  false: no row has it.  An id
+ * The walk stands on the first entry of id: is any of their rows live?  The
+ * walk moves on past dead ones (the batch's next ids are greater).
+ */
+static EoWalkAnswer
+eo_direct_walk_rows(EoDirect *d, Datum id)
+{
+	while (!d->walk_end && eo_direct_cmp(d, d->walk_at, id) == 0)
+	{
+		if (index_fetch_heap(d->walk, d->existing))
+		{
+			bool		settled = !TransactionIdIsValid(d->dirty.xmin) &&
+				!TransactionIdIsValid(d->dirty.xmax);
+
+			ExecClearTuple(d->existing);
+			return settled ? EO_WALK_ROW : EO_WALK_PROBE;
+		}
+		eo_direct_walk_next(d);
+	}
+	return EO_WALK_NO_ROW;
+}
+
+/*
+ * Has this id a row?  EO_WALK_NO_ROW and EO_WALK_ROW are sure answers; an id
  * behind the walk, or too far ahead of it (an old id among new ones, ids
  * spread thinly over the index), goes to the probe, and so do the next few
  * (twice as many after each such id in a row): starting the walk again
  * costs a descent and the reading of a leaf page, more than a probe.
  */
-static bool
+static EoWalkAnswer
 eo_direct_walk(EoDirect *d, Datum id)
 {
 	/* the scan keeps memory between calls (btree's copy of a page) */
 	MemoryContext old;
 	bool		lost = false;
-	bool		maybe = true;
+	EoWalkAnswer answer = EO_WALK_PROBE;
 
 	if (d->walk_off > 0)
 	{
 		d->walk_off--;
-		return true;
+		return EO_WALK_PROBE;
 	}
 	old = MemoryContextSwitchTo(d->cxt);
 	if (!d->walk_valid)
@@ -230,9 +262,9 @@ eo_direct_walk(EoDirect *d, Datum id)
 		d->walk_backoff = Min(d->walk_backoff * 2, EO_WALK_MAX_OFF);
 	}
 	else
-		maybe = !d->walk_end && eo_direct_cmp(d, d->walk_at, id) == 0;
+		answer = eo_direct_walk_rows(d, id);
 	MemoryContextSwitchTo(old);
-	return maybe;
+	return answer;
 }
 
 /* Find the unique btree index on the event id column and prepare its probe. */
@@ -354,6 +386,20 @@ eo_direct_exists(EoDirect *d, Datum id)
 		else
 			XactLockTableWait(xwait, d->rel, &tid, XLTW_InsertIndex);
 	}
+}
+
+/* Is there a row with this event id?  The walk, where it can tell, else the probe. */
+static bool
+eo_direct_present(EoDirect *d, Datum id)
+{
+	if (d->walk != NULL)
+	{
+		EoWalkAnswer answer = eo_direct_walk(d, id);
+
+		if (answer != EO_WALK_PROBE)
+			return answer == EO_WALK_ROW;
+	}
+	return eo_direct_exists(d, id);
 }
 
 static EoDirect *
@@ -565,8 +611,7 @@ eo_direct_group(EoDirect *d, EoRecord *recs, int *idx, int lo, int hi,
 
 			if (!slot->tts_isnull[ida] &&
 				!eo_direct_above_max(d, slot->tts_values[ida]) &&
-				(d->walk == NULL || eo_direct_walk(d, slot->tts_values[ida])) &&
-				eo_direct_exists(d, slot->tts_values[ida]))
+				eo_direct_present(d, slot->tts_values[ida]))
 			{
 				ExecClearTuple(slot);
 				if (map->update)
