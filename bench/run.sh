@@ -364,7 +364,8 @@ drain() {
 	local name="$1" topic="$2" want_recs="$3" want_rows="$4" extra="${5:-}"
 	local t0 t1 tl tw="" pids row state lag done_recs p k0 o0 k1 o1 c v allpids=""
 	local peak_anon=0 peak_hwm=0 perf_started=0
-	local -A wcpu=()
+	local -A wcpu=() wmain=() wrq=()
+	local ms rq
 
 	pq -c "CREATE TABLE public.$name ($TABLE_COLS)"
 	pq -c "CHECKPOINT"
@@ -390,6 +391,9 @@ drain() {
 		for p in $pids; do
 			c=$(cpu_ticks "$p")
 			[ "$c" -gt "${wcpu[$p]:-0}" ] && wcpu[$p]=$c
+			# the main thread's time on a core and waiting for one (ns)
+			read -r ms rq <<<"$(cut -d' ' -f1,2 "/proc/$p/schedstat" 2>/dev/null)"
+			[ "${ms:-0}" -gt "${wmain[$p]:-0}" ] && { wmain[$p]=$ms; wrq[$p]=${rq:-0}; }
 			v=$(status_kb "$p" RssAnon); [ "${v:-0}" -gt "$peak_anon" ] && peak_anon=$v
 			v=$(status_kb "$p" VmHWM); [ "${v:-0}" -gt "$peak_hwm" ] && peak_hwm=$v
 			case " $allpids " in *" $p "*) ;; *) allpids="$allpids $p" ;; esac
@@ -414,6 +418,10 @@ drain() {
 	o1=$(cpu_ticks $(pg_other_pids $allpids))
 	c=0
 	for p in $allpids; do c=$((c + wcpu[$p])); done
+	R_MAIN=0; R_RQ=0
+	for p in $allpids; do
+		R_MAIN=$(calc "$R_MAIN + ${wmain[$p]:-0} / 1e9" 2); R_RQ=$(calc "$R_RQ + ${wrq[$p]:-0} / 1e9" 2)
+	done
 	R_LOAD1=$(cut -d' ' -f1 /proc/loadavg)
 	# The drain ends when its last batch committed (the commit timestamp of
 	# the counters rows each batch updates; same clock), not when this loop,
@@ -586,7 +594,7 @@ COPY_ROWS=$(pq -c "SELECT count(*) FROM public.copy_ref")
 # ---------------------------------------------------------------- 2./3. drains
 declare -a RUN_NAMES=() RUN_LABELS=()
 declare -A RES=()
-R_VARS="R_SECS R_WCPU R_KCPU R_OCPU R_HWM R_ANON R_START R_STATUS R_NPIDS R_LOAD0 R_LOAD1"
+R_VARS="R_SECS R_WCPU R_KCPU R_OCPU R_HWM R_ANON R_START R_STATUS R_NPIDS R_LOAD0 R_LOAD1 R_MAIN R_RQ"
 # check_rows TABLE: row by row against the COPY reference (same distinct ids;
 # a duplicate carries the same event number, so customer_id, amount and note
 # agree, but its seq and created_at are its own and either copy may win)
@@ -633,7 +641,8 @@ report_case() {
 	RES[$name.wcpu]=$R_WCPU; RES[$name.cpum]=$cpu_m; RES[$name.kcpu]=$R_KCPU; RES[$name.ocpu]=$R_OCPU
 	RES[$name.hwm]=$R_HWM; RES[$name.anon]=$R_ANON; RES[$name.start]=$R_START; RES[$name.mism]=$mism
 	note "$label: $R_SECS s (worker up after $R_START s), $rps rows/s, ratio to COPY ${RES[$name.ratio]}"
-	note "  CPU s: worker(s) $R_WCPU, Kafka $R_KCPU, other postgres $R_OCPU; peak VmHWM $R_HWM kB, peak RssAnon $R_ANON kB"
+	note "  CPU s: worker(s) $R_WCPU (main thread $R_MAIN, and $R_RQ s waiting for a core), Kafka $R_KCPU, other postgres $R_OCPU; peak VmHWM $R_HWM kB, peak RssAnon $R_ANON kB"
+	RES[$name.main]=$R_MAIN; RES[$name.rq]=$R_RQ
 	note "  status (inserted skipped dead batches): $R_STATUS; rows differing from COPY: $mism"
 	note "  worker processes seen: $R_NPIDS; load average before/after: $R_LOAD0 / $R_LOAD1"
 	RES[$name.nproc]=$R_NPIDS; RES[$name.load]="$R_LOAD0/$R_LOAD1"
@@ -901,6 +910,14 @@ step "results"
 			"$(calc "${RES[$n.hwm]} / 1024" 1)" "$(calc "${RES[$n.anon]} / 1024" 1)" "${RES[$n.nproc]}" "${RES[$n.load]}"
 	done
 	echo
+	echo "worker main threads (decoding and writing; their librdkafka threads are in wCPU), against COPY's backend $COPY_CPU CPU s:"
+	for i in "${!RUN_NAMES[@]}"; do
+		n=${RUN_NAMES[$i]}
+		if [ -n "${RES[$n.main]:-}" ]; then
+			printf '  %-44s %6s s on a core, %6s s waiting for one\n' "${RUN_LABELS[$i]}" "${RES[$n.main]}" "${RES[$n.rq]}"
+		fi
+	done
+	echo
 	echo "| method | rows/s | vs COPY |"
 	echo "|---|---|---|"
 	echo "| server-side COPY of the distinct rows (reference) | $COPY_RPS | 1.00 |"
@@ -932,6 +949,7 @@ step "results"
 	for n in "${RUN_NAMES[@]}"; do
 		json+=",\"${n#drain_}\":{\"seconds\":${RES[$n.secs]},\"rows_per_s\":${RES[$n.rps]},\"records_per_s\":${RES[$n.recps]},\"ratio_to_copy\":${RES[$n.ratio]},"
 		json+="\"worker_cpu_s\":${RES[$n.wcpu]},\"worker_cpu_s_per_mrow\":${RES[$n.cpum]},\"kafka_cpu_s\":${RES[$n.kcpu]},\"pg_other_cpu_s\":${RES[$n.ocpu]},"
+		json+="\"worker_main_thread_cpu_s\":${RES[$n.main]:-null},\"worker_main_thread_runqueue_s\":${RES[$n.rq]:-null},"
 		json+="\"peak_vmhwm_kb\":${RES[$n.hwm]},\"peak_rss_anon_kb\":${RES[$n.anon]},\"worker_start_s\":${RES[$n.start]},"
 		json+="\"worker_processes\":${RES[$n.nproc]},\"loadavg\":\"${RES[$n.load]}\"}"
 	done
