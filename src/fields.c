@@ -2,7 +2,7 @@
  * fields.c
  *		What a format hands back for one record (record.h, EoFields): each
  *		column's text or Datum, or the error that makes the record a dead
- *		letter.
+ *		letter (eo_fields_text and eo_fields_null are inline, in record.h).
  */
 #include "postgres.h"
 
@@ -11,17 +11,6 @@
 #include "compat.h"
 #include "record.h"
 
-/* text is NUL-terminated and lives until the record is decoded */
-void
-eo_fields_text(EoFields *f, int c, const char *text, int len)
-{
-	f->present[c] = 1;
-	f->isnull[c] = false;
-	f->is_datum[c] = false;
-	f->text[c] = text;
-	f->len[c] = len;
-}
-
 void
 eo_fields_datum(EoFields *f, int c, Datum d, bool isnull)
 {
@@ -29,15 +18,6 @@ eo_fields_datum(EoFields *f, int c, Datum d, bool isnull)
 	f->isnull[c] = isnull;
 	f->is_datum[c] = true;
 	f->datum[c] = d;
-}
-
-void
-eo_fields_null(EoFields *f, int c)
-{
-	f->present[c] = 1;
-	f->isnull[c] = true;
-	f->is_datum[c] = false;
-	f->text[c] = NULL;
 }
 
 bool

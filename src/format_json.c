@@ -31,6 +31,13 @@ eo_json_error(const char *value, size_t len)
 	return psprintf("invalid JSON: %s", json_errdetail(rc, lex));
 }
 
+/* The paths of map's columns, for the scanner: once per mapping. */
+static void *
+eo_json_prepare(EoMapping *map)
+{
+	return eo_json_plan(map);
+}
+
 static bool
 eo_json_decode(EoFields *f, void *state, const char *value, size_t len)
 {
@@ -70,5 +77,6 @@ const EoFormat eo_format_json = {
 	.name = "json",
 	.fills = eo_json_fills,
 	.by_name = true,
+	.prepare = eo_json_prepare,
 	.decode = eo_json_decode,
 };
