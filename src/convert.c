@@ -9,10 +9,12 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/datum.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "compat.h"
 #include "record.h"
 
 /*
@@ -115,31 +117,47 @@ eo_parse_iso_tstz(const char *s, int len, TimestampTz *result)
 bool
 eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
 {
+	/* a hex digit's value plus one; 0 for anything else */
 	static const int8 hex[256] = {
 		['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7,
 		['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
 		['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
 		['F'] = 16
 	};
-	int			p = 0;
+	int			bad = 0;
 
 	if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
 		return false;
-	for (int i = 0; i < UUID_LEN; i++)
-	{
-		int			hi,
-					lo;
 
-		if (p == 8 || p == 13 || p == 18 || p == 23)
-			p++;
-		hi = hex[(unsigned char) s[p]];
-		lo = hex[(unsigned char) s[p + 1]];
-		if (hi == 0 || lo == 0)
-			return false;
-		uuid->data[i] = (uint8) (((hi - 1) << 4) | (lo - 1));
-		p += 2;
-	}
-	return true;
+	/*
+	 * Byte i from the two digits at p, written out for the 16 fixed places:
+	 * bad goes negative at the first character that is not a hex digit.
+	 */
+#define BYTE(i, p) \
+	do { \
+		int			hi = hex[(unsigned char) s[p]] - 1; \
+		int			lo = hex[(unsigned char) s[(p) + 1]] - 1; \
+		bad |= hi | lo; \
+		uuid->data[i] = (uint8) ((hi << 4) | lo); \
+	} while (0)
+	BYTE(0, 0);
+	BYTE(1, 2);
+	BYTE(2, 4);
+	BYTE(3, 6);
+	BYTE(4, 9);
+	BYTE(5, 11);
+	BYTE(6, 14);
+	BYTE(7, 16);
+	BYTE(8, 19);
+	BYTE(9, 21);
+	BYTE(10, 24);
+	BYTE(11, 26);
+	BYTE(12, 28);
+	BYTE(13, 30);
+	BYTE(14, 32);
+	BYTE(15, 34);
+#undef BYTE
+	return bad >= 0;
 }
 
 /*
@@ -184,13 +202,18 @@ eo_parse_plain_numeric(const char *s, int len, Datum *result)
 }
 
 /*
- * text (NUL-terminated, len bytes) converted to col's type.  A NULL still
- * goes through the input function when that is not strict: a domain's NOT
- * NULL raises the error, a NULL that passes stays NULL.
+ * text (NUL-terminated, len bytes) converted to col's type, the result in
+ * cxt: the fast paths build it there, the input function's result (made in
+ * the current memory context, with whatever it leaves behind) is copied.  A
+ * NULL still goes through the input function when that is not strict: a
+ * domain's NOT NULL raises the error, a NULL that passes stays NULL.
  */
 Datum
-eo_text_datum(EoColumn *col, const char *text, int len, bool isnull)
+eo_text_datum(EoColumn *col, const char *text, int len, bool isnull, MemoryContext cxt)
 {
+	Datum		d;
+	MemoryContext old;
+
 	if (isnull)
 	{
 		if (col->infunc.fn_strict)
@@ -205,23 +228,37 @@ eo_text_datum(EoColumn *col, const char *text, int len, bool isnull)
 			return TimestampTzGetDatum(ts);
 	}
 	else if (col->typid == TEXTOID)
-		return PointerGetDatum(cstring_to_text_with_len(text, len));
+	{
+		struct varlena *t = MemoryContextAlloc(cxt, VARHDRSZ + len);
+
+		SET_VARSIZE(t, VARHDRSZ + len);
+		memcpy(VARDATA(t), text, len);
+		return PointerGetDatum(t);
+	}
 	else if (col->typid == INT4OID)
 		return Int32GetDatum(pg_strtoint32(text));
 	else if (col->typid == NUMERICOID && col->typmod < 0)
 	{
-		Datum		d;
+		bool		done;
 
-		if (eo_parse_plain_numeric(text, len, &d))
+		/* its working space is freed again: nothing stays behind in cxt */
+		old = MemoryContextSwitchTo(cxt);
+		done = eo_parse_plain_numeric(text, len, &d);
+		MemoryContextSwitchTo(old);
+		if (done)
 			return d;
 	}
 	else if (col->typid == UUIDOID)
 	{
-		pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+		pg_uuid_t  *u = MemoryContextAlloc(cxt, sizeof(pg_uuid_t));
 
 		if (eo_parse_uuid(text, len, u))
 			return UUIDPGetDatum(u);
 		pfree(u);
 	}
-	return InputFunctionCall(&col->infunc, unconstify(char *, text), col->ioparam, col->typmod);
+	d = InputFunctionCall(&col->infunc, unconstify(char *, text), col->ioparam, col->typmod);
+	old = MemoryContextSwitchTo(cxt);
+	d = datumCopy(d, col->typbyval, col->typlen);
+	MemoryContextSwitchTo(old);
+	return d;
 }

@@ -382,30 +382,43 @@ eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
 		return;
 	}
 
-	rec->shape = MemoryContextAlloc(cxt, n + 1);
-	rec->datums = MemoryContextAlloc(cxt, sizeof(Datum) * n);
-	rec->nulls = MemoryContextAlloc(cxt, sizeof(bool) * n);
+	/* one chunk: the datums, then the nulls and the shape */
+	rec->datums = MemoryContextAlloc(cxt, sizeof(Datum) * n + n + n + 1);
+	rec->nulls = (bool *) (rec->datums + n);
+	rec->shape = (char *) (rec->nulls + n);
 	rec->shape[n] = '\0';
 	for (int c = 0; c < n; c++)
 	{
 		EoColumn   *col = &map->columns[c];
 		Datum		d;
-		MemoryContext old;
 
 		rec->shape[c] = f->present[c] ? '1' : '0';
 		rec->datums[c] = (Datum) 0;
 		rec->nulls[c] = true;
 		if (!f->present[c])
 			continue;
-		if (rec->json_strings && col->json_raw && !f->is_datum[c] && !f->isnull[c])
-			eo_record_json_string(&f->text[c], &f->len[c]);
-		d = f->is_datum[c] ? f->datum[c] :
-			eo_text_datum(col, f->text[c], f->len[c], f->isnull[c]);
-		if (f->isnull[c])
-			continue;
-		old = MemoryContextSwitchTo(cxt);
-		rec->datums[c] = datumCopy(d, col->typbyval, col->typlen);
-		MemoryContextSwitchTo(old);
+		if (f->is_datum[c])
+		{
+			if (f->isnull[c])
+				continue;
+			d = f->datum[c];
+			if (!col->typbyval)
+			{
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				d = datumCopy(d, col->typbyval, col->typlen);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		else
+		{
+			if (rec->json_strings && col->json_raw && !f->isnull[c])
+				eo_record_json_string(&f->text[c], &f->len[c]);
+			d = eo_text_datum(col, f->text[c], f->len[c], f->isnull[c], cxt);
+			if (f->isnull[c])
+				continue;
+		}
+		rec->datums[c] = d;
 		rec->nulls[c] = false;
 	}
 	if (map->id_column >= 0)

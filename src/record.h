@@ -240,7 +240,8 @@ extern bool eo_record_error_is_records(int sqlerrcode);
 extern int	eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi);
 
 /* convert.c */
-extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull);
+extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull,
+						   MemoryContext cxt);
 struct pg_uuid_t;
 extern bool eo_parse_uuid(const char *s, int len, struct pg_uuid_t *uuid);
 
