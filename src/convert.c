@@ -161,43 +161,128 @@ eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
 }
 
 /*
+ * numeric's on-disk short format (numeric.c keeps these to itself; the
+ * format is fixed, pg_upgrade carries it from release to release): a 2-byte
+ * header with the sign, the display scale and the weight, then base-10000
+ * digits.
+ */
+#define EO_NUMERIC_SHORT		0x8000
+#define EO_NUMERIC_SHORT_NEG	0x2000
+#define EO_NUMERIC_DSCALE_SHIFT 7
+#define EO_NUMERIC_WEIGHT_NEG	0x0040
+#define EO_NUMERIC_WEIGHT_MASK	0x003F
+
+/*
  * A plain decimal ("-12.50": an optional minus, digits, optionally a point
- * and digits; at most 18 digits in all) as numeric, without numeric_in,
- * whose checks for NaN and the infinities alone cost more than this.  The
- * result is numeric_in's: the same value and display scale.  Anything else
- * (exponents, blanks, a plus sign, a minus zero, more digits) returns false
- * and goes through numeric_in.
+ * and digits; at most 18 digits in all) as numeric, in cxt, without
+ * numeric_in, whose checks for NaN and the infinities alone cost more than
+ * this.  The result is numeric_in's, byte for byte: the value and display
+ * scale that int64_div_fast_to_numeric makes of the digits (an assertion
+ * build compares the two), written the way its make_result writes a value
+ * of this size, without its working space.  Anything else (exponents,
+ * blanks, a plus sign, a minus zero, more digits) returns false and goes
+ * through numeric_in.
  */
 static bool
-eo_parse_plain_numeric(const char *s, int len, Datum *result)
+eo_parse_plain_numeric(const char *s, int len, MemoryContext cxt, Datum *result)
 {
-	int64		v = 0;
-	int			digits = 0;
-	int			scale = -1;
-	bool		neg = false;
+	int16		digit[12];
+	int			ndigits = 0;
+	int			first = 0;
+	int			weight;
 	int			p = 0;
+	int			ni = 0;
+	int			nf = 0;
+	int			group = 0;
+	int			k = 0;
+	bool		neg = false;
+	uint16	   *header;
+	struct varlena *num;
 
 	if (p < len && s[p] == '-')
 	{
 		neg = true;
 		p++;
 	}
-	for (; p < len; p++)
-	{
-		if (s[p] == '.' && scale < 0 && digits > 0)
-		{
-			scale = 0;
-			continue;
-		}
-		if ((unsigned) (s[p] - '0') > 9 || ++digits > 18)
-			return false;
-		v = v * 10 + (s[p] - '0');
-		if (scale >= 0)
-			scale++;
-	}
-	if (digits == 0 || scale == 0 || (neg && v == 0))
+	/* the integer digits, in groups of four from the point */
+	for (; p < len && (unsigned) (s[p] - '0') <= 9; p++, ni++)
+		;
+	if (ni == 0 || ni > 18)
 		return false;
-	*result = NumericGetDatum(int64_div_fast_to_numeric(neg ? -v : v, Max(scale, 0)));
+	for (int i = p - ni; i < p; i++)
+	{
+		group = group * 10 + (s[i] - '0');
+		if (++k == (ndigits == 0 && ni % 4 != 0 ? ni % 4 : 4))
+		{
+			digit[ndigits++] = group;
+			group = 0;
+			k = 0;
+		}
+	}
+	weight = ndigits - 1;
+	if (p < len && s[p] == '.')
+	{
+		for (p++; p < len && (unsigned) (s[p] - '0') <= 9; p++, nf++)
+		{
+			if (ni + nf == 18)
+				return false;
+			group = group * 10 + (s[p] - '0');
+			if (++k == 4)
+			{
+				digit[ndigits++] = group;
+				group = 0;
+				k = 0;
+			}
+		}
+		if (nf == 0)
+			return false;
+		if (k > 0)
+		{
+			for (; k < 4; k++)
+				group *= 10;
+			digit[ndigits++] = group;
+		}
+	}
+	if (p != len)
+		return false;
+
+	/* no leading or trailing zero digits; zero has none, weight 0 */
+	while (first < ndigits && digit[first] == 0)
+	{
+		first++;
+		weight--;
+	}
+	while (ndigits > first && digit[ndigits - 1] == 0)
+		ndigits--;
+	ndigits -= first;
+	if (ndigits == 0)
+	{
+		if (neg)
+			return false;
+		weight = 0;
+	}
+
+	num = MemoryContextAlloc(cxt, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
+	SET_VARSIZE(num, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
+	header = (uint16 *) VARDATA(num);
+	*header = EO_NUMERIC_SHORT | (neg ? EO_NUMERIC_SHORT_NEG : 0) |
+		(nf << EO_NUMERIC_DSCALE_SHIFT) | (weight < 0 ? EO_NUMERIC_WEIGHT_NEG : 0) |
+		(weight & EO_NUMERIC_WEIGHT_MASK);
+	memcpy(header + 1, digit + first, ndigits * sizeof(int16));
+	*result = PointerGetDatum(num);
+
+#ifdef USE_ASSERT_CHECKING
+	{
+		int64		v = 0;
+
+		for (int i = 0; i < len; i++)
+			if (s[i] >= '0' && s[i] <= '9')
+				v = v * 10 + (s[i] - '0');
+		Assert(datumIsEqual(*result,
+							NumericGetDatum(int64_div_fast_to_numeric(neg ? -v : v, nf)),
+							false, -1));
+	}
+#endif
 	return true;
 }
 
@@ -239,13 +324,7 @@ eo_text_datum(EoColumn *col, const char *text, int len, bool isnull, MemoryConte
 		return Int32GetDatum(pg_strtoint32(text));
 	else if (col->typid == NUMERICOID && col->typmod < 0)
 	{
-		bool		done;
-
-		/* its working space is freed again: nothing stays behind in cxt */
-		old = MemoryContextSwitchTo(cxt);
-		done = eo_parse_plain_numeric(text, len, &d);
-		MemoryContextSwitchTo(old);
-		if (done)
+		if (eo_parse_plain_numeric(text, len, cxt, &d))
 			return d;
 	}
 	else if (col->typid == UUIDOID)
