@@ -321,7 +321,20 @@ eo_text_datum(EoColumn *col, const char *text, int len, bool isnull, MemoryConte
 		return PointerGetDatum(t);
 	}
 	else if (col->typid == INT4OID)
+	{
+		/* a minus and at most 9 digits cannot overflow: the rest goes to pg_strtoint32 */
+		int			p = len > 0 && text[0] == '-';
+		int32		v = 0;
+
+		if (len > p && len - p <= 9)
+		{
+			for (; p < len && (unsigned) (text[p] - '0') <= 9; p++)
+				v = v * 10 + (text[p] - '0');
+			if (p == len)
+				return Int32GetDatum(text[0] == '-' ? -v : v);
+		}
 		return Int32GetDatum(pg_strtoint32(text));
+	}
 	else if (col->typid == NUMERICOID && col->typmod < 0)
 	{
 		if (eo_parse_plain_numeric(text, len, cxt, &d))

@@ -148,7 +148,7 @@ eo_dbz_scan(EoEnvPass *p, const char *json, size_t len, bool decimals, EoDbzScan
 		*error = pstrdup("value is not a JSON object");
 		return false;
 	}
-	if (!pg_verifymbstr(json, len, true))
+	if (!eo_text_valid(json, len))
 	{
 		*sqlerrcode = ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
 		*error = pstrdup("value is not valid in the database encoding");

@@ -46,7 +46,7 @@ eo_json_decode(EoFields *f, void *state, const char *value, size_t len)
 
 	if (value == NULL)
 		return eo_fields_fail(f, ERRCODE_NULL_VALUE_NOT_ALLOWED, "record has no value (tombstone)");
-	if (!pg_verifymbstr(value, len, true))
+	if (!eo_text_valid(value, len))
 		return eo_fields_fail(f, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
 							  "value is not valid in the database encoding");
 	for (int c = 0; c < f->map->ncolumns; c++)

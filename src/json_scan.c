@@ -47,6 +47,7 @@ typedef struct EoJsonNode
 								 * valid for PostgreSQL) */
 	int			ncols;
 	int		   *cols;			/* ascending */
+	bool	   *raw;			/* each one's json_raw: it keeps JSON text */
 	int			mask;			/* children has mask + 1 slots; -1: none */
 	struct EoJsonNode **children;	/* open addressing by eo_name_hash */
 } EoJsonNode;
@@ -327,9 +328,9 @@ eo_scan_copy(EoScan *s, const char *start, int len)
  * Store the value from start to end (kind 's'tring, 'n'ull, or anything
  * else kept as JSON text) into every column read from path n.
  */
-static bool
-eo_scan_capture(EoScan *s, const EoJsonNode *n, const char *start, const char *end,
-				char kind, bool escaped)
+static pg_noinline bool
+eo_scan_capture_all(EoScan *s, const EoJsonNode *n, const char *start, const char *end,
+					char kind, bool escaped)
 {
 	EoFields   *f = s->f;
 	int			len = end - start;
@@ -337,11 +338,10 @@ eo_scan_capture(EoScan *s, const EoJsonNode *n, const char *start, const char *e
 	for (int i = 0; i < n->ncols; i++)
 	{
 		int			c = n->cols[i];
-		bool		raw = f->map->columns[c].json_raw;
 
 		if (kind == 'n')
 			eo_fields_null(f, c);
-		else if (kind == 's' && !raw && escaped)
+		else if (kind == 's' && !n->raw[i] && escaped)
 		{
 			char	   *v = eo_unescape(start, len);
 
@@ -349,11 +349,29 @@ eo_scan_capture(EoScan *s, const EoJsonNode *n, const char *start, const char *e
 				return false;
 			eo_fields_text(f, c, v, strlen(v));
 		}
-		else if (kind == 's' && !raw)
+		else if (kind == 's' && !n->raw[i])
 			eo_fields_text(f, c, eo_scan_copy(s, start + 1, len - 2), len - 2);
 		else
 			eo_fields_text(f, c, eo_scan_copy(s, start, len), len);
 	}
+	return true;
+}
+
+/* The same, written out for the usual path read by one column. */
+static pg_attribute_always_inline bool
+eo_scan_capture(EoScan *s, const EoJsonNode *n, const char *start, const char *end,
+				char kind, bool escaped)
+{
+	int			len = end - start;
+
+	if (n->ncols != 1 || escaped)
+		return eo_scan_capture_all(s, n, start, end, kind, escaped);
+	if (kind == 'n')
+		eo_fields_null(s->f, n->cols[0]);
+	else if (kind == 's' && !n->raw[0])
+		eo_fields_text(s->f, n->cols[0], eo_scan_copy(s, start + 1, len - 2), len - 2);
+	else
+		eo_fields_text(s->f, n->cols[0], eo_scan_copy(s, start, len), len);
 	return true;
 }
 
@@ -429,10 +447,14 @@ eo_plan_node(const EoMapping *map, const int *cols, int ncols, int level,
 	n->prefix = eo_name_word(name, namelen, namelen);
 	n->names = level + 1 <= map->max_depth;
 	n->cols = palloc(sizeof(int) * Max(ncols, 1));
+	n->raw = palloc(sizeof(bool) * Max(ncols, 1));
 	n->mask = -1;
 	for (int i = 0; i < ncols; i++)
 		if (level > 0 && map->columns[cols[i]].npath == level)
+		{
+			n->raw[n->ncols] = map->columns[cols[i]].json_raw;
 			n->cols[n->ncols++] = cols[i];
+		}
 		else if (map->columns[cols[i]].npath > level)
 			nchildren++;
 	if (nchildren == 0)
@@ -543,135 +565,160 @@ eo_scan_run(EoScan *s, const EoJsonNode *root, const char *p, const char *end)
 	const EoJsonNode *field = NULL; /* the path of the value next, if mapped */
 	bool		in_array = false;	/* the innermost container is an array */
 	int			depth = 0;
+	const char *start;
+	const char *name;
+	bool		escaped;
+	char		kind;
 
-	for (;;)
+	/*
+	 * Whitespace is looked for only where the expected character is not
+	 * there: compact JSON, the usual kind, costs no test for it.
+	 */
+value:
+	if (p >= end)
+		return EO_JSON_INVALID;
+	start = p;
+	kind = *p;
+	escaped = false;
+	switch (kind)
 	{
-		const char *start;
-		const char *name;
-		bool		escaped = false;
-		char		kind;
+		case ' ':
+		case '\t':
+		case '\n':
+		case '\r':
+			p++;
+			goto value;
+		case '{':
+		case '[':
+			if (depth == EO_JSON_MAX_NESTING)
+				return EO_JSON_TOO_DEEP;
+			eo_scan_set_kind(s, depth, kind);
+			in_array = kind == '[';
+			node = NULL;
+			if (depth < EO_FRAMES)
+			{
+				EoFrame    *fr = &s->frames[depth];
 
-		/* a value is next */
-		p = eo_skip_ws(p, end);
-		if (p >= end)
-			return EO_JSON_INVALID;
-		start = p;
-		kind = *p;
-		switch (kind)
-		{
-			case '{':
-			case '[':
-				if (depth == EO_JSON_MAX_NESTING)
-					return EO_JSON_TOO_DEEP;
-				eo_scan_set_kind(s, depth, kind);
-				in_array = kind == '[';
-				node = NULL;
-				if (depth < EO_FRAMES)
-				{
-					EoFrame    *fr = &s->frames[depth];
-
-					fr->start = p;
-					fr->capture = field != NULL && field->ncols > 0 ? field : NULL;
-					if (!in_array)
-						node = depth == 0 ? root : field != NULL && field->mask >= 0 ? field : NULL;
-					fr->node = node;
-				}
-				depth++;
-				p = eo_skip_ws(p + 1, end);
-				if (p < end && *p == (in_array ? ']' : '}'))
-				{
-					p++;
-					goto closed;
-				}
-				if (in_array)
-				{
-					field = NULL;
-					continue;
-				}
-				goto name;
-			case '"':
-				p = eo_scan_string(p, end, &escaped);
-				kind = 's';
-				break;
-			case 't':
-				p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
-				break;
-			case 'f':
-				p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
-				break;
-			case 'n':
-				p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
-				break;
-			default:
-				p = eo_scan_number(p, end);
-				break;
-		}
-		if (p == NULL)
-			return EO_JSON_INVALID;
-		if (field != NULL && field->ncols > 0 &&
-			!eo_scan_capture(s, field, start, p, kind, escaped))
-			return EO_JSON_INVALID;
-
-		/* after a value: close containers, or go on to the next element */
-after:
-		p = eo_skip_ws(p, end);
-		if (depth == 0)
-			return p == end ? EO_JSON_OK : EO_JSON_INVALID;
-		if (p >= end)
-			return EO_JSON_INVALID;
-		if (*p == ',')
-		{
+				fr->start = p;
+				fr->capture = field != NULL && field->ncols > 0 ? field : NULL;
+				if (!in_array)
+					node = depth == 0 ? root : field != NULL && field->mask >= 0 ? field : NULL;
+				fr->node = node;
+			}
+			depth++;
 			p = eo_skip_ws(p + 1, end);
+			if (p < end && *p == (in_array ? ']' : '}'))
+			{
+				p++;
+				goto closed;
+			}
 			if (in_array)
 			{
 				field = NULL;
-				continue;
+				goto value;
 			}
 			goto name;
-		}
-		if (*p != (in_array ? ']' : '}'))
-			return EO_JSON_INVALID;
-		p++;
-closed:
-		depth--;
-		if (depth < EO_FRAMES && s->frames[depth].capture != NULL &&
-			!eo_scan_capture(s, s->frames[depth].capture, s->frames[depth].start, p, 'c', false))
-			return EO_JSON_INVALID;
-		if (depth > 0)
-		{
-			in_array = eo_scan_in_array(s, depth - 1);
-			node = depth - 1 < EO_FRAMES ? s->frames[depth - 1].node : NULL;
-		}
-		goto after;
-
-		/* at a field name in the innermost object; then its colon */
-name:
-		if (p >= end || *p != '"')
-			return EO_JSON_INVALID;
-		name = p;
-		escaped = false;
-		p = eo_scan_string(p, end, &escaped);
-		if (p == NULL)
-			return EO_JSON_INVALID;
-		field = NULL;
-		if (node != NULL && node->names)
-		{
-			if (escaped)
-			{
-				char	   *v = eo_unescape(name, p - name);
-
-				if (v == NULL)
-					return EO_JSON_INVALID;
-				field = eo_plan_child(node, v, strlen(v), strlen(v) + 1);
-			}
-			else
-				field = eo_plan_child(node, name + 1, p - name - 2, end - name - 1);
-		}
-		p = eo_skip_ws(p, end);
-		if (p >= end || *p != ':')
-			return EO_JSON_INVALID;
-		p++;
+		case '"':
+			p = eo_scan_string(p, end, &escaped);
+			kind = 's';
+			break;
+		case 't':
+			p = end - p >= 4 && memcmp(p, "true", 4) == 0 ? p + 4 : NULL;
+			break;
+		case 'f':
+			p = end - p >= 5 && memcmp(p, "false", 5) == 0 ? p + 5 : NULL;
+			break;
+		case 'n':
+			p = end - p >= 4 && memcmp(p, "null", 4) == 0 ? p + 4 : NULL;
+			break;
+		default:
+			p = eo_scan_number(p, end);
+			break;
 	}
+	if (p == NULL)
+		return EO_JSON_INVALID;
+	if (field != NULL && field->ncols > 0 &&
+		!eo_scan_capture(s, field, start, p, kind, escaped))
+		return EO_JSON_INVALID;
+
+	/* after a value: close containers, or go on to the next element */
+after:
+	if (depth == 0)
+		return eo_skip_ws(p, end) == end ? EO_JSON_OK : EO_JSON_INVALID;
+	if (p >= end)
+		return EO_JSON_INVALID;
+	if (*p == ',')
+	{
+		p++;
+		if (in_array)
+		{
+			field = NULL;
+			goto value;
+		}
+		goto name;
+	}
+	if (*p != (in_array ? ']' : '}'))
+	{
+		if (!eo_ws[(unsigned char) *p])
+			return EO_JSON_INVALID;
+		p++;
+		goto after;
+	}
+	p++;
+closed:
+	depth--;
+	if (depth < EO_FRAMES && s->frames[depth].capture != NULL &&
+		!eo_scan_capture(s, s->frames[depth].capture, s->frames[depth].start, p, 'c', false))
+		return EO_JSON_INVALID;
+	if (depth > 0)
+	{
+		in_array = eo_scan_in_array(s, depth - 1);
+		node = depth - 1 < EO_FRAMES ? s->frames[depth - 1].node : NULL;
+	}
+	goto after;
+
+	/* at a field name in the innermost object; then its colon */
+name:
+	if (p >= end)
+		return EO_JSON_INVALID;
+	if (*p != '"')
+	{
+		if (!eo_ws[(unsigned char) *p])
+			return EO_JSON_INVALID;
+		p++;
+		goto name;
+	}
+	name = p;
+	escaped = false;
+	p = eo_scan_string(p, end, &escaped);
+	if (p == NULL)
+		return EO_JSON_INVALID;
+	field = NULL;
+	if (node != NULL && node->names)
+	{
+		if (escaped)
+		{
+			char	   *v = eo_unescape(name, p - name);
+
+			if (v == NULL)
+				return EO_JSON_INVALID;
+			field = eo_plan_child(node, v, strlen(v), strlen(v) + 1);
+		}
+		else
+			field = eo_plan_child(node, name + 1, p - name - 2, end - name - 1);
+	}
+colon:
+	if (p >= end)
+		return EO_JSON_INVALID;
+	if (*p != ':')
+	{
+		if (!eo_ws[(unsigned char) *p])
+			return EO_JSON_INVALID;
+		p++;
+		goto colon;
+	}
+	p++;
+	goto value;
 }
 
 /*

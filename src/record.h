@@ -226,6 +226,7 @@ eo_fields_null(EoFields *f, int c)
 }
 
 /* fields.c */
+extern bool eo_text_valid(const char *s, size_t len);
 extern void eo_fields_datum(EoFields *f, int c, Datum d, bool isnull);
 extern bool eo_fields_raw(EoFields *f, int c, const char *bytes, size_t len, const char *what);
 extern bool eo_fields_fail(EoFields *f, int sqlerrcode, const char *error);
