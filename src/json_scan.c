@@ -42,6 +42,11 @@ typedef struct EoJsonNode
 	const char *name;			/* the last field name of the path */
 	int			namelen;
 	uint64		prefix;			/* its first 8 bytes, zero-padded */
+	/* a name of fewer than 8 bytes and its closing quote, as prefix */
+	uint64		quoted;
+	uint64		quoted_mask;
+	bool		plain;			/* the name is its own JSON text: no quote,
+								 * backslash or control character */
 	bool		names;			/* an object here is at a mapped level: its
 								 * field names are de-escaped (and must be
 								 * valid for PostgreSQL) */
@@ -50,6 +55,14 @@ typedef struct EoJsonNode
 	bool	   *raw;			/* each one's json_raw: it keeps JSON text */
 	int			mask;			/* children has mask + 1 slots; -1: none */
 	struct EoJsonNode **children;	/* open addressing by eo_name_hash */
+
+	/*
+	 * The order of the last record's fields, which the next record most
+	 * likely repeats: the mapped field an object here began with, and the
+	 * one that came after this field.  The scan keeps them.
+	 */
+	struct EoJsonNode *first_hint;
+	struct EoJsonNode *next_hint;
 } EoJsonNode;
 
 struct EoJsonPlan
@@ -63,8 +76,9 @@ typedef struct EoFrame
 	const char *start;			/* where the container begins */
 	const EoJsonNode *capture;	/* the path whose columns take its text, or
 								 * NULL */
-	const EoJsonNode *node;		/* an object whose fields are looked up
+	EoJsonNode *node;			/* an object whose fields are looked up
 								 * below this path, or NULL */
+	EoJsonNode *last;			/* the object's last mapped field so far */
 } EoFrame;
 
 typedef struct EoScan
@@ -406,7 +420,7 @@ eo_name_hash(uint64 word, int len)
 }
 
 /* The field name of len bytes (avail readable) below n, or NULL. */
-static inline const EoJsonNode *
+static inline EoJsonNode *
 eo_plan_child(const EoJsonNode *n, const char *name, int len, size_t avail)
 {
 	uint64		w;
@@ -418,7 +432,7 @@ eo_plan_child(const EoJsonNode *n, const char *name, int len, size_t avail)
 	h = eo_name_hash(w, len) & n->mask;
 	for (;;)
 	{
-		const EoJsonNode *c = n->children[h];
+		EoJsonNode *c = n->children[h];
 
 		if (c == NULL)
 			return NULL;
@@ -427,6 +441,24 @@ eo_plan_child(const EoJsonNode *n, const char *name, int len, size_t avail)
 			return c;
 		h = (h + 1) & n->mask;
 	}
+}
+
+/*
+ * Is the string at q (past its opening quote, end the value's end) exactly
+ * the plain name of h?  Then it is that name's JSON text: no scan needed.
+ */
+static inline bool
+eo_hint_matches(const EoJsonNode *h, const char *q, const char *end)
+{
+	uint64		w;
+
+	if (h == NULL || end - q < 8 || end - q <= h->namelen)
+		return false;
+	memcpy(&w, q, sizeof(w));
+	if (h->namelen < 8)
+		return (w & h->quoted_mask) == h->quoted;
+	return w == h->prefix && q[h->namelen] == '"' &&
+		memcmp(q + 8, h->name + 8, h->namelen - 8) == 0;
 }
 
 /*
@@ -445,6 +477,20 @@ eo_plan_node(const EoMapping *map, const int *cols, int ncols, int level,
 	n->name = name;
 	n->namelen = namelen;
 	n->prefix = eo_name_word(name, namelen, namelen);
+	n->plain = true;
+	for (int i = 0; i < namelen; i++)
+		if (name[i] == '"' || name[i] == '\\' || (unsigned char) name[i] < 0x20)
+			n->plain = false;
+	if (namelen < 8)
+	{
+		char		buf[8] = {0};
+
+		memcpy(buf, name, namelen);
+		buf[namelen] = '"';
+		memcpy(&n->quoted, buf, sizeof(n->quoted));
+		memset(buf, 0xff, namelen + 1);
+		memcpy(&n->quoted_mask, buf, sizeof(n->quoted_mask));
+	}
 	n->names = level + 1 <= map->max_depth;
 	n->cols = palloc(sizeof(int) * Max(ncols, 1));
 	n->raw = palloc(sizeof(bool) * Max(ncols, 1));
@@ -527,7 +573,7 @@ eo_json_plan(const EoMapping *map)
 	return plan;
 }
 
-static EoJsonScan eo_scan_run(EoScan *s, const EoJsonNode *root, const char *p,
+static EoJsonScan eo_scan_run(EoScan *s, EoJsonNode *root, const char *p,
 							  const char *end);
 
 /*
@@ -559,10 +605,11 @@ eo_json_scan_source(EoFields *f, const char *p, const char *end, EoSource source
 }
 
 static EoJsonScan
-eo_scan_run(EoScan *s, const EoJsonNode *root, const char *p, const char *end)
+eo_scan_run(EoScan *s, EoJsonNode *root, const char *p, const char *end)
 {
-	const EoJsonNode *node = NULL;	/* the innermost object's fields' */
-	const EoJsonNode *field = NULL; /* the path of the value next, if mapped */
+	EoJsonNode *node = NULL;	/* the innermost object's fields' */
+	EoJsonNode *field = NULL;	/* the path of the value next, if mapped */
+	EoJsonNode *last = NULL;	/* node's last mapped field so far */
 	bool		in_array = false;	/* the innermost container is an array */
 	int			depth = 0;
 	const char *start;
@@ -595,6 +642,9 @@ value:
 			eo_scan_set_kind(s, depth, kind);
 			in_array = kind == '[';
 			node = NULL;
+			if (depth > 0 && depth <= EO_FRAMES)
+				s->frames[depth - 1].last = last;
+			last = NULL;
 			if (depth < EO_FRAMES)
 			{
 				EoFrame    *fr = &s->frames[depth];
@@ -674,6 +724,7 @@ closed:
 	{
 		in_array = eo_scan_in_array(s, depth - 1);
 		node = depth - 1 < EO_FRAMES ? s->frames[depth - 1].node : NULL;
+		last = depth - 1 < EO_FRAMES ? s->frames[depth - 1].last : NULL;
 	}
 	goto after;
 
@@ -689,13 +740,21 @@ name:
 		goto name;
 	}
 	name = p;
-	escaped = false;
-	p = eo_scan_string(p, end, &escaped);
-	if (p == NULL)
-		return EO_JSON_INVALID;
-	field = NULL;
 	if (node != NULL && node->names)
 	{
+		EoJsonNode **hint = last != NULL ? &last->next_hint : &node->first_hint;
+
+		/* the field that came here in the last record, most likely */
+		if (eo_hint_matches(*hint, p + 1, end))
+		{
+			field = last = *hint;
+			p += field->namelen + 2;
+			goto colon;
+		}
+		escaped = false;
+		p = eo_scan_string(p, end, &escaped);
+		if (p == NULL)
+			return EO_JSON_INVALID;
 		if (escaped)
 		{
 			char	   *v = eo_unescape(name, p - name);
@@ -706,6 +765,20 @@ name:
 		}
 		else
 			field = eo_plan_child(node, name + 1, p - name - 2, end - name - 1);
+		if (field != NULL)
+		{
+			if (field->plain)
+				*hint = field;
+			last = field;
+		}
+	}
+	else
+	{
+		escaped = false;
+		p = eo_scan_string(p, end, &escaped);
+		if (p == NULL)
+			return EO_JSON_INVALID;
+		field = NULL;
 	}
 colon:
 	if (p >= end)
