@@ -123,6 +123,20 @@ eo_skip_ws(const char *p, const char *end)
 	return p;
 }
 
+/* p at c after any whitespace, or NULL if something else comes first */
+static pg_attribute_always_inline const char *
+eo_scan_expect(const char *p, const char *end, char c)
+{
+	for (; p < end; p++)
+	{
+		if (*p == c)
+			return p;
+		if (!eo_ws[(unsigned char) *p])
+			return NULL;
+	}
+	return NULL;
+}
+
 static inline void
 eo_scan_set_kind(EoScan *s, int depth, char kind)
 {
@@ -730,15 +744,8 @@ closed:
 
 	/* at a field name in the innermost object; then its colon */
 name:
-	if (p >= end)
+	if ((p = eo_scan_expect(p, end, '"')) == NULL)
 		return EO_JSON_INVALID;
-	if (*p != '"')
-	{
-		if (!eo_ws[(unsigned char) *p])
-			return EO_JSON_INVALID;
-		p++;
-		goto name;
-	}
 	name = p;
 	if (node != NULL && node->names)
 	{
@@ -781,15 +788,8 @@ name:
 		field = NULL;
 	}
 colon:
-	if (p >= end)
+	if ((p = eo_scan_expect(p, end, ':')) == NULL)
 		return EO_JSON_INVALID;
-	if (*p != ':')
-	{
-		if (!eo_ws[(unsigned char) *p])
-			return EO_JSON_INVALID;
-		p++;
-		goto colon;
-	}
 	p++;
 	goto value;
 }
