@@ -42,7 +42,11 @@ typedef struct EoJsonNode
 	const char *name;			/* the last field name of the path */
 	int			namelen;
 	uint64		prefix;			/* its first 8 bytes, zero-padded */
-	/* a name of fewer than 8 bytes and its closing quote, as prefix */
+	/*
+	 * The name's bytes after the first 8 (all of a shorter one) with its
+	 * closing quote, zero-padded, for names under 16 bytes; and which of
+	 * those 8 bytes count
+	 */
 	uint64		quoted;
 	uint64		quoted_mask;
 	bool		plain;			/* the name is its own JSON text: no quote,
@@ -471,8 +475,14 @@ eo_hint_matches(const EoJsonNode *h, const char *q, const char *end)
 	memcpy(&w, q, sizeof(w));
 	if (h->namelen < 8)
 		return (w & h->quoted_mask) == h->quoted;
-	return w == h->prefix && q[h->namelen] == '"' &&
-		memcmp(q + 8, h->name + 8, h->namelen - 8) == 0;
+	if (w != h->prefix)
+		return false;
+	if (h->namelen < 16 && end - q >= 16)
+	{
+		memcpy(&w, q + 8, sizeof(w));
+		return (w & h->quoted_mask) == h->quoted;
+	}
+	return q[h->namelen] == '"' && memcmp(q + 8, h->name + 8, h->namelen - 8) == 0;
 }
 
 /*
@@ -495,14 +505,15 @@ eo_plan_node(const EoMapping *map, const int *cols, int ncols, int level,
 	for (int i = 0; i < namelen; i++)
 		if (name[i] == '"' || name[i] == '\\' || (unsigned char) name[i] < 0x20)
 			n->plain = false;
-	if (namelen < 8)
+	if (namelen < 16)
 	{
+		int			off = namelen < 8 ? 0 : 8;
 		char		buf[8] = {0};
 
-		memcpy(buf, name, namelen);
-		buf[namelen] = '"';
+		memcpy(buf, name + off, namelen - off);
+		buf[namelen - off] = '"';
 		memcpy(&n->quoted, buf, sizeof(n->quoted));
-		memset(buf, 0xff, namelen + 1);
+		memset(buf, 0xff, namelen - off + 1);
 		memcpy(&n->quoted_mask, buf, sizeof(n->quoted_mask));
 	}
 	n->names = level + 1 <= map->max_depth;
