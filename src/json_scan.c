@@ -14,9 +14,9 @@
  *
  * Every instruction per byte and per field counts here (the worker's main
  * thread is CPU-bound on this pass): strings are searched sixteen or eight
- * bytes at a time, and a mapping's paths are a tree built once (eo_json_plan, the json
- * format's state), so that a field name is one hash probe, not a comparison
- * with every column's path.
+ * bytes at a time; a field name is looked up in the mapping's tree of paths
+ * (json_plan.c) with one hash probe, or, where the last record had the same
+ * field there, matched with one or two 8-byte compares.
  */
 #include "postgres.h"
 
@@ -28,52 +28,10 @@
 #endif
 
 #include "compat.h"
-#include "json_scan.h"
+#include "json_plan.h"
 
 /* frames kept in full: only containers this shallow can be captured */
 #define EO_FRAMES (EO_MAX_DEPTH + 2)
-
-/*
- * A path of the mapping: the columns read from exactly this path, and the
- * fields below it that some column's path goes on to.
- */
-typedef struct EoJsonNode
-{
-	const char *name;			/* the last field name of the path */
-	int			namelen;
-	uint64		prefix;			/* its first 8 bytes, zero-padded */
-	/*
-	 * The name's bytes after the first 8 (all of a shorter one) with its
-	 * closing quote, zero-padded, for names under 16 bytes; and which of
-	 * those 8 bytes count
-	 */
-	uint64		quoted;
-	uint64		quoted_mask;
-	bool		plain;			/* the name is its own JSON text: no quote,
-								 * backslash or control character */
-	bool		names;			/* an object here is at a mapped level: its
-								 * field names are de-escaped (and must be
-								 * valid for PostgreSQL) */
-	int			ncols;
-	int		   *cols;			/* ascending */
-	bool	   *raw;			/* each one's json_raw: it keeps JSON text */
-	int			mask;			/* children has mask + 1 slots; -1: none */
-	struct EoJsonNode **children;	/* open addressing by eo_name_hash */
-
-	/*
-	 * The order of the last record's fields, which the next record most
-	 * likely repeats: the mapped field an object here began with, and the
-	 * one that came after this field.  The scan keeps them.
-	 */
-	struct EoJsonNode *first_hint;
-	struct EoJsonNode *next_hint;
-} EoJsonNode;
-
-struct EoJsonPlan
-{
-	EoJsonNode *json;			/* the value's fields (EO_SRC_JSON) */
-	EoJsonNode *envelope;		/* the Debezium event's (EO_SRC_ENVELOPE) */
-};
 
 typedef struct EoFrame
 {
@@ -405,197 +363,6 @@ eo_scan_capture(EoScan *s, const EoJsonNode *n, const char *start, const char *e
 	else
 		eo_fields_text(s->f, n->cols[0], eo_scan_copy(s, start, len), len);
 	return true;
-}
-
-/*
- * The first min(len, 8) bytes of name, zero-padded, as a word in memory
- * order; avail bytes can be read from name.
- */
-static inline uint64
-eo_name_word(const char *name, int len, size_t avail)
-{
-	uint64		w = 0;
-	int			n = Min(len, 8);
-
-	if (avail < 8)
-		memcpy(&w, name, n);
-	else if (n > 0)
-	{
-		memcpy(&w, name, sizeof(w));
-#ifdef WORDS_BIGENDIAN
-		w &= ~UINT64CONST(0) << (64 - 8 * n);
-#else
-		w &= ~UINT64CONST(0) >> (64 - 8 * n);
-#endif
-	}
-	return w;
-}
-
-static inline uint32
-eo_name_hash(uint64 word, int len)
-{
-	return (uint32) ((word * UINT64CONST(0x9E3779B97F4A7C15)) >> 32) ^ (uint32) len;
-}
-
-/* The field name of len bytes (avail readable) below n, or NULL. */
-static inline EoJsonNode *
-eo_plan_child(const EoJsonNode *n, const char *name, int len, size_t avail)
-{
-	uint64		w;
-	uint32		h;
-
-	if (n->mask < 0)
-		return NULL;
-	w = eo_name_word(name, len, avail);
-	h = eo_name_hash(w, len) & n->mask;
-	for (;;)
-	{
-		EoJsonNode *c = n->children[h];
-
-		if (c == NULL)
-			return NULL;
-		if (c->prefix == w && c->namelen == len &&
-			(len <= 8 || memcmp(c->name + 8, name + 8, len - 8) == 0))
-			return c;
-		h = (h + 1) & n->mask;
-	}
-}
-
-/*
- * Is the string at q (past its opening quote, end the value's end) exactly
- * the plain name of h?  Then it is that name's JSON text: no scan needed.
- */
-static inline bool
-eo_hint_matches(const EoJsonNode *h, const char *q, const char *end)
-{
-	uint64		w;
-
-	if (h == NULL || end - q < 8 || end - q <= h->namelen)
-		return false;
-	memcpy(&w, q, sizeof(w));
-	if (h->namelen < 8)
-		return (w & h->quoted_mask) == h->quoted;
-	if (w != h->prefix)
-		return false;
-	if (h->namelen < 16 && end - q >= 16)
-	{
-		memcpy(&w, q + 8, sizeof(w));
-		return (w & h->quoted_mask) == h->quoted;
-	}
-	return q[h->namelen] == '"' && memcmp(q + 8, h->name + 8, h->namelen - 8) == 0;
-}
-
-/*
- * The node of the path that cols (of ncols columns, all of whose paths
- * start with it) share down to level, whose last name is name.
- */
-static EoJsonNode *
-eo_plan_node(const EoMapping *map, const int *cols, int ncols, int level,
-			 const char *name, int namelen)
-{
-	EoJsonNode *n = palloc0(sizeof(EoJsonNode));
-	int		   *sub;
-	int			nchildren = 0;
-	int			size = 1;
-
-	n->name = name;
-	n->namelen = namelen;
-	n->prefix = eo_name_word(name, namelen, namelen);
-	n->plain = true;
-	for (int i = 0; i < namelen; i++)
-		if (name[i] == '"' || name[i] == '\\' || (unsigned char) name[i] < 0x20)
-			n->plain = false;
-	if (namelen < 16)
-	{
-		int			off = namelen < 8 ? 0 : 8;
-		char		buf[8] = {0};
-
-		memcpy(buf, name + off, namelen - off);
-		buf[namelen - off] = '"';
-		memcpy(&n->quoted, buf, sizeof(n->quoted));
-		memset(buf, 0xff, namelen - off + 1);
-		memcpy(&n->quoted_mask, buf, sizeof(n->quoted_mask));
-	}
-	n->names = level + 1 <= map->max_depth;
-	n->cols = palloc(sizeof(int) * Max(ncols, 1));
-	n->raw = palloc(sizeof(bool) * Max(ncols, 1));
-	n->mask = -1;
-	for (int i = 0; i < ncols; i++)
-		if (level > 0 && map->columns[cols[i]].npath == level)
-		{
-			n->raw[n->ncols] = map->columns[cols[i]].json_raw;
-			n->cols[n->ncols++] = cols[i];
-		}
-		else if (map->columns[cols[i]].npath > level)
-			nchildren++;
-	if (nchildren == 0)
-		return n;
-	while (size < 2 * nchildren)
-		size *= 2;
-	n->mask = size - 1;
-	n->children = palloc0(sizeof(EoJsonNode *) * size);
-	sub = palloc(sizeof(int) * ncols);
-
-	/* one child per distinct name at this level, for the columns below it */
-	for (int i = 0; i < ncols; i++)
-	{
-		const EoColumn *col = &map->columns[cols[i]];
-		const char *cname;
-		int			clen;
-		int			nsub = 0;
-		uint32		h;
-
-		if (col->npath <= level)
-			continue;
-		cname = col->path[level];
-		clen = col->pathlen[level];
-		if (eo_plan_child(n, cname, clen, clen) != NULL)
-			continue;
-		for (int j = i; j < ncols; j++)
-		{
-			const EoColumn *other = &map->columns[cols[j]];
-
-			if (other->npath > level && other->pathlen[level] == clen &&
-				memcmp(other->path[level], cname, clen) == 0)
-				sub[nsub++] = cols[j];
-		}
-		h = eo_name_hash(eo_name_word(cname, clen, clen), clen) & n->mask;
-		while (n->children[h] != NULL)
-			h = (h + 1) & n->mask;
-		n->children[h] = eo_plan_node(map, sub, nsub, level + 1, cname, clen);
-	}
-	pfree(sub);
-	return n;
-}
-
-static EoJsonNode *
-eo_plan_root(const EoMapping *map, EoSource source)
-{
-	int		   *cols = palloc(sizeof(int) * Max(map->ncolumns, 1));
-	int			ncols = 0;
-	EoJsonNode *root;
-
-	for (int c = 0; c < map->ncolumns; c++)
-		if (map->columns[c].source == source)
-			cols[ncols++] = c;
-	root = eo_plan_node(map, cols, ncols, 0, "", 0);
-	pfree(cols);
-	return root;
-}
-
-/*
- * The paths of map's columns fed from the value's fields and from a
- * Debezium event's, in the current memory context: built once per mapping
- * (the json format's state).
- */
-EoJsonPlan *
-eo_json_plan(const EoMapping *map)
-{
-	EoJsonPlan *plan = palloc(sizeof(EoJsonPlan));
-
-	plan->json = eo_plan_root(map, EO_SRC_JSON);
-	plan->envelope = eo_plan_root(map, EO_SRC_ENVELOPE);
-	return plan;
 }
 
 static EoJsonScan eo_scan_run(EoScan *s, EoJsonNode *root, const char *p,
