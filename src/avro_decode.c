@@ -144,7 +144,7 @@ eo_direct(EoAvroReader *r, EoAvroNode *s, EoColumn *col, Datum *d, bool *isnull,
 		case EO_AVRO_STRING:
 			if (!eo_avro_read_bytes(r, &v.data, &v.len))
 				return false;
-			if (!pg_verifymbstr(v.data, v.len, true))
+			if (!eo_text_valid(v.data, v.len))
 				return eo_avro_fail(r, "a string is not valid in the database encoding");
 			break;
 		case EO_AVRO_BYTES:

@@ -27,7 +27,7 @@
 static bool
 eo_render_string(EoAvroReader *r, const char *d, int64 len, EoAvroRender mode, StringInfo out)
 {
-	if (!pg_verifymbstr(d, len, true))
+	if (!eo_text_valid(d, len))
 		return eo_avro_fail(r, "a string is not valid in the database encoding");
 	if (mode == EO_RENDER_JSON)
 		escape_json(out, pnstrdup(d, len));

@@ -9,10 +9,12 @@
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+#include "utils/datum.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "compat.h"
 #include "record.h"
 
 /*
@@ -115,82 +117,188 @@ eo_parse_iso_tstz(const char *s, int len, TimestampTz *result)
 bool
 eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
 {
+	/* a hex digit's value plus one; 0 for anything else */
 	static const int8 hex[256] = {
 		['0'] = 1, ['1'] = 2, ['2'] = 3, ['3'] = 4, ['4'] = 5, ['5'] = 6, ['6'] = 7,
 		['7'] = 8, ['8'] = 9, ['9'] = 10, ['a'] = 11, ['b'] = 12, ['c'] = 13, ['d'] = 14,
 		['e'] = 15, ['f'] = 16, ['A'] = 11, ['B'] = 12, ['C'] = 13, ['D'] = 14, ['E'] = 15,
 		['F'] = 16
 	};
-	int			p = 0;
+	int			bad = 0;
 
 	if (len != 36 || s[8] != '-' || s[13] != '-' || s[18] != '-' || s[23] != '-')
 		return false;
-	for (int i = 0; i < UUID_LEN; i++)
-	{
-		int			hi,
-					lo;
 
-		if (p == 8 || p == 13 || p == 18 || p == 23)
-			p++;
-		hi = hex[(unsigned char) s[p]];
-		lo = hex[(unsigned char) s[p + 1]];
-		if (hi == 0 || lo == 0)
-			return false;
-		uuid->data[i] = (uint8) (((hi - 1) << 4) | (lo - 1));
-		p += 2;
-	}
-	return true;
+	/*
+	 * Byte i from the two digits at p, written out for the 16 fixed places:
+	 * bad goes negative at the first character that is not a hex digit.
+	 */
+#define BYTE(i, p) \
+	do { \
+		int			hi = hex[(unsigned char) s[p]] - 1; \
+		int			lo = hex[(unsigned char) s[(p) + 1]] - 1; \
+		bad |= hi | lo; \
+		uuid->data[i] = (uint8) ((hi << 4) | lo); \
+	} while (0)
+	BYTE(0, 0);
+	BYTE(1, 2);
+	BYTE(2, 4);
+	BYTE(3, 6);
+	BYTE(4, 9);
+	BYTE(5, 11);
+	BYTE(6, 14);
+	BYTE(7, 16);
+	BYTE(8, 19);
+	BYTE(9, 21);
+	BYTE(10, 24);
+	BYTE(11, 26);
+	BYTE(12, 28);
+	BYTE(13, 30);
+	BYTE(14, 32);
+	BYTE(15, 34);
+#undef BYTE
+	return bad >= 0;
 }
 
 /*
+ * numeric's on-disk short format (numeric.c keeps these to itself; the
+ * format is fixed, pg_upgrade carries it from release to release): a 2-byte
+ * header with the sign, the display scale and the weight, then base-10000
+ * digits.
+ */
+#define EO_NUMERIC_SHORT		0x8000
+#define EO_NUMERIC_SHORT_NEG	0x2000
+#define EO_NUMERIC_DSCALE_SHIFT 7
+#define EO_NUMERIC_WEIGHT_NEG	0x0040
+#define EO_NUMERIC_WEIGHT_MASK	0x003F
+
+/*
  * A plain decimal ("-12.50": an optional minus, digits, optionally a point
- * and digits; at most 18 digits in all) as numeric, without numeric_in,
- * whose checks for NaN and the infinities alone cost more than this.  The
- * result is numeric_in's: the same value and display scale.  Anything else
- * (exponents, blanks, a plus sign, a minus zero, more digits) returns false
- * and goes through numeric_in.
+ * and digits; at most 18 digits in all) as numeric, in cxt, without
+ * numeric_in, whose checks for NaN and the infinities alone cost more than
+ * this.  The result is numeric_in's, byte for byte: the value and display
+ * scale that int64_div_fast_to_numeric makes of the digits (an assertion
+ * build compares the two), written the way its make_result writes a value
+ * of this size, without its working space.  Anything else (exponents,
+ * blanks, a plus sign, a minus zero, more digits) returns false and goes
+ * through numeric_in.
  */
 static bool
-eo_parse_plain_numeric(const char *s, int len, Datum *result)
+eo_parse_plain_numeric(const char *s, int len, MemoryContext cxt, Datum *result)
 {
-	int64		v = 0;
-	int			digits = 0;
-	int			scale = -1;
-	bool		neg = false;
+	int16		digit[12];
+	int			ndigits = 0;
+	int			first = 0;
+	int			weight;
 	int			p = 0;
+	int			ni = 0;
+	int			nf = 0;
+	int			group = 0;
+	int			k = 0;
+	bool		neg = false;
+	uint16	   *header;
+	struct varlena *num;
 
 	if (p < len && s[p] == '-')
 	{
 		neg = true;
 		p++;
 	}
-	for (; p < len; p++)
-	{
-		if (s[p] == '.' && scale < 0 && digits > 0)
-		{
-			scale = 0;
-			continue;
-		}
-		if ((unsigned) (s[p] - '0') > 9 || ++digits > 18)
-			return false;
-		v = v * 10 + (s[p] - '0');
-		if (scale >= 0)
-			scale++;
-	}
-	if (digits == 0 || scale == 0 || (neg && v == 0))
+	/* the integer digits, in groups of four from the point */
+	for (; p < len && (unsigned) (s[p] - '0') <= 9; p++, ni++)
+		;
+	if (ni == 0 || ni > 18)
 		return false;
-	*result = NumericGetDatum(int64_div_fast_to_numeric(neg ? -v : v, Max(scale, 0)));
+	for (int i = p - ni; i < p; i++)
+	{
+		group = group * 10 + (s[i] - '0');
+		if (++k == (ndigits == 0 && ni % 4 != 0 ? ni % 4 : 4))
+		{
+			digit[ndigits++] = group;
+			group = 0;
+			k = 0;
+		}
+	}
+	weight = ndigits - 1;
+	if (p < len && s[p] == '.')
+	{
+		for (p++; p < len && (unsigned) (s[p] - '0') <= 9; p++, nf++)
+		{
+			if (ni + nf == 18)
+				return false;
+			group = group * 10 + (s[p] - '0');
+			if (++k == 4)
+			{
+				digit[ndigits++] = group;
+				group = 0;
+				k = 0;
+			}
+		}
+		if (nf == 0)
+			return false;
+		if (k > 0)
+		{
+			for (; k < 4; k++)
+				group *= 10;
+			digit[ndigits++] = group;
+		}
+	}
+	if (p != len)
+		return false;
+
+	/* no leading or trailing zero digits; zero has none, weight 0 */
+	while (first < ndigits && digit[first] == 0)
+	{
+		first++;
+		weight--;
+	}
+	while (ndigits > first && digit[ndigits - 1] == 0)
+		ndigits--;
+	ndigits -= first;
+	if (ndigits == 0)
+	{
+		if (neg)
+			return false;
+		weight = 0;
+	}
+
+	num = MemoryContextAlloc(cxt, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
+	SET_VARSIZE(num, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
+	header = (uint16 *) VARDATA(num);
+	*header = EO_NUMERIC_SHORT | (neg ? EO_NUMERIC_SHORT_NEG : 0) |
+		(nf << EO_NUMERIC_DSCALE_SHIFT) | (weight < 0 ? EO_NUMERIC_WEIGHT_NEG : 0) |
+		(weight & EO_NUMERIC_WEIGHT_MASK);
+	memcpy(header + 1, digit + first, ndigits * sizeof(int16));
+	*result = PointerGetDatum(num);
+
+#ifdef USE_ASSERT_CHECKING
+	{
+		int64		v = 0;
+
+		for (int i = 0; i < len; i++)
+			if (s[i] >= '0' && s[i] <= '9')
+				v = v * 10 + (s[i] - '0');
+		Assert(datumIsEqual(*result,
+							NumericGetDatum(int64_div_fast_to_numeric(neg ? -v : v, nf)),
+							false, -1));
+	}
+#endif
 	return true;
 }
 
 /*
- * text (NUL-terminated, len bytes) converted to col's type.  A NULL still
- * goes through the input function when that is not strict: a domain's NOT
- * NULL raises the error, a NULL that passes stays NULL.
+ * text (NUL-terminated, len bytes) converted to col's type, the result in
+ * cxt: the fast paths build it there, the input function's result (made in
+ * the current memory context, with whatever it leaves behind) is copied.  A
+ * NULL still goes through the input function when that is not strict: a
+ * domain's NOT NULL raises the error, a NULL that passes stays NULL.
  */
 Datum
-eo_text_datum(EoColumn *col, const char *text, int len, bool isnull)
+eo_text_datum(EoColumn *col, const char *text, int len, bool isnull, MemoryContext cxt)
 {
+	Datum		d;
+	MemoryContext old;
+
 	if (isnull)
 	{
 		if (col->infunc.fn_strict)
@@ -205,23 +313,44 @@ eo_text_datum(EoColumn *col, const char *text, int len, bool isnull)
 			return TimestampTzGetDatum(ts);
 	}
 	else if (col->typid == TEXTOID)
-		return PointerGetDatum(cstring_to_text_with_len(text, len));
+	{
+		struct varlena *t = MemoryContextAlloc(cxt, VARHDRSZ + len);
+
+		SET_VARSIZE(t, VARHDRSZ + len);
+		memcpy(VARDATA(t), text, len);
+		return PointerGetDatum(t);
+	}
 	else if (col->typid == INT4OID)
+	{
+		/* a minus and at most 9 digits cannot overflow: the rest goes to pg_strtoint32 */
+		int			p = len > 0 && text[0] == '-';
+		int32		v = 0;
+
+		if (len > p && len - p <= 9)
+		{
+			for (; p < len && (unsigned) (text[p] - '0') <= 9; p++)
+				v = v * 10 + (text[p] - '0');
+			if (p == len)
+				return Int32GetDatum(text[0] == '-' ? -v : v);
+		}
 		return Int32GetDatum(pg_strtoint32(text));
+	}
 	else if (col->typid == NUMERICOID && col->typmod < 0)
 	{
-		Datum		d;
-
-		if (eo_parse_plain_numeric(text, len, &d))
+		if (eo_parse_plain_numeric(text, len, cxt, &d))
 			return d;
 	}
 	else if (col->typid == UUIDOID)
 	{
-		pg_uuid_t  *u = palloc(sizeof(pg_uuid_t));
+		pg_uuid_t  *u = MemoryContextAlloc(cxt, sizeof(pg_uuid_t));
 
 		if (eo_parse_uuid(text, len, u))
 			return UUIDPGetDatum(u);
 		pfree(u);
 	}
-	return InputFunctionCall(&col->infunc, unconstify(char *, text), col->ioparam, col->typmod);
+	d = InputFunctionCall(&col->infunc, unconstify(char *, text), col->ioparam, col->typmod);
+	old = MemoryContextSwitchTo(cxt);
+	d = datumCopy(d, col->typbyval, col->typlen);
+	MemoryContextSwitchTo(old);
+	return d;
 }

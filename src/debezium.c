@@ -96,6 +96,9 @@ eo_dbz_map(void)
 		/* op as the string's text, the rest as JSON text */
 		col->json_raw = i != F_OP && i != F_P_OP;
 	}
+	/* json_scan.c reads the paths of mappings of the json format */
+	eo_dbz_mapping->format = &eo_format_json;
+	eo_dbz_mapping->format_state = eo_json_plan(eo_dbz_mapping);
 	MemoryContextSwitchTo(old);
 	return eo_dbz_mapping;
 }
@@ -145,7 +148,7 @@ eo_dbz_scan(EoEnvPass *p, const char *json, size_t len, bool decimals, EoDbzScan
 		*error = pstrdup("value is not a JSON object");
 		return false;
 	}
-	if (!pg_verifymbstr(json, len, true))
+	if (!eo_text_valid(json, len))
 	{
 		*sqlerrcode = ERRCODE_CHARACTER_NOT_IN_REPERTOIRE;
 		*error = pstrdup("value is not valid in the database encoding");

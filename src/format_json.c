@@ -31,6 +31,13 @@ eo_json_error(const char *value, size_t len)
 	return psprintf("invalid JSON: %s", json_errdetail(rc, lex));
 }
 
+/* The paths of map's columns, for the scanner: once per mapping. */
+static void *
+eo_json_prepare(EoMapping *map)
+{
+	return eo_json_plan(map);
+}
+
 static bool
 eo_json_decode(EoFields *f, void *state, const char *value, size_t len)
 {
@@ -39,7 +46,7 @@ eo_json_decode(EoFields *f, void *state, const char *value, size_t len)
 
 	if (value == NULL)
 		return eo_fields_fail(f, ERRCODE_NULL_VALUE_NOT_ALLOWED, "record has no value (tombstone)");
-	if (!pg_verifymbstr(value, len, true))
+	if (!eo_text_valid(value, len))
 		return eo_fields_fail(f, ERRCODE_CHARACTER_NOT_IN_REPERTOIRE,
 							  "value is not valid in the database encoding");
 	for (int c = 0; c < f->map->ncolumns; c++)
@@ -70,5 +77,6 @@ const EoFormat eo_format_json = {
 	.name = "json",
 	.fills = eo_json_fills,
 	.by_name = true,
+	.prepare = eo_json_prepare,
 	.decode = eo_json_decode,
 };

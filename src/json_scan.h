@@ -18,6 +18,10 @@ typedef enum EoJsonScan
 	EO_JSON_TOO_DEEP
 } EoJsonScan;
 
+/* a mapping's paths, built once: the json format's state (format_json.c) */
+typedef struct EoJsonPlan EoJsonPlan;
+
+extern EoJsonPlan *eo_json_plan(const EoMapping *map);
 extern EoJsonScan eo_json_scan(EoFields *f, const char *p, const char *end);
 extern EoJsonScan eo_json_scan_source(EoFields *f, const char *p, const char *end,
 									  EoSource source);

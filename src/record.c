@@ -51,6 +51,17 @@ static MemoryContext decoded_cxt;
 static EoRecord *decoded_recs;
 static int	decoded_n;
 
+/*
+ * Which of a record's sources besides the value a mapping reads, found once
+ * per batch: the loops over its columns for them are skipped otherwise.
+ */
+typedef struct EoDecodeNeeds
+{
+	bool		meta;			/* $key, $topic, $partition, ... */
+	bool		envelope;		/* $op, $source...: a Debezium event's fields */
+	bool		epochs;			/* a ts_ms, ts_us or ts_ns into a time column */
+} EoDecodeNeeds;
+
 const EoFormat *
 eo_format_find(const char *name)
 {
@@ -230,13 +241,13 @@ eo_record_key(EoFields *f, EoRecord *rec)
  * through the format.
  */
 static bool
-eo_record_fill(EoFields *f, EoRecord *rec)
+eo_record_fill(EoFields *f, EoRecord *rec, const EoDecodeNeeds *needs)
 {
 	EoMapping  *map = f->map;
 	rd_kafka_message_t *msg = rec->msg;
 	bool		ok = true;
 
-	for (int c = 0; c < map->ncolumns; c++)
+	for (int c = 0; needs->meta && c < map->ncolumns; c++)
 	{
 		EoColumn   *col = &map->columns[c];
 		char	   *v;
@@ -280,13 +291,13 @@ eo_record_fill(EoFields *f, EoRecord *rec)
 	}
 	if (map->key_map != NULL && !eo_record_key(f, rec))
 		return false;
-	if (!eo_record_envelope(f, rec))
+	if (needs->envelope && !eo_record_envelope(f, rec))
 		return false;
 	if (!rec->value_override)
 		ok = map->format->decode(f, map->format_state, msg->payload, msg->len);
 	else if (rec->value != NULL)
 		ok = map->format->decode(f, map->format_state, rec->value, rec->value_len);
-	if (ok)
+	if (ok && needs->epochs)
 		eo_record_epochs(f);
 	return ok;
 }
@@ -360,7 +371,7 @@ eo_record_event_id(EoMapping *map, EoRecord *rec, MemoryContext cxt)
  * raised (by an input function) propagates to eo_record_decode_batch.
  */
 static void
-eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
+eo_record_decode(EoFields *f, const EoDecodeNeeds *needs, EoRecord *rec, MemoryContext cxt)
 {
 	EoMapping  *map = f->map;
 	int			n = map->ncolumns;
@@ -371,7 +382,7 @@ eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
 	f->error = NULL;
 	rec->decoded_ok = false;
 	rec->error = NULL;
-	ok = eo_record_fill(f, rec);
+	ok = eo_record_fill(f, rec, needs);
 	if (ok && map->id_column >= 0 &&
 		(!f->present[map->id_column] || f->isnull[map->id_column]))
 		ok = eo_fields_fail(f, ERRCODE_NOT_NULL_VIOLATION, "record has no event id");
@@ -382,30 +393,43 @@ eo_record_decode(EoFields *f, EoRecord *rec, MemoryContext cxt)
 		return;
 	}
 
-	rec->shape = MemoryContextAlloc(cxt, n + 1);
-	rec->datums = MemoryContextAlloc(cxt, sizeof(Datum) * n);
-	rec->nulls = MemoryContextAlloc(cxt, sizeof(bool) * n);
+	/* one chunk: the datums, then the nulls and the shape */
+	rec->datums = MemoryContextAlloc(cxt, sizeof(Datum) * n + n + n + 1);
+	rec->nulls = (bool *) (rec->datums + n);
+	rec->shape = (char *) (rec->nulls + n);
 	rec->shape[n] = '\0';
 	for (int c = 0; c < n; c++)
 	{
 		EoColumn   *col = &map->columns[c];
 		Datum		d;
-		MemoryContext old;
 
 		rec->shape[c] = f->present[c] ? '1' : '0';
 		rec->datums[c] = (Datum) 0;
 		rec->nulls[c] = true;
 		if (!f->present[c])
 			continue;
-		if (rec->json_strings && col->json_raw && !f->is_datum[c] && !f->isnull[c])
-			eo_record_json_string(&f->text[c], &f->len[c]);
-		d = f->is_datum[c] ? f->datum[c] :
-			eo_text_datum(col, f->text[c], f->len[c], f->isnull[c]);
-		if (f->isnull[c])
-			continue;
-		old = MemoryContextSwitchTo(cxt);
-		rec->datums[c] = datumCopy(d, col->typbyval, col->typlen);
-		MemoryContextSwitchTo(old);
+		if (f->is_datum[c])
+		{
+			if (f->isnull[c])
+				continue;
+			d = f->datum[c];
+			if (!col->typbyval)
+			{
+				MemoryContext old = MemoryContextSwitchTo(cxt);
+
+				d = datumCopy(d, col->typbyval, col->typlen);
+				MemoryContextSwitchTo(old);
+			}
+		}
+		else
+		{
+			if (rec->json_strings && col->json_raw && !f->isnull[c])
+				eo_record_json_string(&f->text[c], &f->len[c]);
+			d = eo_text_datum(col, f->text[c], f->len[c], f->isnull[c], cxt);
+			if (f->isnull[c])
+				continue;
+		}
+		rec->datums[c] = d;
 		rec->nulls[c] = false;
 	}
 	if (map->id_column >= 0)
@@ -478,6 +502,7 @@ eo_subxact_run(void (*fn) (void *arg), void *arg)
 typedef struct EoDecodeRun
 {
 	EoFields	f;
+	EoDecodeNeeds needs;
 	EoRecord   *recs;
 	int			next;			/* the record being decoded */
 	int			n;
@@ -494,7 +519,7 @@ eo_decode_run(void *arg)
 	for (; run->next < run->n; run->next++)
 	{
 		CHECK_FOR_INTERRUPTS();
-		eo_record_decode(&run->f, &run->recs[run->next], run->cxt);
+		eo_record_decode(&run->f, &run->needs, &run->recs[run->next], run->cxt);
 		MemoryContextReset(run->scratch);
 	}
 	MemoryContextSwitchTo(old);
@@ -533,6 +558,19 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	}
 	decoded_signature = NULL;
 
+	memset(&run.needs, 0, sizeof(run.needs));
+	for (int c = 0; c < map->ncolumns; c++)
+	{
+		EoSource	src = map->columns[c].source;
+
+		if (src == EO_SRC_ENVELOPE)
+			run.needs.envelope = true;
+		else if (src != EO_SRC_JSON && src != EO_SRC_VALUE && src != EO_SRC_KEY_FIELD &&
+				 src != EO_SRC_NONE)
+			run.needs.meta = true;
+		if (map->columns[c].epoch_unit != 0)
+			run.needs.epochs = true;
+	}
 	run.f.map = map;
 	run.f.present = MemoryContextAlloc(cxt, nc);
 	run.f.text = MemoryContextAlloc(cxt, sizeof(char *) * nc);

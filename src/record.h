@@ -201,10 +201,33 @@ extern const EoFormat eo_format_text;
 extern const EoFormat eo_format_bytea;
 extern const EoFormat eo_format_avro;
 
+/*
+ * A column's text, NUL-terminated, living until the record is decoded; and
+ * a column's NULL.  Inline: the JSON scanner calls them for every captured
+ * value.
+ */
+static inline void
+eo_fields_text(EoFields *f, int c, const char *text, int len)
+{
+	f->present[c] = 1;
+	f->isnull[c] = false;
+	f->is_datum[c] = false;
+	f->text[c] = text;
+	f->len[c] = len;
+}
+
+static inline void
+eo_fields_null(EoFields *f, int c)
+{
+	f->present[c] = 1;
+	f->isnull[c] = true;
+	f->is_datum[c] = false;
+	f->text[c] = NULL;
+}
+
 /* fields.c */
-extern void eo_fields_text(EoFields *f, int c, const char *text, int len);
+extern bool eo_text_valid(const char *s, size_t len);
 extern void eo_fields_datum(EoFields *f, int c, Datum d, bool isnull);
-extern void eo_fields_null(EoFields *f, int c);
 extern bool eo_fields_raw(EoFields *f, int c, const char *bytes, size_t len, const char *what);
 extern bool eo_fields_fail(EoFields *f, int sqlerrcode, const char *error);
 
@@ -218,7 +241,8 @@ extern bool eo_record_error_is_records(int sqlerrcode);
 extern int	eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi);
 
 /* convert.c */
-extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull);
+extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull,
+						   MemoryContext cxt);
 struct pg_uuid_t;
 extern bool eo_parse_uuid(const char *s, int len, struct pg_uuid_t *uuid);
 
