@@ -54,6 +54,13 @@ top_threads() {
 		        if (m == "" || d[m] < 0.05) break; printf "%s%s %.1f %%", (k ? ", " : ""), m, d[m]; delete d[m] } }' "$1" "$2"
 }
 
+# % of one core the JVM's JIT compiler threads took between two
+# ticks_by_thread lists: warm-up, which a broker running for days is done with
+jit_pct() {
+	awk -v tck="$TCK" -v s="$3" 'NR == FNR { a[$1] = $2; next }
+		$1 ~ /Compiler/ { d += $2 - a[$1] } END { printf "%.1f", d / tck / s * 100 }' "$1" "$2"
+}
+
 # the broker's request counts (kafka.sh request-counts), or nothing
 request_counts() {
 	[ -n "${JMXPORT:-}" ] && as_user "$TREE/test/kafka/kafka.sh" request-counts "$JMXPORT" 2>>"$OUT/log" || true
@@ -81,7 +88,7 @@ private_kb() {
 idle_pipelines() {
 	local i name t0 t1 n pids wpids npids c0 c1 secs pg_pct k_pct w_pct wake p
 	local mem_tot=0 mem_max=0 mem_pg=0 v fresh="" lat lat_max=0 want threads kthreads kreqs
-	local base_pct bsecs base_threads="" base_reqs=""
+	local base_pct bsecs base_threads="" base_reqs="" kjit base_jit=""
 	step "idle: $IDLE topics (1 partition, 1 record each) and $IDLE pipelines"
 	for ((i = 1; i <= IDLE; i++)); do
 		name=$(printf 'idle_%03d' "$i")
@@ -123,6 +130,7 @@ idle_pipelines() {
 	request_counts >"$WORK/idle.r1"
 	secs=$(calc "$t1 - $t0" 2)
 	kthreads="$(top_threads "$WORK/idle.k0" "$WORK/idle.k1" "$secs")"
+	kjit=$(jit_pct "$WORK/idle.k0" "$WORK/idle.k1" "$secs")
 	kreqs="$(request_rates "$WORK/idle.r0" "$WORK/idle.r1" "$secs")"
 	pg_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$(echo $pids)") / $TCK / $secs * 100" 1)
 	w_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1" "$wpids") / $TCK / $secs * 100" 1)
@@ -178,6 +186,7 @@ idle_pipelines() {
 		bsecs=$(calc "$t1 - $t0" 2)
 		base_pct=$(calc "$(ticks_between "$WORK/idle.t0" "$WORK/idle.t1") / $TCK / $bsecs * 100" 1)
 		base_threads="$(top_threads "$WORK/idle.k0" "$WORK/idle.k1" "$bsecs")"
+		base_jit=$(jit_pct "$WORK/idle.k0" "$WORK/idle.k1" "$bsecs")
 		base_reqs="$(request_rates "$WORK/idle.r0" "$WORK/idle.r1" "$bsecs")"
 	fi
 
@@ -185,15 +194,16 @@ idle_pipelines() {
 	{
 		echo "machine: $(nproc) cores; $IDLE idle pipelines (one record each, then nothing); settled ${IDLE_SETTLE} s, window ${secs} s; load $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "CPU, % of one core: PostgreSQL (all processes) $pg_pct, of which workers $w_pct; broker $k_pct; total $(calc "$pg_pct + $k_pct" 1)"
+		echo "  without the broker's JIT compiler threads ($kjit): broker $(calc "$k_pct - $kjit" 1), total $(calc "$pg_pct + $k_pct - $kjit" 1)"
 		echo "broker threads, % of one core: $kthreads"
 		echo "broker requests served: $kreqs"
 		[ "$IDLE_BASE" -gt 0 ] &&
-			echo "the broker alone (pipelines paused, same topics, no consumers; ${bsecs} s, load $(cut -d' ' -f1-3 /proc/loadavg)): $base_pct %; threads: $base_threads; requests: $base_reqs"
+			echo "the broker alone (pipelines paused, same topics, no consumers; ${bsecs} s, load $(cut -d' ' -f1-3 /proc/loadavg)): $base_pct % (JIT compiler threads $base_jit); threads: $base_threads; requests: $base_reqs"
 		echo "worker wake-ups (context switches) per worker per second: $wake"
 		echo "worker threads: $threads"
 		echo "private memory (Private_Clean+Private_Dirty): workers total $(calc "$mem_tot / 1024" 1) MB, per worker mean $(calc "$mem_tot / $npids / 1024" 2) MB, max $(calc "$mem_max / 1024" 2) MB; all PostgreSQL processes $(calc "$mem_pg / 1024" 1) MB"
 		echo "a new record after idling, produce -> visible: $fresh (max $lat_max ms); $want pipelines show 2 rows"
-		printf 'BENCH {"mode":"idle","pipelines":%s,"seconds":%s,"pg_cpu_pct":%s,"worker_cpu_pct":%s,"kafka_cpu_pct":%s,"kafka_alone_cpu_pct":%s,"worker_wakeups_per_s":%s,"worker_private_kb_total":%s,"worker_private_kb_mean":%s,"worker_private_kb_max":%s,"pg_private_kb_total":%s,"new_record_visible_max_ms":%s}\n' \
-			"$IDLE" "$secs" "$pg_pct" "$w_pct" "$k_pct" "$base_pct" "$wake" "$mem_tot" "$((mem_tot / npids))" "$mem_max" "$mem_pg" "$lat_max"
+		printf 'BENCH {"mode":"idle","pipelines":%s,"seconds":%s,"pg_cpu_pct":%s,"worker_cpu_pct":%s,"kafka_cpu_pct":%s,"kafka_jit_cpu_pct":%s,"kafka_alone_cpu_pct":%s,"worker_wakeups_per_s":%s,"worker_private_kb_total":%s,"worker_private_kb_mean":%s,"worker_private_kb_max":%s,"pg_private_kb_total":%s,"new_record_visible_max_ms":%s}\n' \
+			"$IDLE" "$secs" "$pg_pct" "$w_pct" "$k_pct" "$kjit" "$base_pct" "$wake" "$mem_tot" "$((mem_tot / npids))" "$mem_max" "$mem_pg" "$lat_max"
 	} | tee -a "$OUT/log" "$OUT/result.txt"
 }
