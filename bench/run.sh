@@ -41,6 +41,9 @@
 #                       CPU and memory over --idle-seconds (see bench/idle.sh)
 #   --idle-seconds S    idle mode: measuring window (default 60)
 #   --idle-settle S     idle mode: wait S s once all pipelines run (default 10)
+#   --idle-baseline S   idle mode: then pause every pipeline and measure the
+#                       broker alone, same topics, no consumers, over S s
+#                       (default: --idle-seconds; 0 = skip)
 #   --perf-seconds S    length of the perf recording (default 20)
 #   --perf-fresh        also perf record the worker through each freshness
 #                       phase (profile/fresh-*.txt, profile/fresh_avro-*.txt)
@@ -126,6 +129,7 @@ while [ $# -gt 0 ]; do
 		--idle) IDLE="$2"; shift 2 ;;
 		--idle-seconds) IDLE_SECS="$2"; shift 2 ;;
 		--idle-settle) IDLE_SETTLE="$2"; shift 2 ;;
+		--idle-baseline) IDLE_BASE="$2"; shift 2 ;;
 		--repeat) REPEAT="$2"; shift 2 ;;
 		--batch-size) BATCH_ARG=", batch_size => $2"; shift 2 ;;
 		--pipeline-args) EXTRA_ARGS="$2"; shift 2 ;;
@@ -151,8 +155,10 @@ done
 [[ "$CHANGE_STREAM" =~ ^[0-9]+$ && "$CS_KEYS" =~ ^[1-9][0-9]*$ ]] ||
 	die "--change-stream and --cs-keys must be integers"
 [[ "$MANY_PARTS" =~ ^[0-9]+$ ]] || die "--many-partitions must be an integer"
-[[ "$IDLE" =~ ^[0-9]+$ && "$IDLE_SECS" =~ ^[1-9][0-9]*$ && "$IDLE_SETTLE" =~ ^[0-9]+$ ]] ||
-	die "--idle, --idle-seconds and --idle-settle must be integers"
+IDLE_BASE="${IDLE_BASE:-$IDLE_SECS}"
+[[ "$IDLE" =~ ^[0-9]+$ && "$IDLE_SECS" =~ ^[1-9][0-9]*$ && "$IDLE_SETTLE" =~ ^[0-9]+$ &&
+	"$IDLE_BASE" =~ ^[0-9]+$ ]] ||
+	die "--idle, --idle-seconds, --idle-settle and --idle-baseline must be integers"
 [[ "$CONNECT_TASKS" =~ ^[1-9][0-9]*$ && "$CONNECT_BATCH" =~ ^[1-9][0-9]*$ ]] ||
 	die "--connect-tasks and --connect-batch must be positive integers"
 REPEAT="${REPEAT:-1}"
@@ -280,7 +286,11 @@ KPORT="$(free_port)"
 BROKERS="127.0.0.1:$KPORT"
 step "starting Kafka on $BROKERS"
 # the broker as Kafka's own start script runs it (G1, full JIT), not as tests do
-as_user env EO_KAFKA_PRODUCTION_JVM=1 "$TREE/test/kafka/kafka.sh" start "$KDIR" "$KPORT" | tee -a "$OUT/log"
+# (idle mode also opens JMX on the loopback: the broker counts the requests it serves)
+JMXPORT=""
+[ "$IDLE" -gt 0 ] && JMXPORT="$(free_port)"
+as_user env EO_KAFKA_PRODUCTION_JVM=1 ${JMXPORT:+EO_KAFKA_JMX_PORT="$JMXPORT"} \
+	"$TREE/test/kafka/kafka.sh" start "$KDIR" "$KPORT" | tee -a "$OUT/log"
 KAFKA_STARTED=1
 KAFKA_PID="$(cat "$KDIR/kafka.pid")"
 

@@ -20,14 +20,21 @@
  * moved) keeps it old too, until the worker has read the end offsets from
  * the brokers and calls eo_fetch_clock_prune().
  *
+ * An idle worker sleeps until the clock moves (eo_fetch_clock_watch): its
+ * lag is then vouched for as of a newer time, and it wakes to publish that,
+ * once per fetch the broker held, rather than on a timer of its own.
+ *
  * The callbacks run on librdkafka's threads: plain C and a mutex, no
- * PostgreSQL calls.  One consumer per process at a time; creating one
- * starts a new clock.
+ * PostgreSQL calls but SetLatch.  One consumer per process at a time;
+ * creating one starts a new clock.
  */
 #include "postgres.h"
 
 #include <pthread.h>
 #include <time.h>
+
+#include "miscadmin.h"
+#include "storage/latch.h"
 
 #include "watermarks.h"
 
@@ -51,6 +58,10 @@ static pthread_mutex_t clock_lock = PTHREAD_MUTEX_INITIALIZER;
 static EoBrokerClock clocks[EO_CLOCK_BROKERS];
 static int	nclocks = 0;
 static bool overflow = false;
+
+/* the worker sleeps until the clock passes watched_since (eo_fetch_clock_watch) */
+static bool watching = false;
+static TimestampTz watched_since = 0;
 
 /* GetCurrentTimestamp without PostgreSQL: safe on librdkafka's threads */
 static TimestampTz
@@ -81,11 +92,32 @@ eo_clock_of(int32 broker)
 	return &clocks[nclocks++];
 }
 
+/* eo_fetch_clock_since, with clock_lock held */
+static TimestampTz
+eo_clock_since_locked(void)
+{
+	TimestampTz since = 0;
+
+	if (overflow)
+		return 0;
+	for (int i = 0; i < nclocks; i++)
+	{
+		EoBrokerClock *c = &clocks[i];
+
+		if (c->as_of == 0 || (!c->in_flight && !c->answered))
+			return 0;
+		if (since == 0 || c->as_of < since)
+			since = c->as_of;
+	}
+	return since;
+}
+
 /* A fetch request went out to the broker (sent), or its answer came (ok or not). */
 static void
 eo_clock_fetch(int32 broker, bool sent, bool ok)
 {
 	EoBrokerClock *c;
+	bool		wake = false;
 
 	pthread_mutex_lock(&clock_lock);
 	c = eo_clock_of(broker);
@@ -97,6 +129,11 @@ eo_clock_fetch(int32 broker, bool sent, bool ok)
 		c->sent = eo_clock_now();
 		c->in_flight = true;
 		c->answered = false;
+		if (watching && eo_clock_since_locked() > watched_since)
+		{
+			watching = false;
+			wake = true;
+		}
 	}
 	else if (c != NULL)
 	{
@@ -104,6 +141,8 @@ eo_clock_fetch(int32 broker, bool sent, bool ok)
 		c->answered = ok;
 	}
 	pthread_mutex_unlock(&clock_lock);
+	if (wake)
+		SetLatch(MyLatch);
 }
 
 static rd_kafka_resp_err_t
@@ -136,6 +175,7 @@ eo_clock_on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *ic_opaque,
 	pthread_mutex_lock(&clock_lock);
 	nclocks = 0;
 	overflow = false;
+	watching = false;
 	pthread_mutex_unlock(&clock_lock);
 	err = rd_kafka_interceptor_add_on_request_sent(rk, "eo_ingest.fetch_clock",
 												   eo_clock_sent, NULL);
@@ -171,25 +211,26 @@ eo_fetch_clock_attach(rd_kafka_conf_t *conf, char *err, size_t errlen)
 TimestampTz
 eo_fetch_clock_since(void)
 {
-	TimestampTz since = 0;
+	TimestampTz since;
 
 	pthread_mutex_lock(&clock_lock);
-	for (int i = 0; i < nclocks && !overflow; i++)
-	{
-		EoBrokerClock *c = &clocks[i];
-
-		if (c->as_of == 0 || (!c->in_flight && !c->answered))
-		{
-			since = 0;
-			break;
-		}
-		if (since == 0 || c->as_of < since)
-			since = c->as_of;
-	}
-	if (overflow)
-		since = 0;
+	since = eo_clock_since_locked();
 	pthread_mutex_unlock(&clock_lock);
 	return since;
+}
+
+/*
+ * on: set the process latch as soon as the clock moves past where it is now
+ * (once); off: not any more.  An idle worker watches while it sleeps.
+ */
+void
+eo_fetch_clock_watch(bool on)
+{
+	pthread_mutex_lock(&clock_lock);
+	watching = on;
+	if (on)
+		watched_since = eo_clock_since_locked();
+	pthread_mutex_unlock(&clock_lock);
 }
 
 /* Has every broker fetched from answered since EO_FETCH_FRESH_MS before now? */

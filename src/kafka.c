@@ -28,6 +28,7 @@
 #include "eo_ingest.h"
 #include "guard.h"
 #include "kafka.h"
+#include "watermarks.h"
 
 bool
 eo_kafka_secret_key(const char *key)
@@ -410,11 +411,11 @@ eo_kafka_conf(const char *brokers, Jsonb *options, bool may_load_code,
 		 * reads) wait for it.  At 50 ms an idle worker had a fetch answered
 		 * 20 times a second; fetches were most of what idle pipelines cost
 		 * the broker (bench/idle.sh).  Idle workers take their lag from the
-		 * fetch responses (watermarks.c, fetch_clock.c), which then vouch
-		 * for it up to two waits old: with status.c's 5 s, 1 s leaves room
-		 * for the worker's wake every 2 s.
+		 * fetch responses (watermarks.c, fetch_clock.c), which vouch for it
+		 * one to two waits old, and wake to publish it as each answer comes:
+		 * 2 s keeps it under status.c's 5 s.
 		 */
-		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "1000", err, errlen)) ||
+		(!wait_set && !eo_conf_set(conf, "fetch.wait.max.ms", "2000", err, errlen)) ||
 
 		/*
 		 * librdkafka 2.0 stops fetching a partition for a whole second once
@@ -511,6 +512,21 @@ eo_kafka_deadline(void)
 	return TimestampTzPlusMilliseconds(GetCurrentTimestamp(), EO_KAFKA_TIMEOUT_MS);
 }
 
+/*
+ * A slice ends the wait, and the next one sends the request again.  While
+ * the brokers answer this process's fetches (fetch_clock.c), a request waits
+ * at most behind the fetch its broker holds, on the same connection: one
+ * slice of EO_KAFKA_HELD_SLICE_MS covers that (250 ms slices sent an idle
+ * worker's metadata request eight times over).  Otherwise short slices, so
+ * that an interrupt is served soon while no broker answers.
+ */
+static int
+eo_kafka_slice_ms(void)
+{
+	return eo_fetch_clock_fresh(eo_fetch_clock_since(), GetCurrentTimestamp()) ?
+		EO_KAFKA_HELD_SLICE_MS : EO_KAFKA_SLICE_MS;
+}
+
 static bool
 eo_kafka_again(rd_kafka_resp_err_t rc, TimestampTz deadline)
 {
@@ -531,7 +547,7 @@ eo_kafka_watermarks(rd_kafka_t *rk, const char *topic, int32 partition,
 
 	do
 		rc = rd_kafka_query_watermark_offsets(rk, topic, partition, lo, hi,
-											  EO_KAFKA_SLICE_MS);
+											  eo_kafka_slice_ms());
 	while (eo_kafka_again(rc, deadline));
 	return rc;
 }
@@ -557,7 +573,7 @@ eo_kafka_partitions(rd_kafka_t *rk, const char *topic, int32 **partitions,
 		return -1;
 	}
 	do
-		rc = rd_kafka_metadata(rk, 0, rkt, &md, EO_KAFKA_SLICE_MS);
+		rc = rd_kafka_metadata(rk, 0, rkt, &md, eo_kafka_slice_ms());
 	while (eo_kafka_again(rc, deadline));
 	eo_kafka_metadata_error = rc != RD_KAFKA_RESP_ERR_NO_ERROR ? rc :
 		(md->topic_cnt == 1 ? md->topics[0].err : RD_KAFKA_RESP_ERR_UNKNOWN);
@@ -649,7 +665,7 @@ eo_kafka_resolve(rd_kafka_t *rk, const char *topic, int n, const int32 *partitio
 			list = rd_kafka_topic_partition_list_new(n);
 			for (int i = 0; i < n; i++)
 				rd_kafka_topic_partition_list_add(list, topic, partitions[i])->offset = ms;
-			rc = rd_kafka_offsets_for_times(rk, list, EO_KAFKA_SLICE_MS);
+			rc = rd_kafka_offsets_for_times(rk, list, eo_kafka_slice_ms());
 		} while (eo_kafka_again(rc, deadline));
 		if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
 		{

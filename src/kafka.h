@@ -12,6 +12,8 @@
 
 #define EO_KAFKA_TIMEOUT_MS 10000
 #define EO_KAFKA_SLICE_MS 250
+/* a slice while the brokers answer fetches: fetch.wait.max.ms (kafka.c) + 500 */
+#define EO_KAFKA_HELD_SLICE_MS 2500
 
 extern rd_kafka_resp_err_t eo_kafka_metadata_error;
 

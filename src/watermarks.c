@@ -37,7 +37,7 @@
  * into slices, so the time-out is also how long SIGTERM may wait while no
  * broker answers: 038 failed with 2 s, hence 1 s when the fetches stopped.
  */
-#define EO_WATERMARKS_TIMEOUT_MS	1500
+#define EO_WATERMARKS_TIMEOUT_MS	EO_KAFKA_HELD_SLICE_MS
 #define EO_WATERMARKS_TROUBLE_TIMEOUT_MS	1000
 #define EO_WATERMARKS_BACKOFF_MS	3000
 

@@ -19,11 +19,12 @@ extern void eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *t
  * most this old: it runs up to two fetch waits (kafka.c) behind, and
  * status.c shows a lag for 5 s.
  */
-#define EO_FETCH_FRESH_MS 3000
+#define EO_FETCH_FRESH_MS 4500
 
 extern bool eo_fetch_clock_attach(rd_kafka_conf_t *conf, char *err, size_t errlen);
 extern TimestampTz eo_fetch_clock_since(void);
 extern bool eo_fetch_clock_fresh(TimestampTz since, TimestampTz now);
 extern void eo_fetch_clock_prune(TimestampTz read_at, int quiet_ms);
+extern void eo_fetch_clock_watch(bool on);
 
 #endif							/* EO_WATERMARKS_H */

@@ -37,6 +37,7 @@
 
 #include "catalog.h"
 #include "compat.h"
+#include "watermarks.h"
 #include "worker.h"
 
 /*
@@ -47,11 +48,13 @@
 #define EO_SAFETY_POLL_MS 30000
 
 /*
- * An idle worker wakes this often for its housekeeping (worker_idle.c), if
- * nothing came: its lag is vouched for by fetch responses up to two fetch
- * waits old (fetch_clock.c), and status.c shows a lag for 5 s.
+ * An idle worker wakes for its housekeeping (worker_idle.c) when its fetch
+ * clock moves (fetch_clock.c), once per fetch the broker held: its lag is
+ * then vouched for as of one fetch wait ago, and status.c shows a lag for
+ * 5 s.  This is how long it sleeps at most, when the clock stopped (an
+ * outage, a hung broker): longer than a fetch wait (kafka.c).
  */
-#define EO_IDLE_WAKE_MS 2000
+#define EO_IDLE_WAKE_MS 3000
 
 /* A retrying worker repeats an unchanged status in the log this often */
 #define EO_REPEAT_LOG_MS 10000
@@ -288,8 +291,9 @@ eo_consumer_error(EoWorker *w, rd_kafka_message_t *msg)
  * of payload.  The batch closes as soon as the queue is empty: a trickle is
  * committed at once, a backlog (a full queue) still fills whole batches, and
  * batch_timeout bounds a batch whose records keep coming.  With nothing
- * ready, sleep on the latch and the queue (kafka_ready.c) for at most
- * EO_IDLE_WAKE_MS, then return an empty batch for eo_run's housekeeping.
+ * ready, sleep on the latch and the queue (kafka_ready.c) until the fetch
+ * clock moves or EO_IDLE_WAKE_MS passed, then return an empty batch for
+ * eo_run's housekeeping.
  */
 static EoRestart
 eo_poll(EoWorker *w)
@@ -345,7 +349,9 @@ eo_poll(EoWorker *w)
 			left = TimestampDifferenceMilliseconds(GetCurrentTimestamp(), wake);
 			if (left <= 0)
 				break;
+			eo_fetch_clock_watch(true);
 			ready = eo_kafka_ready_wait(left);
+			eo_fetch_clock_watch(false);
 			/* SIGTERM set the latch: exit now, not after a watermark read */
 			CHECK_FOR_INTERRUPTS();
 			if (!ready)

@@ -4,9 +4,10 @@
  *		progress and lag, and asking the brokers for the topic's metadata.
  *
  * Both run after every batch and after every empty poll, which an idle
- * worker makes every EO_IDLE_WAKE_MS; both are cheap while the brokers keep
- * answering the consumer's fetches (fetch_clock.c), which is what lets a
- * hundred idle pipelines cost little.
+ * worker makes each time its fetch clock moves (once per fetch the broker
+ * held) or at the latest every EO_IDLE_WAKE_MS; both are cheap while the
+ * brokers keep answering the consumer's fetches (fetch_clock.c), which is
+ * what lets a hundred idle pipelines cost little.
  */
 #include "postgres.h"
 

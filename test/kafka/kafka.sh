@@ -16,6 +16,8 @@
 #   kafka.sh acl PORT ARGS...           (kafka-acls.sh, e.g. --add --allow-principal User:bob ...)
 #   kafka.sh wait-ready PORT [SECONDS]
 #   kafka.sh wait-topic PORT NAME PARTITIONS   (until metadata shows them)
+#   kafka.sh request-counts JMX_PORT    (requests served so far, by kind:
+#                                        "Fetch 1234" lines; needs EO_KAFKA_JMX_PORT)
 #
 # The controller listens on PORT+1.  PLAINTEXT on PORT always stays (the
 # harness and inter-broker traffic use it); TLS/SASL tests add listeners with
@@ -30,7 +32,9 @@
 # EO_KAFKA_HEAP (default 512m; 1g with EO_KAFKA_PRODUCTION_JVM),
 # EO_KAFKA_JVM_OPTS (extra JVM flags), EO_KAFKA_PRODUCTION_JVM=1 (start the
 # broker with the JVM flags of Kafka's own kafka-server-start.sh instead of
-# the fast-start ones; the benchmarks set it), KCAT (default kcat).
+# the fast-start ones; the benchmarks set it), EO_KAFKA_JMX_PORT (open JMX,
+# unauthenticated, on 127.0.0.1 at this port, for request-counts; bench/idle
+# sets it), KCAT (default kcat).
 
 set -euo pipefail
 
@@ -278,6 +282,14 @@ cmd_start() {
 	if [ "${EO_KAFKA_PRODUCTION_JVM:-0}" = 1 ]; then
 		jvm=(-Xms"${EO_KAFKA_HEAP:-1g}" -Xmx"${EO_KAFKA_HEAP:-1g}" "${JVM_PRODUCTION[@]}")
 	fi
+	if [ -n "${EO_KAFKA_JMX_PORT:-}" ]; then
+		# what kafka-run-class.sh opens with JMX_PORT, bound to the loopback
+		jvm+=(-Dcom.sun.management.jmxremote -Dcom.sun.management.jmxremote.host=127.0.0.1
+			  -Dcom.sun.management.jmxremote.port="$EO_KAFKA_JMX_PORT"
+			  -Dcom.sun.management.jmxremote.rmi.port="$EO_KAFKA_JMX_PORT"
+			  -Dcom.sun.management.jmxremote.authenticate=false
+			  -Dcom.sun.management.jmxremote.ssl=false -Djava.rmi.server.hostname=127.0.0.1)
+	fi
 	setsid "$JAVA" "${jvm[@]}" \
 		${EO_KAFKA_JVM_OPTS:-} \
 		-Dlog4j2.configurationFile="$dir/log4j2.properties" \
@@ -420,6 +432,18 @@ cmd_make_certs() {
 	echo "certificates in $dir"
 }
 
+# The broker's own count of the requests it served (RequestMetrics
+# RequestsPerSec, summed over API versions), one "Kind count" a line.
+cmd_request_counts() {
+	[ $# -eq 1 ] || die "usage: request-counts JMX_PORT"
+	run_tool org.apache.kafka.tools.JmxTool --one-time true --report-format properties \
+		--jmx-url "service:jmx:rmi:///jndi/rmi://127.0.0.1:$1/jmxrmi" \
+		--object-name 'kafka.network:type=RequestMetrics,name=RequestsPerSec,*' --attributes Count |
+		awk '{ n = split($0, kv, ","); for (i = 1; i <= n; i++) if (match(kv[i], /request=[A-Za-z]+/)) {
+		         r = substr(kv[i], RSTART + 8, RLENGTH - 8); v = $0; sub(/^.*=/, "", v); c[r] += v } }
+		     END { for (r in c) print r, c[r] }' | sort
+}
+
 sub="${1:-}"
 [ -n "$sub" ] || die "usage: kafka.sh fetch|start|stop|kill|restart|status|create-topic|add-partitions|delete-topic|wait-ready ..."
 shift
@@ -444,6 +468,7 @@ case "$sub" in
 	delete-topic) cmd_delete_topic "$@" ;;
 	add-scram-user) cmd_add_scram_user "$@" ;;
 	make-certs) cmd_make_certs "$@" ;;
+	request-counts) cmd_request_counts "$@" ;;
 	acl)
 		[ $# -ge 2 ] || die "usage: acl PORT ARGS..."
 		port="$1"
