@@ -116,9 +116,9 @@ eo_direct_eligible(EoMapping *map, Relation rel)
 }
 
 /*
- * The walk: a second scan of the event id index, forward, that reads only
- * keys (no heap tuple, no visibility) and spares most probes of a batch's
- * ids, which come sorted.  An id that the walk steps over without meeting
+ * The walk: a second scan of the event id index, forward, that reads keys
+ * (and rows only on entries of a batch's id) and spares most probes of a
+ * batch's ids, which come sorted.  An id that the walk steps over without meeting
  * an entry of its key has no row and needs no probe.  On entries of its key
  * the walk itself fetches their rows, with the probe's dirty snapshot (the
  * probe's new descent took 4.9 % of an Avro drain's worker, for the ids of
@@ -662,7 +662,7 @@ eo_direct_write(EoMapping *map, EoRecord *recs, int *idx, int lo, int hi,
 	/* every shape must qualify before anything is written */
 	for (int start = lo, end; start < hi; start = end)
 	{
-		end = one_shape ? hi : eo_shape_run_end(recs, idx, start, hi);
+		end = eo_shape_run_end(recs, idx, start, hi, one_shape);
 		if (!eo_direct_shape(d, recs[idx[start]].shape, false))
 		{
 			eo_direct_end(d);
@@ -671,7 +671,7 @@ eo_direct_write(EoMapping *map, EoRecord *recs, int *idx, int lo, int hi,
 	}
 	for (int start = lo, end; start < hi; start = end)
 	{
-		end = one_shape ? hi : eo_shape_run_end(recs, idx, start, hi);
+		end = eo_shape_run_end(recs, idx, start, hi, one_shape);
 		eo_direct_group(d, recs, idx, start, end, counts, existing, nexisting);
 	}
 	eo_direct_end(d);

@@ -629,11 +629,17 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	return subxacts;
 }
 
-/* The end of the run of records of recs[idx[start]]'s shape, at most hi. */
+/*
+ * The end of the run of records of recs[idx[start]]'s shape, at most hi;
+ * hi at once when the caller knows they have one shape (one_shape).
+ */
 int
-eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi)
+eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi, bool one_shape)
 {
 	int			end = start + 1;
+
+	if (one_shape)
+		return hi;
 
 	while (end < hi && strcmp(recs[idx[end]].shape, recs[idx[start]].shape) == 0)
 		end++;

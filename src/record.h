@@ -238,7 +238,8 @@ extern int	eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n,
 extern char *eo_error_text(ErrorData *edata);
 extern ErrorData *eo_subxact_run(void (*fn) (void *arg), void *arg);
 extern bool eo_record_error_is_records(int sqlerrcode);
-extern int	eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi);
+extern int	eo_shape_run_end(EoRecord *recs, const int *idx, int start, int hi,
+							 bool one_shape);
 
 /* convert.c */
 extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull,

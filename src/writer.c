@@ -400,7 +400,7 @@ eo_writer_exec_sql(EoWriter *w, EoRecord *recs, int *idx, int lo, int hi, EoCoun
 {
 	for (int start = lo, end; start < hi; start = end)
 	{
-		end = w->one_shape ? hi : eo_shape_run_end(recs, idx, start, hi);
+		end = eo_shape_run_end(recs, idx, start, hi, w->one_shape);
 		eo_writer_exec(w, recs, idx, start, end, counts);
 	}
 }
