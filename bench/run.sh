@@ -28,6 +28,9 @@
 #                       format, Apicurio Registry), next to the JSON drain,
 #                       and measure freshness on an Avro topic after the
 #                       JSON one; the profiling run then profiles the Avro drain
+#   --case 'LABEL=ARGS' also drain with ARGS appended to create_pipeline
+#                       (e.g. --case 'batch 100k=, batch_size => 100000'),
+#                       measured in the same rounds; may be given several times
 #   --sql-path          also drain with eo_ingest.direct_insert = off (the
 #                       INSERT ... ON CONFLICT path), for comparison
 #   --no-peers          skip the peers (Kafka Connect + Debezium JDBC sink,
@@ -105,6 +108,7 @@ IDLE=0
 IDLE_SECS=60
 IDLE_SETTLE=10
 PARTITIONS=4
+EXTRA_CASES=()
 
 die() { echo "bench: $*" >&2; exit 1; }
 # the help: lines 2 to the end of the comment block above (no line count to keep)
@@ -119,6 +123,7 @@ while [ $# -gt 0 ]; do
 		--workers) WORKERS_LIST="$2"; shift 2 ;;
 		--no-perf) PERF=0; shift ;;
 		--format) FORMAT="$2"; shift 2 ;;
+		--case) [[ "$2" == *=* ]] || die "--case takes LABEL=ARGS"; EXTRA_CASES+=("$2"); shift 2 ;;
 		--sql-path) SQLPATH=1; shift ;;
 		--no-peers) PEERS=0; shift ;;
 		--no-warmup) WARMUP=0; shift ;;
@@ -664,6 +669,9 @@ add_case drain_default "eo_ingest, defaults" "" bench 1
 [ "$FORMAT" = avro ] && add_case drain_avro "format => 'avro' (schema registry)" "$AVRO_ARGS" bench_avro 1
 [ "${SQLPATH:-0}" = 1 ] && add_case drain_sql "direct_insert = off (INSERT ... ON CONFLICT)" "" bench 1
 add_case drain_async "synchronous_commit => false" ", synchronous_commit => false" bench 1
+for ((i = 0; i < ${#EXTRA_CASES[@]}; i++)); do
+	add_case "drain_case$((i + 1))" "${EXTRA_CASES[$i]%%=*}" "${EXTRA_CASES[$i]#*=}" bench 1
+done
 IFS=',' read -r -a WLIST <<<"$WORKERS_LIST"
 for w in "${WLIST[@]}"; do
 	[ -n "$w" ] || continue
