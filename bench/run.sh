@@ -592,6 +592,7 @@ EOF
 }
 # copy_try I: COPY try I (the first loads copy_ref, the drains' row-by-row
 # reference; later ones a scratch table); the fastest try is the reference
+declare -a COPY_ROUND=()
 copy_try() {
 	local t=copy_ref
 	if [ "$1" -gt 1 ]; then
@@ -630,7 +631,7 @@ check_rows() {
 # each method's fastest try counts.
 declare -a CASES=()
 add_case() { CASES+=("$1"$'\x1f'"$2"$'\x1f'"$3"$'\x1f'"$4"$'\x1f'"$5"); }
-declare -A BEST=() COPY_ROUND=() ROUND_RATIOS=()
+declare -A BEST=() ROUND_RATIOS=()
 # try_case NAME LABEL EXTRA TOPIC WORKERS ROUND
 try_case() {
 	local name="$1" label="$2" extra="$3" topic="$4" nwork="$5" round="$6" v
