@@ -12,16 +12,26 @@
 #   --out DIR       where the callgrind files and result.txt go
 #                   (default /var/tmp/eo_callgrind.<time>)
 #   --keep          leave the work directory in place
+#   --format avro   also drain the same records as Avro (Confluent wire
+#                   format, Apicurio Registry, confluent-kafka's
+#                   AvroSerializer: bench/avro_topic.sh, as bench/run.sh
+#                   --format avro) and count that worker too
 #
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
-# EO_TEST_USER (eo_test).  Needs test/producer/eo_producer (make producer).
+# EO_TEST_USER (eo_test), EO_AVRO_PYTHON (--format avro).  Needs
+# test/producer/eo_producer (make producer); --format avro also Java and
+# Apicurio Registry (test/registry/apicurio.sh fetch) and confluent-kafka
+# (scripts/install-deps.sh installs both).
 #
 # One cluster (the bench's settings) runs under callgrind, collecting only
 # inside eo_worker_main and DoCopy: a default pipeline drains the topic into
-# an empty target, then a backend COPYs the distinct rows (first occurrence
-# of each id, as bench/run.sh does) into another.  Prints the instructions
-# of each, per record and per row, and their ratio; callgrind_annotate reads
-# the files kept in --out.
+# an empty target (with --format avro, then a second pipeline the Avro topic
+# into another), then a backend COPYs the distinct rows (first occurrence of
+# each id, as bench/run.sh does) into another.  Every drain is checked row
+# by row against COPY's table.  Prints the instructions of each worker per
+# record, of COPY per row, their ratios (and Avro's against JSON's);
+# callgrind_annotate reads the files kept in --out (callgrind.worker,
+# callgrind.worker_avro, callgrind.copy).
 
 set -euo pipefail
 
@@ -31,6 +41,7 @@ BUSER="${EO_TEST_USER:-eo_test}"
 EVENTS=100000
 OUT=""
 KEEP=0
+FORMAT=json
 
 die() { echo "callgrind: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -38,10 +49,12 @@ while [ $# -gt 0 ]; do
 		--events) EVENTS="$2"; shift 2 ;;
 		--out) OUT="$2"; shift 2 ;;
 		--keep) KEEP=1; shift ;;
-		-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		--format) FORMAT="$2"; shift 2 ;;
+		-h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) die "unknown option $1 (--help)" ;;
 	esac
 done
+[[ "$FORMAT" = json || "$FORMAT" = avro ]] || die "--format must be json or avro"
 [ "$(id -u)" = 0 ] || die "run as root (the servers run as $BUSER)"
 command -v valgrind >/dev/null || die "valgrind is not installed"
 PRODUCER="$SRC/test/producer/eo_producer"
@@ -60,11 +73,17 @@ PGDATA="$WORK/pgdata"
 KDIR="$WORK/kafka"
 PG_STARTED=0
 KAFKA_STARTED=0
+REG_STARTED=0
+. "$SRC/bench/avro_topic.sh"
 
-as_user() { runuser -u "$BUSER" -- "$@"; }
+as_user() {
+	runuser -u "$BUSER" -- env HOME="$(getent passwd "$BUSER" | cut -d: -f6)" USER="$BUSER" \
+		LANG=C.UTF-8 "$@"
+}
 cleanup() {
 	local rc=$?
 	[ "$PG_STARTED" = 1 ] && as_user "$PGBIN/pg_ctl" -D "$PGDATA" -m immediate -w stop >/dev/null 2>&1
+	[ "$REG_STARTED" = 1 ] && avro_registry_stop "$SRC" "$WORK/registry"
 	[ "$KAFKA_STARTED" = 1 ] && { as_user "$SRC/test/kafka/kafka.sh" stop "$KDIR" >/dev/null 2>&1 ||
 		as_user "$SRC/test/kafka/kafka.sh" kill "$KDIR" >/dev/null 2>&1; }
 	[ "$KEEP" = 1 ] || rm -rf "$WORK"
@@ -95,6 +114,14 @@ awk -F '\t' -f "$SRC/bench/json_fields.awk" -f "$SRC/bench/manifest2csv.awk" "$W
 chown "$BUSER": "$WORK/cg.csv"
 RECORDS=$(awk -F '\t' '$4 == "committed"' "$WORK/cg.manifest" | wc -l)
 ROWS=$(wc -l <"$WORK/cg.csv")
+if [ "$FORMAT" = avro ]; then
+	REG_PORT="$(free_port)"
+	REG_URL="$(avro_registry_url "$REG_PORT")"
+	REG_STARTED=1
+	avro_registry_start "$SRC" "$WORK/registry" "$REG_PORT" >/dev/null
+	avro_topic "$SRC" "$WORK/eo_producer" "$BROKERS" cg_avro 4 "$WORK/cg.manifest" "$REG_URL" >"$WORK/avro_topic.log" ||
+		{ cat "$WORK/avro_topic.log"; die "the Avro topic could not be filled"; }
+fi
 
 as_user "$PGBIN/initdb" -D "$PGDATA" --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
 PGPORT="$(free_port)"
@@ -119,29 +146,51 @@ as_user "$PGBIN/pg_ctl" -D "$PGDATA" -l "$WORK/postgres.log" -p "$WORK/postgres-
 PG_STARTED=1
 pq() { as_user "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PGPORT" -d postgres "$@"; }
 COLS="event_id uuid PRIMARY KEY, seq integer, customer_id integer, amount numeric, note text, created_at timestamptz"
-pq -c "CREATE EXTENSION eo_ingest" -c "CREATE TABLE public.drained ($COLS)" -c "CREATE TABLE public.copied ($COLS)"
-pq -c "SELECT eo_ingest.create_pipeline(name => 'cg', brokers => '$BROKERS', topic => 'cg', target => 'public.drained')" >/dev/null
-for ((i = 0; ; i++)); do
-	n=$(pq -c "SELECT rows_inserted + duplicates_skipped + dead_letters FROM eo_ingest.pipeline_status WHERE name = 'cg'")
-	[ "$n" = "$RECORDS" ] && break
-	[ "$i" -lt 1800 ] || die "the drain did not finish in an hour ($n of $RECORDS records)"
-	sleep 2
-done
-pq -c "SELECT eo_ingest.drop_pipeline('cg')" >/dev/null
+pq -c "CREATE EXTENSION eo_ingest" -c "CREATE TABLE public.copied ($COLS)"
+# drain PIPELINE TOPIC TARGET [CREATE_PIPELINE_EXTRA]: sets WPID, the worker's pid
+drain() {
+	local n i p
+	pq -c "CREATE TABLE public.$3 ($COLS)"
+	pq -c "SELECT eo_ingest.create_pipeline(name => '$1', brokers => '$BROKERS', topic => '$2', target => 'public.$3'${4:-})" >/dev/null
+	WPID=""
+	for ((i = 0; ; i++)); do
+		IFS='|' read -r n p < <(pq -c "SELECT rows_inserted + duplicates_skipped + dead_letters, worker_pid
+			FROM eo_ingest.pipeline_status WHERE name = '$1'")
+		[ -n "$p" ] && WPID="$p"
+		[ "$n" = "$RECORDS" ] && break
+		[ "$i" -lt 1800 ] || die "the drain of $2 did not finish in an hour ($n of $RECORDS records)"
+		sleep 2
+	done
+	[ -n "$WPID" ] || die "no worker pid for pipeline $1"
+	pq -c "SELECT eo_ingest.drop_pipeline('$1')" >/dev/null
+	# callgrind writes the worker's counts when it exits
+	for ((i = 0; i < 300; i++)); do
+		grep -q '^totals:' "$WORK/cg/callgrind.out.$WPID" 2>/dev/null && return 0
+		sleep 1
+	done
+	die "no callgrind output of worker $WPID (pipeline $1)"
+}
+drain cg cg drained
+WFILE="$WORK/cg/callgrind.out.$WPID"
+if [ "$FORMAT" = avro ]; then
+	drain cg_avro cg_avro drained_avro ", format => 'avro', schema_registry => '$REG_URL'"
+	AFILE="$WORK/cg/callgrind.out.$WPID"
+fi
 pq -c "COPY public.copied (event_id, seq, customer_id, amount, note, created_at) FROM '$WORK/cg.csv' (FORMAT csv)"
-[ "$(pq -c 'SELECT count(*) FROM public.drained')" = "$ROWS" ] || die "the drain landed a wrong number of rows"
-# as bench/run.sh checks: a duplicate's seq and created_at are its own
-[ "$(pq -c "SELECT count(*) FROM public.drained a FULL JOIN public.copied b USING (event_id)
-	WHERE a.event_id IS NULL OR b.event_id IS NULL
-	   OR (a.customer_id, a.amount, a.note) IS DISTINCT FROM (b.customer_id, b.amount, b.note)")" = 0 ] ||
-	die "the drained rows differ from COPY's"
+for t in drained ${AFILE:+drained_avro}; do
+	[ "$(pq -c "SELECT count(*) FROM public.$t")" = "$ROWS" ] || die "$t: the drain landed a wrong number of rows"
+	# as bench/run.sh checks: a duplicate's seq and created_at are its own
+	[ "$(pq -c "SELECT count(*) FROM public.$t a FULL JOIN public.copied b USING (event_id)
+		WHERE a.event_id IS NULL OR b.event_id IS NULL
+		   OR (a.customer_id, a.amount, a.note) IS DISTINCT FROM (b.customer_id, b.amount, b.note)")" = 0 ] ||
+		die "$t: the drained rows differ from COPY's"
+done
 as_user "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 600 stop >/dev/null
 PG_STARTED=0
 
 total() { awk '/^totals:/ { t = $2 } END { print t }' "$1"; }
-WFILE="$(grep -l 'eo_worker_main' "$WORK"/cg/callgrind.out.* | head -n 1)"
-CFILE="$(grep -l 'DoCopy' "$WORK"/cg/callgrind.out.* | grep -v -x "$WFILE" | head -n 1)"
-[ -n "$WFILE" ] && [ -n "$CFILE" ] || die "no callgrind output for the worker or the COPY backend"
+CFILE="$(grep -l 'DoCopy' "$WORK"/cg/callgrind.out.* | grep -v -x -e "$WFILE" -e "${AFILE:-$WFILE}" | head -n 1)"
+[ -n "$CFILE" ] || die "no callgrind output for the COPY backend"
 cp "$WFILE" "$OUT/callgrind.worker"
 cp "$CFILE" "$OUT/callgrind.copy"
 W=$(total "$WFILE")
@@ -149,7 +198,16 @@ C=$(total "$CFILE")
 {
 	echo "records $RECORDS, distinct rows $ROWS"
 	echo "worker (eo_worker_main): $W instructions, $((W / RECORDS)) per record"
+	if [ -n "${AFILE:-}" ]; then
+		cp "$AFILE" "$OUT/callgrind.worker_avro"
+		A=$(total "$AFILE")
+		echo "Avro worker:              $A instructions, $((A / RECORDS)) per record"
+	fi
 	echo "COPY (DoCopy):            $C instructions, $((C / ROWS)) per row"
 	awk -v w="$W" -v c="$C" 'BEGIN { printf "worker / COPY: %.3f\n", w / c }'
-	echo "files: $OUT/callgrind.worker, $OUT/callgrind.copy (callgrind_annotate)"
+	if [ -n "${AFILE:-}" ]; then
+		awk -v a="$A" -v c="$C" 'BEGIN { printf "Avro worker / COPY: %.3f\n", a / c }'
+		awk -v a="$A" -v w="$W" 'BEGIN { printf "Avro worker / JSON worker: %.3f\n", a / w }'
+	fi
+	echo "files: $OUT/callgrind.worker${AFILE:+, $OUT/callgrind.worker_avro}, $OUT/callgrind.copy (callgrind_annotate)"
 } | tee "$OUT/result.txt"

@@ -169,7 +169,7 @@ IDLE_BASE="${IDLE_BASE:-$IDLE_SECS}"
 REPEAT="${REPEAT:-1}"
 FORMAT="${FORMAT:-json}"
 [[ "$FORMAT" = json || "$FORMAT" = avro ]] || die "--format must be json or avro"
-PYTHON="${EO_AVRO_PYTHON:-/opt/eo_ingest-venv/bin/python}"
+. "$SRC/bench/avro_topic.sh"
 [[ "$REPEAT" =~ ^[1-9][0-9]*$ ]] || die "--repeat must be a positive integer"
 
 T_START=$(date +%s)
@@ -235,7 +235,7 @@ cleanup() {
 		as_user "$TREE/test/connect/connect.sh" kill "$CONNECT_DIR" >/dev/null 2>&1 || true
 	fi
 	if [ "${REG_STARTED:-0}" = 1 ]; then
-		as_user "$TREE/test/registry/apicurio.sh" stop "$WORK/registry" >/dev/null 2>&1 || true
+		avro_registry_stop "$TREE" "$WORK/registry"
 	fi
 	if [ "$KAFKA_STARTED" = 1 ]; then
 		as_user "$TREE/test/kafka/kafka.sh" stop "$KDIR" >/dev/null 2>&1 ||
@@ -540,12 +540,11 @@ note "records $RECORDS committed, $DISTINCT distinct event ids, average value $A
 if [ "$FORMAT" = avro ]; then
 	step "the same records as Avro into topic bench_avro (Apicurio Registry, confluent-kafka's AvroSerializer)"
 	REG_PORT="$(free_port)"
-	as_user "$TREE/test/registry/apicurio.sh" start "$WORK/registry" "$REG_PORT" | tee -a "$OUT/log"
+	REG_URL="$(avro_registry_url "$REG_PORT")"
 	REG_STARTED=1
-	REG_URL="$("$TREE/test/registry/apicurio.sh" url "$REG_PORT")"
-	as_user "$PRODUCER" -b "$BROKERS" -t bench_avro --create-topic "$PARTITIONS" | tee -a "$OUT/log"
-	as_user "$PYTHON" "$TREE/bench/avro_events.py" --manifest "$WORK/bench.manifest" \
-		--brokers "$BROKERS" --topic bench_avro --registry "$REG_URL" 2>&1 | tee -a "$OUT/log"
+	avro_registry_start "$TREE" "$WORK/registry" "$REG_PORT" | tee -a "$OUT/log"
+	avro_topic "$TREE" "$PRODUCER" "$BROKERS" bench_avro "$PARTITIONS" "$WORK/bench.manifest" "$REG_URL" |
+		tee -a "$OUT/log"
 	AVRO_ARGS=", format => 'avro', schema_registry => '$REG_URL'"
 fi
 
@@ -879,7 +878,7 @@ fresh_json() {
 # the same records (partition, key, order, values) as Avro, at the same rate,
 # each stamped with its own produce time
 fresh_avro() {
-	as_user "$PYTHON" "$TREE/bench/avro_events.py" --manifest "$WORK/fresh.manifest" \
+	as_user "$AVRO_PYTHON" "$TREE/bench/avro_events.py" --manifest "$WORK/fresh.manifest" \
 		--brokers "$BROKERS" --topic "$1" --registry "$REG_URL" --rate "$RATE" 2>&1 |
 		tee -a "$OUT/log" "$WORK/$1.producer"
 	FR[$1.sent]=$(awk '/ records\/s sent / { print $1 }' "$WORK/$1.producer")
