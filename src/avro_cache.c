@@ -40,6 +40,7 @@ typedef struct EoSchemaEntry
 static MemoryContext eo_cache_cxt = NULL;	/* entries; reset on a new registry */
 static MemoryContext eo_conf_cxt = NULL;	/* registry settings, inline schema */
 static HTAB *eo_schemas = NULL;
+static EoSchemaEntry *eo_last_entry[2];	/* of the last value, of the last key */
 static char *eo_registry = NULL;	/* identity of the cached ids */
 static EoRegistryConf eo_conf;
 static EoAvroNode *eo_inline = NULL;
@@ -96,6 +97,7 @@ eo_cache_reset(const char *registry)
 		eo_cache_cxt = AllocSetContextCreate(TopMemoryContext, "eo_ingest Avro schemas",
 											 ALLOCSET_DEFAULT_SIZES);
 	MemoryContextReset(eo_cache_cxt);
+	eo_last_entry[0] = eo_last_entry[1] = NULL;
 	ctl.keysize = sizeof(int32);
 	ctl.entrysize = sizeof(EoSchemaEntry);
 	ctl.hcxt = eo_cache_cxt;
@@ -177,6 +179,8 @@ int
 eo_avro_missing_ids(EoRecord *recs, int n, int32 **ids)
 {
 	int			nids = 0;
+	int32		known[2] = {0, 0};	/* the last id found, of values and keys */
+	bool		any[2] = {false, false};
 
 	*ids = NULL;
 	if (eo_conf.nurls == 0)
@@ -191,8 +195,14 @@ eo_avro_missing_ids(EoRecord *recs, int n, int32 **ids)
 		if (i % 2 == 0 ? !eo_wire_id(msg->payload, msg->len, &id) :
 			(!eo_key_wire || !eo_wire_id(msg->key, msg->key_len, &id)))
 			continue;
-		if (hash_search(eo_schemas, &id, HASH_FIND, NULL) != NULL)
+		if (any[i % 2] && known[i % 2] == id)
 			continue;
+		if (hash_search(eo_schemas, &id, HASH_FIND, NULL) != NULL)
+		{
+			known[i % 2] = id;
+			any[i % 2] = true;
+			continue;
+		}
 		for (int k = 0; k < nids && !seen; k++)
 			seen = (*ids)[k] == id;
 		if (seen)
@@ -361,9 +371,9 @@ eo_avro_store_catalog(void)
  * dead letter.
  */
 bool
-eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
-			  int *sqlerrcode, char **error)
+eo_avro_value(EoFields *f, const char *data, size_t len, int *sqlerrcode, char **error)
 {
+	EoMapping  *map = f->map;
 	EoAvroNode *schema = map->is_key ? eo_key_inline : eo_inline;
 	bool		wire = map->is_key ? eo_key_wire : eo_conf.nurls > 0;
 	const char *what = map->is_key ? "key" : "value";
@@ -395,7 +405,10 @@ eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 		}
 		id = (int32) (((uint32) p[1] << 24) | ((uint32) p[2] << 16) |
 					  ((uint32) p[3] << 8) | (uint32) p[4]);
-		e = hash_search(eo_schemas, &id, HASH_FIND, NULL);
+		/* the records of a topic nearly all have the schema of the one before */
+		e = eo_last_entry[map->is_key];
+		if (e == NULL || e->id != id)
+			e = eo_last_entry[map->is_key] = hash_search(eo_schemas, &id, HASH_FIND, NULL);
 		/* not a dead letter: the batch is retried after fetching */
 		if (e == NULL || e->pending != NULL)
 			ereport(ERROR,
@@ -413,5 +426,5 @@ eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
 	}
 	if (schema == NULL)
 		elog(ERROR, "Avro pipeline has neither a schema registry nor a %s schema", what);
-	return eo_avro_decode(map, sink, schema, data, len, sqlerrcode, error);
+	return eo_avro_decode(f, schema, data, len, sqlerrcode, error);
 }

@@ -144,12 +144,63 @@ eo_avro_integer(EoColumn *col, int64 v, Datum *d)
 }
 
 /*
+ * unscaled * 10^-scale as numeric, in cxt: its base-10000 digits, written
+ * by convert.c's eo_numeric_short, without int64_div_fast_to_numeric's
+ * arithmetic on a NumericVar (a tenth of an Avro record's decoding), which
+ * gives the same bytes (an assertion build compares them).  Scales above
+ * 63 and values of 16 digits or more go through int64_div_fast_to_numeric.
+ */
+static Datum
+eo_numeric_scaled(int64 v, int scale, MemoryContext cxt)
+{
+	static const uint64 pow10[] = {1, 10, 100, 1000};
+	uint64		a = v < 0 ? -(uint64) v : (uint64) v;
+	int16		digit[8];
+	int			n = 0;
+	int			pad = (4 - scale % 4) % 4;
+	Datum		d;
+
+	if (scale < 0 || scale > 63 || a >= UINT64CONST(1000000000000000))
+	{
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+
+		d = NumericGetDatum(int64_div_fast_to_numeric(v, scale));
+		MemoryContextSwitchTo(old);
+		return d;
+	}
+	/* whole base-10000 digits after the point, least significant first */
+	for (a *= pow10[pad]; a > 0; a /= 10000)
+		digit[n++] = (int16) (a % 10000);
+	for (int i = 0; i < n / 2; i++)
+	{
+		int16		t = digit[i];
+
+		digit[i] = digit[n - 1 - i];
+		digit[n - 1 - i] = t;
+	}
+	/* v is not zero if negative: no minus zero */
+	(void) eo_numeric_short(v < 0, digit, n, n - 1 - (scale + pad) / 4, scale, cxt, &d);
+#if defined(USE_ASSERT_CHECKING) || defined(EO_CHECK_NUMERIC)
+	{
+		Numeric		check = int64_div_fast_to_numeric(v, scale);
+
+		if (VARSIZE(check) != VARSIZE(DatumGetPointer(d)) ||
+			memcmp(check, DatumGetPointer(d), VARSIZE(check)) != 0)
+			elog(ERROR, "numeric of " INT64_FORMAT " scale %d differs from int64_div_fast_to_numeric's",
+				 v, scale);
+	}
+#endif
+	return d;
+}
+
+/*
  * A decimal: the big-endian two's complement unscaled value and the
  * schema's scale, kept as the numeric's display scale as numeric_in keeps
- * the digits after the point.  Wider than 64 bits goes through text.
+ * the digits after the point, allocated in cxt.  Returns false for one
+ * wider than 64 bits (or of no bytes): it goes through text.
  */
-static bool
-eo_avro_numeric(EoColumn *col, const EoAvroNode *s, const char *data, int64 len, Datum *d)
+bool
+eo_avro_decimal(const char *data, int64 len, int scale, MemoryContext cxt, Datum *d)
 {
 	uint64		u;
 
@@ -158,7 +209,15 @@ eo_avro_numeric(EoColumn *col, const EoAvroNode *s, const char *data, int64 len,
 	u = (uint64) (int64) (signed char) data[0];
 	for (int64 i = 1; i < len; i++)
 		u = (u << 8) | (unsigned char) data[i];
-	*d = NumericGetDatum(int64_div_fast_to_numeric((int64) u, s->scale));
+	*d = eo_numeric_scaled((int64) u, scale, cxt);
+	return true;
+}
+
+static bool
+eo_avro_numeric(EoColumn *col, const EoAvroNode *s, const char *data, int64 len, Datum *d)
+{
+	if (!eo_avro_decimal(data, len, s->scale, CurrentMemoryContext, d))
+		return false;
 	if (col->typmod >= 0)
 		*d = DirectFunctionCall2(numeric, *d, Int32GetDatum(col->typmod));
 	return true;

@@ -68,19 +68,13 @@ typedef struct EoAvroNode
 extern EoAvroNode *eo_avro_compile(const char *json, MemoryContext cxt);
 
 /*
- * avro_decode.c: a column's value as its type's input text (NULL for NULL)
- * or, where the Avro and column types match, as a Datum of the column type
+ * avro_decode.c: the mapped columns of one value into fields (record.h),
+ * each as its type's input text or, where the Avro and column types match,
+ * as a Datum of the column type
  */
-typedef struct EoAvroSink
-{
-	void		(*emit) (void *arg, int column, const char *text, int len);
-	void		(*datum) (void *arg, int column, Datum d);
-	void	   *arg;
-} EoAvroSink;
-
 extern void *eo_avro_prepare(EoMapping *map);
-extern bool eo_avro_decode(EoMapping *map, EoAvroSink *sink, EoAvroNode *schema,
-						   const char *data, size_t len, int *sqlerrcode, char **error);
+extern bool eo_avro_decode(EoFields *f, EoAvroNode *schema, const char *data, size_t len,
+						   int *sqlerrcode, char **error);
 
 /* avro_datum.c: one primitive value, read by avro_decode.c */
 typedef struct EoAvroScalar
@@ -95,6 +89,8 @@ extern bool eo_avro_direct(const EoAvroNode *s, Oid typid);
 extern bool eo_avro_datum(EoColumn *col, const EoAvroNode *s, const EoAvroScalar *v,
 						  Datum *d, const char **error);
 extern const char *eo_avro_temporal(const EoAvroNode *s, int64 v, Datum *d);
+extern bool eo_avro_decimal(const char *data, int64 len, int scale, MemoryContext cxt,
+							Datum *d);
 
 /* avro_registry.c */
 typedef enum EoRegistryResult
@@ -143,7 +139,7 @@ extern void eo_avro_load_catalog(const int32 *ids, int n);
 extern EoAvroReady eo_avro_fetch(const int32 *ids, int n, bool (*abandon) (void *arg),
 								 void *abandon_arg, char *err, size_t errlen);
 extern void eo_avro_store_catalog(void);
-extern bool eo_avro_value(EoMapping *map, EoAvroSink *sink, const char *data, size_t len,
-						  int *sqlerrcode, char **error);
+extern bool eo_avro_value(EoFields *f, const char *data, size_t len, int *sqlerrcode,
+						  char **error);
 
 #endif							/* EO_AVRO_H */

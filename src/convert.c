@@ -173,6 +173,50 @@ eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
 #define EO_NUMERIC_WEIGHT_MASK	0x003F
 
 /*
+ * A numeric of base-10000 digits (most significant first, weight that of
+ * the first) and display scale dscale, in cxt, as numeric.c's make_result
+ * writes it: without leading or trailing zero digits, zero without any
+ * and of weight 0.  The short header holds a weight of -64 to 63 and a
+ * display scale up to 63, which the callers' values keep to.  Returns
+ * false for a minus zero (numeric_in's to judge).  avro_datum.c builds its
+ * decimals with it too.
+ */
+bool
+eo_numeric_short(bool neg, const int16 *digit, int ndigits, int weight, int dscale,
+				 MemoryContext cxt, Datum *result)
+{
+	int			first = 0;
+	uint16	   *header;
+	struct varlena *num;
+
+	Assert(dscale >= 0 && dscale <= 63);
+	while (first < ndigits && digit[first] == 0)
+	{
+		first++;
+		weight--;
+	}
+	while (ndigits > first && digit[ndigits - 1] == 0)
+		ndigits--;
+	ndigits -= first;
+	if (ndigits == 0)
+	{
+		if (neg)
+			return false;
+		weight = 0;
+	}
+	Assert(weight >= -64 && weight <= 63);
+	num = MemoryContextAlloc(cxt, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
+	SET_VARSIZE(num, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
+	header = (uint16 *) VARDATA(num);
+	*header = EO_NUMERIC_SHORT | (neg ? EO_NUMERIC_SHORT_NEG : 0) |
+		(dscale << EO_NUMERIC_DSCALE_SHIFT) | (weight < 0 ? EO_NUMERIC_WEIGHT_NEG : 0) |
+		(weight & EO_NUMERIC_WEIGHT_MASK);
+	memcpy(header + 1, digit + first, ndigits * sizeof(int16));
+	*result = PointerGetDatum(num);
+	return true;
+}
+
+/*
  * A plain decimal ("-12.50": an optional minus, digits, optionally a point
  * and digits; at most 18 digits in all) as numeric, in cxt, without
  * numeric_in, whose checks for NaN and the infinities alone cost more than
@@ -188,7 +232,6 @@ eo_parse_plain_numeric(const char *s, int len, MemoryContext cxt, Datum *result)
 {
 	int16		digit[12];
 	int			ndigits = 0;
-	int			first = 0;
 	int			weight;
 	int			p = 0;
 	int			ni = 0;
@@ -196,8 +239,6 @@ eo_parse_plain_numeric(const char *s, int len, MemoryContext cxt, Datum *result)
 	int			group = 0;
 	int			k = 0;
 	bool		neg = false;
-	uint16	   *header;
-	struct varlena *num;
 
 	if (p < len && s[p] == '-')
 	{
@@ -246,30 +287,8 @@ eo_parse_plain_numeric(const char *s, int len, MemoryContext cxt, Datum *result)
 	if (p != len)
 		return false;
 
-	/* no leading or trailing zero digits; zero has none, weight 0 */
-	while (first < ndigits && digit[first] == 0)
-	{
-		first++;
-		weight--;
-	}
-	while (ndigits > first && digit[ndigits - 1] == 0)
-		ndigits--;
-	ndigits -= first;
-	if (ndigits == 0)
-	{
-		if (neg)
-			return false;
-		weight = 0;
-	}
-
-	num = MemoryContextAlloc(cxt, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
-	SET_VARSIZE(num, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
-	header = (uint16 *) VARDATA(num);
-	*header = EO_NUMERIC_SHORT | (neg ? EO_NUMERIC_SHORT_NEG : 0) |
-		(nf << EO_NUMERIC_DSCALE_SHIFT) | (weight < 0 ? EO_NUMERIC_WEIGHT_NEG : 0) |
-		(weight & EO_NUMERIC_WEIGHT_MASK);
-	memcpy(header + 1, digit + first, ndigits * sizeof(int16));
-	*result = PointerGetDatum(num);
+	if (!eo_numeric_short(neg, digit, ndigits, weight, nf, cxt, result))
+		return false;
 
 #ifdef USE_ASSERT_CHECKING
 	{

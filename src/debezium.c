@@ -112,8 +112,9 @@ eo_dbz_prepare(EoEnvPass *p)
 	p->fields.text = palloc(sizeof(char *) * F_COUNT);
 	p->fields.len = palloc(sizeof(int) * F_COUNT);
 	p->fields.isnull = palloc(sizeof(bool) * F_COUNT);
-	p->fields.is_datum = palloc(sizeof(bool) * F_COUNT);
+	p->fields.is_datum = palloc(F_COUNT);
 	p->fields.datum = palloc(sizeof(Datum) * F_COUNT);
+	p->fields.cxt = NULL;
 }
 
 static bool

@@ -14,15 +14,6 @@
 #include "compat.h"
 #include "record.h"
 
-void
-eo_fields_datum(EoFields *f, int c, Datum d, bool isnull)
-{
-	f->present[c] = 1;
-	f->isnull[c] = isnull;
-	f->is_datum[c] = true;
-	f->datum[c] = d;
-}
-
 /*
  * Is s valid text in the database encoding (pg_verifymbstr)?  Bytes 0x01 to
  * 0x7f are ASCII in every server encoding, so text of only those is valid:

@@ -19,29 +19,9 @@ eo_avro_fills(EoSource source)
 	return source == EO_SRC_JSON || source == EO_SRC_VALUE;
 }
 
-/* EoAvroSink: a column's input text, or NULL */
-static void
-eo_avro_emit(void *arg, int c, const char *text, int len)
-{
-	EoFields   *f = (EoFields *) arg;
-
-	if (text == NULL)
-		eo_fields_null(f, c);
-	else
-		eo_fields_text(f, c, text, len);
-}
-
-/* EoAvroSink: a column's Datum, of the column type */
-static void
-eo_avro_emit_datum(void *arg, int c, Datum d)
-{
-	eo_fields_datum((EoFields *) arg, c, d, false);
-}
-
 static bool
 eo_avro_decode_fields(EoFields *f, void *state, const char *value, size_t len)
 {
-	EoAvroSink	sink = {eo_avro_emit, eo_avro_emit_datum, f};
 	int			sqlerrcode;
 	char	   *error = NULL;
 
@@ -49,7 +29,7 @@ eo_avro_decode_fields(EoFields *f, void *state, const char *value, size_t len)
 		if (f->map->columns[c].source == EO_SRC_VALUE &&
 			!eo_fields_raw(f, c, value, len, "value"))
 			return false;
-	if (!eo_avro_value(f->map, &sink, value, len, &sqlerrcode, &error))
+	if (!eo_avro_value(f, value, len, &sqlerrcode, &error))
 		return eo_fields_fail(f, sqlerrcode, error);
 	return true;
 }

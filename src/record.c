@@ -413,7 +413,7 @@ eo_record_decode(EoFields *f, const EoDecodeNeeds *needs, EoRecord *rec, MemoryC
 			if (f->isnull[c])
 				continue;
 			d = f->datum[c];
-			if (!col->typbyval)
+			if (!col->typbyval && f->is_datum[c] != EO_DATUM_KEPT)
 			{
 				MemoryContext old = MemoryContextSwitchTo(cxt);
 
@@ -576,8 +576,9 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	run.f.text = MemoryContextAlloc(cxt, sizeof(char *) * nc);
 	run.f.len = MemoryContextAlloc(cxt, sizeof(int) * nc);
 	run.f.isnull = MemoryContextAlloc(cxt, sizeof(bool) * nc);
-	run.f.is_datum = MemoryContextAlloc(cxt, sizeof(bool) * nc);
+	run.f.is_datum = MemoryContextAlloc(cxt, nc);
 	run.f.datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
+	run.f.cxt = cxt;
 	run.f.key = NULL;
 	if (map->key_map != NULL)
 	{
@@ -588,8 +589,9 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 		kf->text = MemoryContextAlloc(cxt, sizeof(char *) * nc);
 		kf->len = MemoryContextAlloc(cxt, sizeof(int) * nc);
 		kf->isnull = MemoryContextAlloc(cxt, sizeof(bool) * nc);
-		kf->is_datum = MemoryContextAlloc(cxt, sizeof(bool) * nc);
+		kf->is_datum = MemoryContextAlloc(cxt, nc);
 		kf->datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
+		kf->cxt = cxt;
 		run.f.key = kf;
 	}
 	run.recs = recs;

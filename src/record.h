@@ -172,12 +172,19 @@ typedef struct EoFields
 	const char **text;
 	int		   *len;
 	bool	   *isnull;
-	bool	   *is_datum;
+	char	   *is_datum;		/* 0: text; EO_DATUM: a Datum, which
+								 * record.c copies into the batch's memory;
+								 * EO_DATUM_KEPT: one allocated in cxt */
 	Datum	   *datum;
+	MemoryContext cxt;			/* where the decoded record's values live, or
+								 * NULL: no EO_DATUM_KEPT */
 	int			sqlerrcode;		/* set by eo_fields_fail */
 	char	   *error;
 	struct EoFields *key;		/* the key's fields (map->key_map), or NULL */
 } EoFields;
+
+#define EO_DATUM 1
+#define EO_DATUM_KEPT 2
 
 typedef struct EoFormat
 {
@@ -225,9 +232,27 @@ eo_fields_null(EoFields *f, int c)
 	f->text[c] = NULL;
 }
 
+/*
+ * A column's Datum, of the column type: copied into the batch's memory
+ * unless kept (EO_DATUM_KEPT: it was allocated in f->cxt, or is by value).
+ */
+static inline void
+eo_fields_datum_as(EoFields *f, int c, Datum d, bool isnull, char kind)
+{
+	f->present[c] = 1;
+	f->isnull[c] = isnull;
+	f->is_datum[c] = kind;
+	f->datum[c] = d;
+}
+
+static inline void
+eo_fields_datum(EoFields *f, int c, Datum d, bool isnull)
+{
+	eo_fields_datum_as(f, c, d, isnull, EO_DATUM);
+}
+
 /* fields.c */
 extern bool eo_text_valid(const char *s, size_t len);
-extern void eo_fields_datum(EoFields *f, int c, Datum d, bool isnull);
 extern bool eo_fields_raw(EoFields *f, int c, const char *bytes, size_t len, const char *what);
 extern bool eo_fields_fail(EoFields *f, int sqlerrcode, const char *error);
 
@@ -246,6 +271,8 @@ extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull
 						   MemoryContext cxt);
 struct pg_uuid_t;
 extern bool eo_parse_uuid(const char *s, int len, struct pg_uuid_t *uuid);
+extern bool eo_numeric_short(bool neg, const int16 *digit, int ndigits, int weight, int dscale,
+							 MemoryContext cxt, Datum *result);
 
 /* mapping.c */
 extern EoMapping *eo_mapping_build(Oid target, const char *format, const char *key_format,
