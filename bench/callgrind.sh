@@ -31,7 +31,11 @@
 # by row against COPY's table.  Prints the instructions of each worker per
 # record, of COPY per row, their ratios (and Avro's against JSON's);
 # callgrind_annotate reads the files kept in --out (callgrind.worker,
-# callgrind.worker_avro, callgrind.copy).
+# callgrind.worker_avro, callgrind.copy).  The decoding (record.c's
+# eo_record_decode_batch: the format and the conversion into Datums) is
+# also shown apart: its count per record is the same from run to run,
+# where the rest moves by a few percent with where batches end (the worker
+# closes one when librdkafka's queue is empty, which depends on timing).
 
 set -euo pipefail
 
@@ -189,6 +193,11 @@ as_user "$PGBIN/pg_ctl" -D "$PGDATA" -m fast -w -t 600 stop >/dev/null
 PG_STARTED=0
 
 total() { awk '/^totals:/ { t = $2 } END { print t }' "$1"; }
+# the instructions of fn and what it calls (callgrind_annotate --inclusive)
+inclusive() {
+	callgrind_annotate --inclusive=yes --threshold=100 "$1" 2>/dev/null |
+		awk -v fn="$2" '$3 ~ (":" fn "$") && !done { gsub(",", "", $1); print $1; done = 1 }'
+}
 CFILE="$(grep -l 'DoCopy' "$WORK"/cg/callgrind.out.* | grep -v -x -e "$WFILE" -e "${AFILE:-$WFILE}" | head -n 1)"
 [ -n "$CFILE" ] || die "no callgrind output for the COPY backend"
 cp "$WFILE" "$OUT/callgrind.worker"
@@ -198,16 +207,21 @@ C=$(total "$CFILE")
 {
 	echo "records $RECORDS, distinct rows $ROWS"
 	echo "worker (eo_worker_main): $W instructions, $((W / RECORDS)) per record"
+	WD=$(inclusive "$WFILE" eo_record_decode_batch)
+	echo "  decoding (eo_record_decode_batch): $((WD / RECORDS)) per record"
 	if [ -n "${AFILE:-}" ]; then
 		cp "$AFILE" "$OUT/callgrind.worker_avro"
 		A=$(total "$AFILE")
+		AD=$(inclusive "$AFILE" eo_record_decode_batch)
 		echo "Avro worker:              $A instructions, $((A / RECORDS)) per record"
+		echo "  decoding (eo_record_decode_batch): $((AD / RECORDS)) per record"
 	fi
 	echo "COPY (DoCopy):            $C instructions, $((C / ROWS)) per row"
 	awk -v w="$W" -v c="$C" 'BEGIN { printf "worker / COPY: %.3f\n", w / c }'
 	if [ -n "${AFILE:-}" ]; then
 		awk -v a="$A" -v c="$C" 'BEGIN { printf "Avro worker / COPY: %.3f\n", a / c }'
 		awk -v a="$A" -v w="$W" 'BEGIN { printf "Avro worker / JSON worker: %.3f\n", a / w }'
+		awk -v a="$AD" -v w="$WD" 'BEGIN { printf "Avro decoding / JSON decoding: %.3f\n", a / w }'
 	fi
 	echo "files: $OUT/callgrind.worker${AFILE:+, $OUT/callgrind.worker_avro}, $OUT/callgrind.copy (callgrind_annotate)"
 } | tee "$OUT/result.txt"

@@ -143,31 +143,46 @@ eo_avro_integer(EoColumn *col, int64 v, Datum *d)
 	}
 }
 
+/* A decimal's big-endian two's complement bytes as an integer, if 1 to 8. */
+static inline bool
+eo_decimal_int64(const char *data, int64 len, int64 *v)
+{
+	uint64		u;
+
+	if (len < 1 || len > 8)
+		return false;
+	u = (uint64) (int64) (signed char) data[0];
+	for (int64 i = 1; i < len; i++)
+		u = (u << 8) | (unsigned char) data[i];
+	*v = (int64) u;
+	return true;
+}
+
 /*
- * unscaled * 10^-scale as numeric, in cxt: its base-10000 digits, written
- * by convert.c's eo_numeric_short, without int64_div_fast_to_numeric's
- * arithmetic on a NumericVar (a tenth of an Avro record's decoding), which
- * gives the same bytes (an assertion build compares them).  Scales above
- * 63 and values of 16 digits or more go through int64_div_fast_to_numeric.
+ * A decimal (the unscaled value's bytes and the schema's scale, kept as
+ * the numeric's display scale as numeric_in keeps the digits after the
+ * point) into buf, EO_AVRO_NUMERIC_MAX bytes: its base-10000 digits,
+ * written by convert.c's eo_numeric_short, without
+ * int64_div_fast_to_numeric's arithmetic on a NumericVar (a tenth of an
+ * Avro record's decoding), which gives the same bytes (an assertion build
+ * compares them).  Returns false for one of more than 15 digits or no
+ * bytes, or a scale above 63.
  */
-static Datum
-eo_numeric_scaled(int64 v, int scale, MemoryContext cxt)
+bool
+eo_avro_decimal(const char *data, int64 len, int scale, void *buf, Datum *d)
 {
 	static const uint64 pow10[] = {1, 10, 100, 1000};
-	uint64		a = v < 0 ? -(uint64) v : (uint64) v;
-	int16		digit[8];
+	int64		v;
+	uint64		a;
+	int16		digit[5];
 	int			n = 0;
 	int			pad = (4 - scale % 4) % 4;
-	Datum		d;
 
-	if (scale < 0 || scale > 63 || a >= UINT64CONST(1000000000000000))
-	{
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-
-		d = NumericGetDatum(int64_div_fast_to_numeric(v, scale));
-		MemoryContextSwitchTo(old);
-		return d;
-	}
+	if (!eo_decimal_int64(data, len, &v) || scale < 0 || scale > 63)
+		return false;
+	a = v < 0 ? -(uint64) v : (uint64) v;
+	if (a >= UINT64CONST(1000000000000000))
+		return false;
 	/* whole base-10000 digits after the point, least significant first */
 	for (a *= pow10[pad]; a > 0; a /= 10000)
 		digit[n++] = (int16) (a % 10000);
@@ -179,45 +194,32 @@ eo_numeric_scaled(int64 v, int scale, MemoryContext cxt)
 		digit[n - 1 - i] = t;
 	}
 	/* v is not zero if negative: no minus zero */
-	(void) eo_numeric_short(v < 0, digit, n, n - 1 - (scale + pad) / 4, scale, cxt, &d);
+	(void) eo_numeric_short(v < 0, digit, n, n - 1 - (scale + pad) / 4, scale, buf);
+	*d = PointerGetDatum(buf);
 #if defined(USE_ASSERT_CHECKING) || defined(EO_CHECK_NUMERIC)
 	{
 		Numeric		check = int64_div_fast_to_numeric(v, scale);
 
-		if (VARSIZE(check) != VARSIZE(DatumGetPointer(d)) ||
-			memcmp(check, DatumGetPointer(d), VARSIZE(check)) != 0)
+		if (VARSIZE(check) != VARSIZE(buf) || memcmp(check, buf, VARSIZE(check)) != 0)
 			elog(ERROR, "numeric of " INT64_FORMAT " scale %d differs from int64_div_fast_to_numeric's",
 				 v, scale);
 	}
 #endif
-	return d;
-}
-
-/*
- * A decimal: the big-endian two's complement unscaled value and the
- * schema's scale, kept as the numeric's display scale as numeric_in keeps
- * the digits after the point, allocated in cxt.  Returns false for one
- * wider than 64 bits (or of no bytes): it goes through text.
- */
-bool
-eo_avro_decimal(const char *data, int64 len, int scale, MemoryContext cxt, Datum *d)
-{
-	uint64		u;
-
-	if (len < 1 || len > 8)
-		return false;
-	u = (uint64) (int64) (signed char) data[0];
-	for (int64 i = 1; i < len; i++)
-		u = (u << 8) | (unsigned char) data[i];
-	*d = eo_numeric_scaled((int64) u, scale, cxt);
 	return true;
 }
 
+/* A decimal for a numeric column; wider than 64 bits goes through text. */
 static bool
 eo_avro_numeric(EoColumn *col, const EoAvroNode *s, const char *data, int64 len, Datum *d)
 {
-	if (!eo_avro_decimal(data, len, s->scale, CurrentMemoryContext, d))
-		return false;
+	int64		v;
+
+	if (!eo_avro_decimal(data, len, s->scale, palloc(EO_AVRO_NUMERIC_MAX), d))
+	{
+		if (!eo_decimal_int64(data, len, &v))
+			return false;
+		*d = NumericGetDatum(int64_div_fast_to_numeric(v, s->scale));
+	}
 	if (col->typmod >= 0)
 		*d = DirectFunctionCall2(numeric, *d, Int32GetDatum(col->typmod));
 	return true;

@@ -73,6 +73,7 @@ extern EoAvroNode *eo_avro_compile(const char *json, MemoryContext cxt);
  * as a Datum of the column type
  */
 extern void *eo_avro_prepare(EoMapping *map);
+extern bool eo_avro_reads_value(EoMapping *map);
 extern bool eo_avro_decode(EoFields *f, EoAvroNode *schema, const char *data, size_t len,
 						   int *sqlerrcode, char **error);
 
@@ -89,8 +90,8 @@ extern bool eo_avro_direct(const EoAvroNode *s, Oid typid);
 extern bool eo_avro_datum(EoColumn *col, const EoAvroNode *s, const EoAvroScalar *v,
 						  Datum *d, const char **error);
 extern const char *eo_avro_temporal(const EoAvroNode *s, int64 v, Datum *d);
-extern bool eo_avro_decimal(const char *data, int64 len, int scale, MemoryContext cxt,
-							Datum *d);
+#define EO_AVRO_NUMERIC_MAX EO_NUMERIC_SHORT_MAX(5)
+extern bool eo_avro_decimal(const char *data, int64 len, int scale, void *buf, Datum *d);
 
 /* avro_registry.c */
 typedef enum EoRegistryResult

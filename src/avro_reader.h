@@ -7,8 +7,9 @@
  *
  * A malformed byte sets the reader's error, with the top-level field and
  * the byte where it was found, and makes every read return false; the
- * record becomes a dead letter with that error.  The reads are inline: they
- * run for every field of every record.
+ * record becomes a dead letter with that error.  The reads are inline
+ * (always: they run for every field of every record), the error out of
+ * line.
  */
 #ifndef EO_AVRO_READER_H
 #define EO_AVRO_READER_H
@@ -32,14 +33,13 @@ typedef struct EoAvroReader
 	char	   *error;
 } EoAvroReader;
 
+/* avro_decode.c: sets the error (out of line: the reads stay small) */
+extern void eo_avro_set_error(EoAvroReader *r, const char *msg);
+
 static inline bool
 eo_avro_fail(EoAvroReader *r, const char *msg)
 {
-	if (r->error == NULL)
-		r->error = r->field ?
-			psprintf("invalid Avro value in field \"%s\" at byte %d: %s", r->field,
-					 (int) (r->p - r->start), msg) :
-			psprintf("invalid Avro value at byte %d: %s", (int) (r->p - r->start), msg);
+	eo_avro_set_error(r, msg);
 	return false;
 }
 
@@ -51,7 +51,7 @@ eo_avro_too_deep(EoAvroReader *r)
 	return eo_avro_fail(r, psprintf("nested more than %d levels deep", EO_AVRO_MAX_NESTING));
 }
 
-static inline bool
+static pg_attribute_always_inline bool
 eo_avro_read_long(EoAvroReader *r, int64 *out)
 {
 	uint64		v = 0;
@@ -75,7 +75,7 @@ eo_avro_read_long(EoAvroReader *r, int64 *out)
 	return true;
 }
 
-static inline bool
+static pg_attribute_always_inline bool
 eo_avro_read_int(EoAvroReader *r, int64 *out)
 {
 	if (!eo_avro_read_long(r, out))
@@ -85,7 +85,7 @@ eo_avro_read_int(EoAvroReader *r, int64 *out)
 	return true;
 }
 
-static inline bool
+static pg_attribute_always_inline bool
 eo_avro_read_bytes(EoAvroReader *r, const char **data, int64 *len)
 {
 	if (!eo_avro_read_long(r, len))
@@ -99,7 +99,7 @@ eo_avro_read_bytes(EoAvroReader *r, const char **data, int64 *len)
 	return true;
 }
 
-static inline bool
+static pg_attribute_always_inline bool
 eo_avro_read_fixed(EoAvroReader *r, int64 size, const char **data)
 {
 	if (size > r->end - r->p)
@@ -142,6 +142,26 @@ eo_avro_read_branch(EoAvroReader *r, EoAvroNode *s, EoAvroNode **branch)
 	*branch = s->children[idx];
 	return true;
 }
+
+/*
+ * avro_decode.c: the general walk.  Which columns a field of a top-level
+ * record feeds, worked out once (avro_steps.c), or NULL: found by name.
+ */
+typedef struct EoAvroFieldPlan
+{
+	int			ncols;			/* columns whose path is this field alone */
+	int		   *cols;
+	bool		deeper;			/* some column's path goes on below it */
+} EoAvroFieldPlan;
+
+extern bool eo_avro_skip(EoAvroReader *r, EoAvroNode *s, int depth);
+extern bool eo_avro_path_at(EoColumn *col, int level, const char *name, const char **parents);
+extern bool eo_avro_decode_field(EoAvroReader *r, EoFields *f, EoAvroNode *s, int i, int level,
+								 const char **parents, const EoAvroFieldPlan *fp);
+
+/* avro_steps.c: a top-level record by its plan */
+extern bool eo_avro_decode_steps(EoAvroReader *r, EoFields *f, EoAvroNode *s,
+								 const char **parents);
 
 /*
  * avro_render.c: one value as the text a column type reads.  A null (the

@@ -174,20 +174,19 @@ eo_parse_uuid(const char *s, int len, pg_uuid_t *uuid)
 
 /*
  * A numeric of base-10000 digits (most significant first, weight that of
- * the first) and display scale dscale, in cxt, as numeric.c's make_result
- * writes it: without leading or trailing zero digits, zero without any
- * and of weight 0.  The short header holds a weight of -64 to 63 and a
- * display scale up to 63, which the callers' values keep to.  Returns
- * false for a minus zero (numeric_in's to judge).  avro_datum.c builds its
- * decimals with it too.
+ * the first) and display scale dscale, into buf (EO_NUMERIC_SHORT_MAX
+ * bytes), as numeric.c's make_result writes it: without leading or
+ * trailing zero digits, zero without any and of weight 0.  The short
+ * header holds a weight of -64 to 63 and a display scale up to 63, which
+ * the callers' values keep to.  Returns false for a minus zero (numeric_in's
+ * to judge).  avro_datum.c builds its decimals with it too.
  */
 bool
-eo_numeric_short(bool neg, const int16 *digit, int ndigits, int weight, int dscale,
-				 MemoryContext cxt, Datum *result)
+eo_numeric_short(bool neg, const int16 *digit, int ndigits, int weight, int dscale, void *buf)
 {
 	int			first = 0;
 	uint16	   *header;
-	struct varlena *num;
+	struct varlena *num = buf;
 
 	Assert(dscale >= 0 && dscale <= 63);
 	while (first < ndigits && digit[first] == 0)
@@ -205,14 +204,12 @@ eo_numeric_short(bool neg, const int16 *digit, int ndigits, int weight, int dsca
 		weight = 0;
 	}
 	Assert(weight >= -64 && weight <= 63);
-	num = MemoryContextAlloc(cxt, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
-	SET_VARSIZE(num, VARHDRSZ + sizeof(uint16) + ndigits * sizeof(int16));
+	SET_VARSIZE(num, EO_NUMERIC_SHORT_MAX(ndigits));
 	header = (uint16 *) VARDATA(num);
 	*header = EO_NUMERIC_SHORT | (neg ? EO_NUMERIC_SHORT_NEG : 0) |
 		(dscale << EO_NUMERIC_DSCALE_SHIFT) | (weight < 0 ? EO_NUMERIC_WEIGHT_NEG : 0) |
 		(weight & EO_NUMERIC_WEIGHT_MASK);
 	memcpy(header + 1, digit + first, ndigits * sizeof(int16));
-	*result = PointerGetDatum(num);
 	return true;
 }
 
@@ -239,6 +236,7 @@ eo_parse_plain_numeric(const char *s, int len, MemoryContext cxt, Datum *result)
 	int			group = 0;
 	int			k = 0;
 	bool		neg = false;
+	void	   *num;
 
 	if (p < len && s[p] == '-')
 	{
@@ -287,8 +285,13 @@ eo_parse_plain_numeric(const char *s, int len, MemoryContext cxt, Datum *result)
 	if (p != len)
 		return false;
 
-	if (!eo_numeric_short(neg, digit, ndigits, weight, nf, cxt, result))
+	num = MemoryContextAlloc(cxt, EO_NUMERIC_SHORT_MAX(ndigits));
+	if (!eo_numeric_short(neg, digit, ndigits, weight, nf, num))
+	{
+		pfree(num);
 		return false;
+	}
+	*result = PointerGetDatum(num);
 
 #ifdef USE_ASSERT_CHECKING
 	{

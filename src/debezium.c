@@ -115,6 +115,7 @@ eo_dbz_prepare(EoEnvPass *p)
 	p->fields.is_datum = palloc(F_COUNT);
 	p->fields.datum = palloc(sizeof(Datum) * F_COUNT);
 	p->fields.cxt = NULL;
+	p->fields.arena = p->fields.arena_end = NULL;
 }
 
 static bool

@@ -14,6 +14,20 @@
 #include "compat.h"
 #include "record.h"
 
+/* eo_fields_alloc when the block is used up: a new one, or n alone if large */
+void *
+eo_fields_alloc_block(EoFields *f, Size n)
+{
+	const Size	block = 8192;
+
+	if (n > block / 8)
+		return MemoryContextAlloc(f->cxt, n);
+	f->arena = MemoryContextAlloc(f->cxt, block);
+	f->arena_end = f->arena + block;
+	f->arena += n;
+	return f->arena - n;
+}
+
 /*
  * Is s valid text in the database encoding (pg_verifymbstr)?  Bytes 0x01 to
  * 0x7f are ASCII in every server encoding, so text of only those is valid:

@@ -25,10 +25,11 @@ eo_avro_decode_fields(EoFields *f, void *state, const char *value, size_t len)
 	int			sqlerrcode;
 	char	   *error = NULL;
 
-	for (int c = 0; c < f->map->ncolumns; c++)
-		if (f->map->columns[c].source == EO_SRC_VALUE &&
-			!eo_fields_raw(f, c, value, len, "value"))
-			return false;
+	if (eo_avro_reads_value(f->map))
+		for (int c = 0; c < f->map->ncolumns; c++)
+			if (f->map->columns[c].source == EO_SRC_VALUE &&
+				!eo_fields_raw(f, c, value, len, "value"))
+				return false;
 	if (!eo_avro_value(f, value, len, &sqlerrcode, &error))
 		return eo_fields_fail(f, sqlerrcode, error);
 	return true;

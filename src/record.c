@@ -579,6 +579,7 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 	run.f.is_datum = MemoryContextAlloc(cxt, nc);
 	run.f.datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
 	run.f.cxt = cxt;
+	run.f.arena = run.f.arena_end = NULL;
 	run.f.key = NULL;
 	if (map->key_map != NULL)
 	{
@@ -592,6 +593,7 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 		kf->is_datum = MemoryContextAlloc(cxt, nc);
 		kf->datum = MemoryContextAlloc(cxt, sizeof(Datum) * nc);
 		kf->cxt = cxt;
+		kf->arena = kf->arena_end = NULL;
 		run.f.key = kf;
 	}
 	run.recs = recs;

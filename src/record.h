@@ -178,6 +178,8 @@ typedef struct EoFields
 	Datum	   *datum;
 	MemoryContext cxt;			/* where the decoded record's values live, or
 								 * NULL: no EO_DATUM_KEPT */
+	char	   *arena;			/* the free part of a block of cxt that */
+	char	   *arena_end;		/* eo_fields_alloc cuts values from */
 	int			sqlerrcode;		/* set by eo_fields_fail */
 	char	   *error;
 	struct EoFields *key;		/* the key's fields (map->key_map), or NULL */
@@ -252,6 +254,26 @@ eo_fields_datum(EoFields *f, int c, Datum d, bool isnull)
 }
 
 /* fields.c */
+extern void *eo_fields_alloc_block(EoFields *f, Size n);
+
+/*
+ * n bytes in f->cxt (not NULL) for a value handed over as EO_DATUM_KEPT:
+ * cut from blocks of 8 kB, freed with the batch's memory, never one by
+ * one (a palloc for each of a record's values cost more than converting
+ * most of them).
+ */
+static inline void *
+eo_fields_alloc(EoFields *f, Size n)
+{
+	void	   *p = f->arena;
+
+	n = MAXALIGN(n);
+	if (unlikely(n > (Size) (f->arena_end - f->arena)))
+		return eo_fields_alloc_block(f, n);
+	f->arena += n;
+	return p;
+}
+
 extern bool eo_text_valid(const char *s, size_t len);
 extern bool eo_fields_raw(EoFields *f, int c, const char *bytes, size_t len, const char *what);
 extern bool eo_fields_fail(EoFields *f, int sqlerrcode, const char *error);
@@ -271,8 +293,10 @@ extern Datum eo_text_datum(EoColumn *col, const char *text, int len, bool isnull
 						   MemoryContext cxt);
 struct pg_uuid_t;
 extern bool eo_parse_uuid(const char *s, int len, struct pg_uuid_t *uuid);
+/* the most bytes eo_numeric_short writes for ndigits digits */
+#define EO_NUMERIC_SHORT_MAX(ndigits) (VARHDRSZ + sizeof(uint16) + (ndigits) * sizeof(int16))
 extern bool eo_numeric_short(bool neg, const int16 *digit, int ndigits, int weight, int dscale,
-							 MemoryContext cxt, Datum *result);
+							 void *buf);
 
 /* mapping.c */
 extern EoMapping *eo_mapping_build(Oid target, const char *format, const char *key_format,
