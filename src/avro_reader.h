@@ -56,11 +56,24 @@ eo_avro_read_long(EoAvroReader *r, int64 *out)
 {
 	uint64		v = 0;
 	int			shift = 0;
+	unsigned char b;
 
+	if (likely(r->end - r->p >= 10))
+	{
+		/* all ten bytes a long may take are there: no check per byte */
+		do
+		{
+			b = (unsigned char) *r->p++;
+			v |= (uint64) (b & 0x7f) << shift;
+			shift += 7;
+		} while ((b & 0x80) != 0 && shift < 70);
+		if ((b & 0x80) != 0)
+			return eo_avro_fail(r, "a variable-length number is longer than 10 bytes");
+		*out = (int64) (v >> 1) ^ -(int64) (v & 1);
+		return true;
+	}
 	for (;;)
 	{
-		unsigned char b;
-
 		if (r->p >= r->end)
 			return eo_avro_fail(r, "truncated: the value ends inside a number");
 		if (shift > 63)
