@@ -14,6 +14,7 @@
 #include "dbhold.h"
 #include "eo_ingest.h"
 #include "guard.h"
+#include "park.h"
 #include "slotwait.h"
 
 PG_MODULE_MAGIC;
@@ -94,11 +95,22 @@ _PG_init(void)
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("eo_ingest.park_after",
+							"How long a pipeline must be idle and caught up before its worker parks.",
+							"A parked worker closes its Kafka consumer and leaves the watching of its "
+							"partitions to the one eo_ingest watcher process; 0 never parks.",
+							&eo_park_after,
+							30000, 0, 86400000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
 	MarkGUCPrefixReserved("eo_ingest");
 
 	eo_guard_init();
 	eo_shmem_request();
 	eo_dbhold_init();
 	eo_slotwait_init();
+	eo_park_init();
 	eo_register_launcher();
 }

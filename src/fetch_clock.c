@@ -25,8 +25,9 @@
  * once per fetch the broker held, rather than on a timer of its own.
  *
  * The callbacks run on librdkafka's threads: plain C and a mutex, no
- * PostgreSQL calls but SetLatch.  One consumer per process at a time;
- * creating one starts a new clock.
+ * PostgreSQL calls but SetLatch.  A worker has one consumer at a time and
+ * one clock, which creating a consumer starts anew; the watcher (watcher.c)
+ * has a clock of its own for each of its consumers (eo_fetch_clock_new).
  */
 #include "postgres.h"
 
@@ -35,6 +36,7 @@
 
 #include "miscadmin.h"
 #include "storage/latch.h"
+#include "utils/memutils.h"
 
 #include "watermarks.h"
 
@@ -54,14 +56,20 @@ typedef struct EoBrokerClock
 								 * sent; 0 before the first */
 } EoBrokerClock;
 
-static pthread_mutex_t clock_lock = PTHREAD_MUTEX_INITIALIZER;
-static EoBrokerClock clocks[EO_CLOCK_BROKERS];
-static int	nclocks = 0;
-static bool overflow = false;
+struct EoFetchClock
+{
+	EoBrokerClock clocks[EO_CLOCK_BROKERS];
+	int			nclocks;
+	bool		overflow;
+	/* the process sleeps until the clock passes watched_since (eo_fetch_clock_watch) */
+	bool		watching;
+	TimestampTz watched_since;
+};
 
-/* the worker sleeps until the clock passes watched_since (eo_fetch_clock_watch) */
-static bool watching = false;
-static TimestampTz watched_since = 0;
+/* one lock for every clock of the process: they are touched briefly */
+static pthread_mutex_t clock_lock = PTHREAD_MUTEX_INITIALIZER;
+/* the worker's */
+static EoFetchClock worker_clock;
 
 /* GetCurrentTimestamp without PostgreSQL: safe on librdkafka's threads */
 static TimestampTz
@@ -77,32 +85,32 @@ eo_clock_now(void)
 
 /* The broker's clock, added if new; NULL when the table is full. */
 static EoBrokerClock *
-eo_clock_of(int32 broker)
+eo_clock_of(EoFetchClock *fc, int32 broker)
 {
-	for (int i = 0; i < nclocks; i++)
-		if (clocks[i].broker == broker)
-			return &clocks[i];
-	if (nclocks == EO_CLOCK_BROKERS)
+	for (int i = 0; i < fc->nclocks; i++)
+		if (fc->clocks[i].broker == broker)
+			return &fc->clocks[i];
+	if (fc->nclocks == EO_CLOCK_BROKERS)
 	{
-		overflow = true;
+		fc->overflow = true;
 		return NULL;
 	}
-	memset(&clocks[nclocks], 0, sizeof(EoBrokerClock));
-	clocks[nclocks].broker = broker;
-	return &clocks[nclocks++];
+	memset(&fc->clocks[fc->nclocks], 0, sizeof(EoBrokerClock));
+	fc->clocks[fc->nclocks].broker = broker;
+	return &fc->clocks[fc->nclocks++];
 }
 
 /* eo_fetch_clock_since, with clock_lock held */
 static TimestampTz
-eo_clock_since_locked(void)
+eo_clock_since_locked(EoFetchClock *fc)
 {
 	TimestampTz since = 0;
 
-	if (overflow)
+	if (fc->overflow)
 		return 0;
-	for (int i = 0; i < nclocks; i++)
+	for (int i = 0; i < fc->nclocks; i++)
 	{
-		EoBrokerClock *c = &clocks[i];
+		EoBrokerClock *c = &fc->clocks[i];
 
 		if (c->as_of == 0 || (!c->in_flight && !c->answered))
 			return 0;
@@ -114,13 +122,13 @@ eo_clock_since_locked(void)
 
 /* A fetch request went out to the broker (sent), or its answer came (ok or not). */
 static void
-eo_clock_fetch(int32 broker, bool sent, bool ok)
+eo_clock_fetch(EoFetchClock *fc, int32 broker, bool sent, bool ok)
 {
 	EoBrokerClock *c;
 	bool		wake = false;
 
 	pthread_mutex_lock(&clock_lock);
-	c = eo_clock_of(broker);
+	c = eo_clock_of(fc, broker);
 	if (c != NULL && sent)
 	{
 		/* the previous answer is handled: its watermarks are in place */
@@ -129,9 +137,9 @@ eo_clock_fetch(int32 broker, bool sent, bool ok)
 		c->sent = eo_clock_now();
 		c->in_flight = true;
 		c->answered = false;
-		if (watching && eo_clock_since_locked() > watched_since)
+		if (fc->watching && eo_clock_since_locked(fc) > fc->watched_since)
 		{
-			watching = false;
+			fc->watching = false;
 			wake = true;
 		}
 	}
@@ -151,7 +159,7 @@ eo_clock_sent(rd_kafka_t *rk, int sockfd, const char *brokername, int32_t broker
 			  void *ic_opaque)
 {
 	if (ApiKey == EO_API_FETCH)
-		eo_clock_fetch(brokerid, true, false);
+		eo_clock_fetch((EoFetchClock *) ic_opaque, brokerid, true, false);
 	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
@@ -161,7 +169,7 @@ eo_clock_received(rd_kafka_t *rk, int sockfd, const char *brokername, int32_t br
 				  int64_t rtt, rd_kafka_resp_err_t err, void *ic_opaque)
 {
 	if (ApiKey == EO_API_FETCH)
-		eo_clock_fetch(brokerid, false, err == RD_KAFKA_RESP_ERR_NO_ERROR);
+		eo_clock_fetch((EoFetchClock *) ic_opaque, brokerid, false, err == RD_KAFKA_RESP_ERR_NO_ERROR);
 	return RD_KAFKA_RESP_ERR_NO_ERROR;
 }
 
@@ -170,29 +178,41 @@ static rd_kafka_resp_err_t
 eo_clock_on_new(rd_kafka_t *rk, const rd_kafka_conf_t *conf, void *ic_opaque,
 				char *errstr, size_t errstr_size)
 {
+	EoFetchClock *fc = (EoFetchClock *) ic_opaque;
 	rd_kafka_resp_err_t err;
 
 	pthread_mutex_lock(&clock_lock);
-	nclocks = 0;
-	overflow = false;
-	watching = false;
+	fc->nclocks = 0;
+	fc->overflow = false;
+	fc->watching = false;
 	pthread_mutex_unlock(&clock_lock);
 	err = rd_kafka_interceptor_add_on_request_sent(rk, "eo_ingest.fetch_clock",
-												   eo_clock_sent, NULL);
+												   eo_clock_sent, fc);
 	if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
 		err = rd_kafka_interceptor_add_on_response_received(rk, "eo_ingest.fetch_clock",
-															 eo_clock_received, NULL);
+															 eo_clock_received, fc);
 	if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
 		snprintf(errstr, errstr_size, "could not add the fetch clock: %s", rd_kafka_err2str(err));
 	return err;
 }
 
-/* Time the fetches of the consumer conf will create. */
+/*
+ * A clock of its own for a consumer of the watcher, zeroed, in
+ * TopMemoryContext; the consumer must be destroyed before it is freed.
+ */
+EoFetchClock *
+eo_fetch_clock_new(void)
+{
+	return MemoryContextAllocZero(TopMemoryContext, sizeof(EoFetchClock));
+}
+
+/* Time the fetches of the consumer conf will create, on fc (NULL: the worker's). */
 bool
-eo_fetch_clock_attach(rd_kafka_conf_t *conf, char *err, size_t errlen)
+eo_fetch_clock_attach(rd_kafka_conf_t *conf, EoFetchClock *fc, char *err, size_t errlen)
 {
 	rd_kafka_resp_err_t rc = rd_kafka_conf_interceptor_add_on_new(conf, "eo_ingest.fetch_clock",
-																  eo_clock_on_new, NULL);
+																  eo_clock_on_new,
+																  fc ? fc : &worker_clock);
 
 	if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
 	{
@@ -209,14 +229,20 @@ eo_fetch_clock_attach(rd_kafka_conf_t *conf, char *err, size_t errlen)
  * its age.
  */
 TimestampTz
-eo_fetch_clock_since(void)
+eo_fetch_clock_since_of(EoFetchClock *fc)
 {
 	TimestampTz since;
 
 	pthread_mutex_lock(&clock_lock);
-	since = eo_clock_since_locked();
+	since = eo_clock_since_locked(fc);
 	pthread_mutex_unlock(&clock_lock);
 	return since;
+}
+
+TimestampTz
+eo_fetch_clock_since(void)
+{
+	return eo_fetch_clock_since_of(&worker_clock);
 }
 
 /*
@@ -224,13 +250,19 @@ eo_fetch_clock_since(void)
  * (once); off: not any more.  An idle worker watches while it sleeps.
  */
 void
-eo_fetch_clock_watch(bool on)
+eo_fetch_clock_watch_of(EoFetchClock *fc, bool on)
 {
 	pthread_mutex_lock(&clock_lock);
-	watching = on;
+	fc->watching = on;
 	if (on)
-		watched_since = eo_clock_since_locked();
+		fc->watched_since = eo_clock_since_locked(fc);
 	pthread_mutex_unlock(&clock_lock);
+}
+
+void
+eo_fetch_clock_watch(bool on)
+{
+	eo_fetch_clock_watch_of(&worker_clock, on);
 }
 
 /* Has every broker fetched from answered since EO_FETCH_FRESH_MS before now? */
@@ -249,17 +281,18 @@ eo_fetch_clock_fresh(TimestampTz since, TimestampTz now)
 void
 eo_fetch_clock_prune(TimestampTz read_at, int quiet_ms)
 {
+	EoFetchClock *fc = &worker_clock;
 	int			kept = 0;
 
 	pthread_mutex_lock(&clock_lock);
-	for (int i = 0; i < nclocks; i++)
+	for (int i = 0; i < fc->nclocks; i++)
 	{
-		EoBrokerClock *c = &clocks[i];
+		EoBrokerClock *c = &fc->clocks[i];
 
 		if (!c->in_flight && read_at - c->sent > (int64) quiet_ms * 1000)
 			continue;
-		clocks[kept++] = *c;
+		fc->clocks[kept++] = *c;
 	}
-	nclocks = kept;
+	fc->nclocks = kept;
 	pthread_mutex_unlock(&clock_lock);
 }

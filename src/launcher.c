@@ -8,7 +8,8 @@
  * when its database lacks the extension, and is started again when a
  * pipeline function commits there or at the next scan.  The supervisor keeps
  * one dynamic worker per enabled pipeline and worker number, as the
- * pipeline's owner, and stops the ones no longer wanted.
+ * pipeline's owner, and stops the ones no longer wanted.  The launcher also
+ * starts the watcher of parked pipelines when a worker asks for it.
  */
 #include "postgres.h"
 
@@ -36,6 +37,7 @@
 
 #include "dbhold.h"
 #include "eo_ingest.h"
+#include "park.h"
 #include "slotwait.h"
 
 typedef struct EoChild
@@ -194,6 +196,52 @@ eo_child_refresh(EoChild *child)
 	}
 }
 
+/*
+ * The watcher of parked pipelines (watcher.c), started when a worker asks
+ * to park and none runs.  Without a background worker slot for it, workers
+ * do not park for a while (park.c).
+ */
+static BackgroundWorkerHandle *watcher_handle = NULL;
+
+static void
+eo_launcher_watcher(void)
+{
+	BackgroundWorker worker;
+	pid_t		pid;
+
+	if (watcher_handle != NULL)
+	{
+		switch (GetBackgroundWorkerPid(watcher_handle, &pid))
+		{
+			case BGWH_STARTED:
+			case BGWH_NOT_YET_STARTED:
+				return;
+			case BGWH_STOPPED:
+				pfree(watcher_handle);
+				watcher_handle = NULL;
+				break;
+			case BGWH_POSTMASTER_DIED:
+				proc_exit(1);
+		}
+	}
+	if (!eo_park_watcher_due())
+		return;
+	eo_bgw_init(&worker, "eo_watcher_main", "eo_ingest watcher");
+	/* no database: the park records carry everything it needs */
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS;
+	snprintf(worker.bgw_name, BGW_MAXLEN, "eo_ingest watcher");
+	worker.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&worker, &watcher_handle))
+	{
+		watcher_handle = NULL;
+		ereport(LOG,
+				(errmsg("could not start the eo_ingest watcher"),
+				 errdetail("Idle pipelines keep their own Kafka consumers for a minute."),
+				 errhint("Raise max_worker_processes.")));
+		eo_park_watcher_unavailable();
+	}
+}
+
 void
 eo_launcher_main(Datum arg)
 {
@@ -261,6 +309,7 @@ eo_launcher_main(Datum arg)
 			if (!child->running && seq != child->started_seq)
 				eo_start_supervisor(child);
 		}
+		eo_launcher_watcher();
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 1000L, PG_WAIT_EXTENSION);

@@ -333,6 +333,10 @@ eo_worker_setup(EoWorker *w)
 		return EO_RESTART_RETRY;
 	cfg = w->cfg;
 	w->setup_version = cfg->config_version;
+	/* a new configuration may fit in a park record (park.c) */
+	if (w->park_retry_at == DT_NOEND)
+		w->park_retry_at = 0;
+	w->idle_since = 0;
 
 	eo_kafka_health_track(&w->health, cfg->brokers, cfg->kafka_options, cfg->has_offsets,
 						  w->worker_cxt);
@@ -344,7 +348,7 @@ eo_worker_setup(EoWorker *w)
 		eo_worker_report(w, EO_STATE_FAILED, "invalid kafka_options: %s", err);
 		return EO_RESTART_FAILED;
 	}
-	if (!eo_fetch_clock_attach(conf, err, sizeof(err)))
+	if (!eo_fetch_clock_attach(conf, NULL, err, sizeof(err)))
 	{
 		rd_kafka_conf_destroy(conf);
 		eo_worker_report(w, EO_STATE_FAILED, "could not create Kafka consumer: %s", err);

@@ -16,6 +16,7 @@
 #include "utils/timestamp.h"
 
 #include "eo_ingest.h"
+#include "park.h"
 
 EoShared   *eo_shared = NULL;
 
@@ -115,6 +116,7 @@ eo_slot_release(int code, Datum arg)
 	LWLockAcquire(eo_shared->lock, LW_EXCLUSIVE);
 	my_slot->in_use = false;
 	my_slot->pid = 0;
+	eo_park_forget_locked(my_slot - eo_shared->slots);
 	LWLockRelease(eo_shared->lock);
 	my_slot = NULL;
 }
@@ -145,6 +147,7 @@ eo_slot_acquire(const EoWorkerArgs *args)
 		slot->state = EO_STATE_STARTING;
 		slot->lag = -1;
 		slot->started_at = GetCurrentTimestamp();
+		eo_park_forget_locked(slot - eo_shared->slots);
 	}
 	LWLockRelease(eo_shared->lock);
 

@@ -21,10 +21,15 @@ extern void eo_watermarks_read(EoWorkerSlot *slot, rd_kafka_t *rk, const char *t
  */
 #define EO_FETCH_FRESH_MS 4500
 
-extern bool eo_fetch_clock_attach(rd_kafka_conf_t *conf, char *err, size_t errlen);
+typedef struct EoFetchClock EoFetchClock;
+
+extern EoFetchClock *eo_fetch_clock_new(void);
+extern bool eo_fetch_clock_attach(rd_kafka_conf_t *conf, EoFetchClock *fc, char *err, size_t errlen);
 extern TimestampTz eo_fetch_clock_since(void);
+extern TimestampTz eo_fetch_clock_since_of(EoFetchClock *fc);
 extern bool eo_fetch_clock_fresh(TimestampTz since, TimestampTz now);
 extern void eo_fetch_clock_prune(TimestampTz read_at, int quiet_ms);
 extern void eo_fetch_clock_watch(bool on);
+extern void eo_fetch_clock_watch_of(EoFetchClock *fc, bool on);
 
 #endif							/* EO_WATERMARKS_H */

@@ -547,6 +547,9 @@ eo_run(EoWorker *w)
 		{
 			/* nothing assigned: only errors wait in the queue */
 			eo_kafka_serve_errors(w->rk);
+			r = eo_worker_park(w, true);
+			if (r != EO_RESTART_NONE)
+				return r;
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 2000L, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
@@ -560,6 +563,9 @@ eo_run(EoWorker *w)
 		if (r != EO_RESTART_NONE)
 			return r;
 		eo_worker_publish(w, idle);
+		r = eo_worker_park(w, idle);
+		if (r != EO_RESTART_NONE)
+			return r;
 	}
 }
 

@@ -1,8 +1,8 @@
 /*
  * worker.h
  *		A pipeline worker's state, shared by the main loop (worker.c), its
- *		setup (setup.c), its housekeeping (worker_idle.c) and its Avro
- *		schemas (worker_avro.c).
+ *		setup (setup.c), its housekeeping (worker_idle.c), its Avro
+ *		schemas (worker_avro.c) and its parking (park.c).
  */
 #ifndef EO_WORKER_H
 #define EO_WORKER_H
@@ -93,6 +93,8 @@ typedef struct EoWorker
 	TimestampTz checked_at;		/* last look at the pipeline's row */
 	const char *activity;		/* what the worker does, for errcontext */
 	TimestampTz logged_at;		/* last status written to the log */
+	TimestampTz idle_since;		/* idle and caught up since (park.c) */
+	TimestampTz park_retry_at;	/* do not park before */
 } EoWorker;
 
 typedef void (*EoWorkerStep) (EoWorker *w, void *arg);
@@ -109,6 +111,9 @@ extern bool eo_worker_wait(EoWorker *w, long ms);
 /* worker_idle.c */
 extern void eo_worker_publish(EoWorker *w, bool idle);
 extern EoRestart eo_worker_check_brokers(EoWorker *w, bool idle);
+
+/* park.c */
+extern EoRestart eo_worker_park(EoWorker *w, bool idle);
 
 /* worker_avro.c */
 extern EoRestart eo_worker_avro_schemas(EoWorker *w);
