@@ -250,19 +250,13 @@ eo_fetch_clock_since(void)
  * (once); off: not any more.  An idle worker watches while it sleeps.
  */
 void
-eo_fetch_clock_watch_of(EoFetchClock *fc, bool on)
-{
-	pthread_mutex_lock(&clock_lock);
-	fc->watching = on;
-	if (on)
-		fc->watched_since = eo_clock_since_locked(fc);
-	pthread_mutex_unlock(&clock_lock);
-}
-
-void
 eo_fetch_clock_watch(bool on)
 {
-	eo_fetch_clock_watch_of(&worker_clock, on);
+	pthread_mutex_lock(&clock_lock);
+	worker_clock.watching = on;
+	if (on)
+		worker_clock.watched_since = eo_clock_since_locked(&worker_clock);
+	pthread_mutex_unlock(&clock_lock);
 }
 
 /* Has every broker fetched from answered since EO_FETCH_FRESH_MS before now? */

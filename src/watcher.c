@@ -49,11 +49,23 @@
 #include "park.h"
 #include "watermarks.h"
 
+/*
+ * How long the broker holds the watcher's fetch.  A record ends it at once,
+ * but a partition newly watched is fetched only after the held fetch came
+ * back: a record in the first moments of a park waits up to this long.  It
+ * costs the broker two fetches a second for each consumer of the watcher
+ * (where a hundred idle workers sent fifty).
+ */
+#define EO_WATCH_FETCH_WAIT			"500"
+/*
+ * A round at least this often: the heartbeat, and lag vouched for by a
+ * fetch clock then at most a round and two fetch waits old.
+ */
 #define EO_WATCH_ROUND_MS			1000
 #define EO_WATCH_IDLE_EXIT_MS		60000
 #define EO_WATCH_METADATA_MS		30000
-/* a metadata request may wait behind a fetch the broker holds (2 s) */
-#define EO_WATCH_METADATA_TIMEOUT_MS 3000
+/* a metadata request may wait behind the fetch the broker holds */
+#define EO_WATCH_METADATA_TIMEOUT_MS 2000
 /* records handled per consumer and round, so that a busy topic starves nothing */
 #define EO_WATCH_POLL_MAX			10000
 
@@ -168,7 +180,7 @@ eo_watch_consumer_for(const EoParkRecord *rec)
 	}
 	conf = eo_kafka_conf(brokers, options, false, "eo_ingest.watcher", err, sizeof(err));
 	if (conf != NULL &&
-		(!eo_watch_set(conf, "fetch.wait.max.ms", "2000") ||
+		(!eo_watch_set(conf, "fetch.wait.max.ms", EO_WATCH_FETCH_WAIT) ||
 	/* it only needs to see that something arrived */
 		 !eo_watch_set(conf, "queued.max.messages.kbytes", "1024") ||
 		 !eo_watch_set(conf, "queued.min.messages", "1000") ||
@@ -312,12 +324,21 @@ eo_watch_scan(void)
 	pfree(generations);
 }
 
-/* Assign each watched partition once, at the lowest offset watched. */
+/*
+ * Assign each watched partition once, at the lowest offset watched.  The
+ * changes are incremental: a partition that stays keeps its fetch, so that
+ * a record for it still ends the fetch the broker holds.  (A full assign
+ * restarted every partition, and the consumer sent no new fetch before the
+ * broker gave back the one it held: parked pipelines were blind for up to a
+ * fetch wait each time another one parked.)
+ */
 static void
 eo_watch_assign(EoWatchConsumer *c)
 {
-	rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(0);
-	rd_kafka_resp_err_t rc;
+	rd_kafka_topic_partition_list_t *want = rd_kafka_topic_partition_list_new(0);
+	rd_kafka_topic_partition_list_t *add = rd_kafka_topic_partition_list_new(0);
+	rd_kafka_topic_partition_list_t *drop = rd_kafka_topic_partition_list_new(0);
+	rd_kafka_error_t *error = NULL;
 
 	for (int i = 0; i < eo_max_workers; i++)
 	{
@@ -328,22 +349,51 @@ eo_watch_assign(EoWatchConsumer *c)
 		for (int k = 0; k < s->n; k++)
 		{
 			rd_kafka_topic_partition_t *p =
-				rd_kafka_topic_partition_list_find(list, s->topic, s->partitions[k]);
+				rd_kafka_topic_partition_list_find(want, s->topic, s->partitions[k]);
 
 			if (p == NULL)
-				rd_kafka_topic_partition_list_add(list, s->topic, s->partitions[k])->offset =
+				rd_kafka_topic_partition_list_add(want, s->topic, s->partitions[k])->offset =
 					s->offsets[k];
 			else
 				p->offset = Min(p->offset, s->offsets[k]);
 		}
 	}
-	rc = rd_kafka_assign(c->rk, list);
+	/* gone, or wanted from further back: out (and in again below) */
+	for (int i = 0; c->assigned != NULL && i < c->assigned->cnt; i++)
+	{
+		rd_kafka_topic_partition_t *had = &c->assigned->elems[i];
+		rd_kafka_topic_partition_t *p =
+			rd_kafka_topic_partition_list_find(want, had->topic, had->partition);
+
+		if (p == NULL || p->offset < had->offset)
+			rd_kafka_topic_partition_list_add(drop, had->topic, had->partition);
+	}
+	for (int i = 0; i < want->cnt; i++)
+	{
+		rd_kafka_topic_partition_t *p = &want->elems[i];
+		rd_kafka_topic_partition_t *had = c->assigned == NULL ? NULL :
+			rd_kafka_topic_partition_list_find(c->assigned, p->topic, p->partition);
+
+		if (had == NULL || p->offset < had->offset)
+			rd_kafka_topic_partition_list_add(add, p->topic, p->partition)->offset = p->offset;
+		else
+			p->offset = had->offset;
+	}
+	if (drop->cnt > 0)
+		error = rd_kafka_incremental_unassign(c->rk, drop);
+	if (error == NULL && add->cnt > 0)
+		error = rd_kafka_incremental_assign(c->rk, add);
+	rd_kafka_topic_partition_list_destroy(add);
+	rd_kafka_topic_partition_list_destroy(drop);
 	if (c->assigned != NULL)
 		rd_kafka_topic_partition_list_destroy(c->assigned);
-	c->assigned = list;
+	c->assigned = want;
 	c->dirty = false;
-	if (rc != RD_KAFKA_RESP_ERR_NO_ERROR)
+	if (error != NULL)
+	{
+		rd_kafka_error_destroy(error);
 		eo_watch_wake_all(c);
+	}
 }
 
 /* Tell the workers whose records are watched now. */
@@ -641,18 +691,14 @@ eo_watcher_main(Datum arg)
 				 eo_watcher_may_exit())
 			proc_exit(0);
 
-		/* wake when a record or an error comes, or a fetch clock moves */
+		/* wake when a record or an error comes, a park record changes, or a round is due */
 		if (consumers == NIL)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 EO_WATCH_ROUND_MS, PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
-			continue;
 		}
-		foreach(lc, consumers)
-			eo_fetch_clock_watch_of(((EoWatchConsumer *) lfirst(lc))->clock, true);
-		(void) eo_kafka_ready_wait(EO_WATCH_ROUND_MS);
-		foreach(lc, consumers)
-			eo_fetch_clock_watch_of(((EoWatchConsumer *) lfirst(lc))->clock, false);
+		else
+			(void) eo_kafka_ready_wait(EO_WATCH_ROUND_MS);
 	}
 }

@@ -30,6 +30,5 @@ extern TimestampTz eo_fetch_clock_since_of(EoFetchClock *fc);
 extern bool eo_fetch_clock_fresh(TimestampTz since, TimestampTz now);
 extern void eo_fetch_clock_prune(TimestampTz read_at, int quiet_ms);
 extern void eo_fetch_clock_watch(bool on);
-extern void eo_fetch_clock_watch_of(EoFetchClock *fc, bool on);
 
 #endif							/* EO_WATERMARKS_H */
