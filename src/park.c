@@ -259,8 +259,13 @@ eo_worker_park(EoWorker *w, bool idle)
 		return EO_RESTART_NONE;
 	}
 
-	/* the consumer's threads and fetches stop; its memory goes back */
+	/*
+	 * The consumer's threads and fetches stop; its memory goes back, and so
+	 * does the configuration's: the setup that ends the park builds both
+	 * again.
+	 */
 	eo_worker_close(w);
+	eo_worker_forget_config(w);
 	if (w->recs != NULL)
 	{
 		pfree(w->recs);

@@ -39,6 +39,29 @@ eo_getstr(EoWorker *w, HeapTuple tup, TupleDesc desc, int col)
 }
 
 /*
+ * Free the configuration, the mapping, the writer and the applier: before
+ * a reload, and while the worker is parked (park.c).
+ */
+void
+eo_worker_forget_config(EoWorker *w)
+{
+	/* cleared first: the error context callback reads cfg */
+	w->cfg = NULL;
+	w->map = NULL;
+	if (w->writer != NULL)
+	{
+		eo_writer_destroy(w->writer);
+		w->writer = NULL;
+	}
+	if (w->applier != NULL)
+	{
+		eo_apply_destroy(w->applier);
+		w->applier = NULL;
+	}
+	MemoryContextReset(w->config_cxt);
+}
+
+/*
  * Read the pipeline's row and build its mapping.  Returns false when the
  * pipeline is gone or paused: the worker then exits.
  */
@@ -55,20 +78,7 @@ eo_load_config(EoWorker *w)
 	MemoryContext old;
 	EoEnvelope	envelope;
 
-	/* cleared first: the error context callback reads cfg */
-	w->cfg = NULL;
-	w->map = NULL;
-	if (w->writer != NULL)
-	{
-		eo_writer_destroy(w->writer);
-		w->writer = NULL;
-	}
-	if (w->applier != NULL)
-	{
-		eo_apply_destroy(w->applier);
-		w->applier = NULL;
-	}
-	MemoryContextReset(w->config_cxt);
+	eo_worker_forget_config(w);
 
 	ret = SPI_execute_with_args("SELECT name, brokers, topic, target::oid, event_id, on_duplicate, format, "
 								"columns, start_from, batch_size, batch_timeout, workers, synchronous_commit, "

@@ -119,6 +119,7 @@ extern EoRestart eo_worker_park(EoWorker *w, bool idle);
 extern EoRestart eo_worker_avro_schemas(EoWorker *w);
 
 /* setup.c */
+extern void eo_worker_forget_config(EoWorker *w);
 extern bool eo_worker_load_config(EoWorker *w);
 extern EoRestart eo_worker_setup(EoWorker *w);
 extern void eo_worker_close(EoWorker *w);

@@ -176,6 +176,7 @@ check_parked_lag('start');
 		close $fh;
 	}
 	note("private memory of a parked worker: $kb kB");
+	ok($kb > 0 && $kb < 5 * 1024, 'a parked worker keeps less than 5 MB of private memory');
 }
 
 # a new record while parked: visible on both pipelines of p1
@@ -255,10 +256,11 @@ $node->safe_psql('postgres', "SELECT eo_ingest.resume_pipeline('b')");
 check_all('alter, pause, resume');
 wait_parked('after alter, pause, resume');
 
-# partitions added to a parked topic (the watcher looks every 30 s)
+# partitions added to a parked topic, records only in a new one: the
+# watcher's metadata request (every 30 s) wakes the workers
 $kafka->add_partitions('p1', 3);
 $parts{p1} = 3;
-produce('p1', 200);
+produce('p1', 200, partition => 2);
 check_all('partitions added');
 wait_parked('after partitions were added');
 
