@@ -277,7 +277,6 @@ eo_worker_park(EoWorker *w, bool idle)
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
-	pgstat_report_activity(STATE_IDLE, "parked");
 	ereport(DEBUG1, (errmsg("eo_ingest worker parked")));
 
 	for (;;)
@@ -291,6 +290,8 @@ eo_worker_park(EoWorker *w, bool idle)
 			why = eo_park_check(w, generation, GetCurrentTimestamp());
 		if (why != NULL)
 			break;
+		/* pg_stat_activity.query; again after each look at the pipeline's row */
+		pgstat_report_activity(STATE_IDLE, "parked");
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 EO_PARK_CHECK_MS, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);

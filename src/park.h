@@ -18,8 +18,11 @@
 #define EO_PARK_PARTITIONS	64
 #define EO_PARK_CONF		4096
 
-/* A parked worker looks at its record this often */
-#define EO_PARK_CHECK_MS	2000
+/*
+ * A parked worker looks at its record this often: the watcher sets its
+ * latch for everything else, so this only finds a watcher gone or stopped
+ */
+#define EO_PARK_CHECK_MS	5000
 /* ... and unparks if the watcher did not take it in this long */
 #define EO_PARK_ACK_MS		5000
 /* ... or if the watcher's heartbeat is older than this */

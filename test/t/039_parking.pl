@@ -162,6 +162,8 @@ produce('p4', 1000, dup_ratio => 0.1);
 produce('ps', 200);
 check_all('start');
 my @parked = wait_parked('start');
+is($node->safe_psql('postgres', "SELECT string_agg(DISTINCT query, ',') FROM pg_stat_activity WHERE pid IN ("
+	  . join(', ', @parked) . ')'), 'parked', 'pg_stat_activity shows the workers parked');
 my $watcher = watcher_pid();
 ok(defined $watcher, 'the watcher runs (' . ($watcher // 'none') . ')');
 ok(rdk_threads($watcher) > 0, 'the watcher has librdkafka threads') if defined $watcher;
