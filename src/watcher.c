@@ -644,7 +644,7 @@ eo_watcher_main(Datum arg)
 	eo_park->heartbeat = GetCurrentTimestamp();
 	LWLockRelease(eo_shared->lock);
 	before_shmem_exit(eo_watcher_detach, (Datum) 0);
-	ereport(DEBUG1, (errmsg("eo_ingest watcher started")));
+	ereport(LOG, (errmsg("eo_ingest watcher started")));
 
 	for (;;)
 	{
