@@ -180,9 +180,12 @@ eo_park_ask(EoWorker *w, const EoParkRecord *rec)
 	return generation;
 }
 
-/* Why the parked worker must set up again, or NULL: stay parked. */
+/*
+ * Why the parked worker must set up again, or NULL: stay parked.
+ * *watcher_failed: because of the watcher.
+ */
 static const char *
-eo_park_check(EoWorker *w, uint64 generation, TimestampTz now)
+eo_park_check(EoWorker *w, uint64 generation, TimestampTz now, bool *watcher_failed)
 {
 	EoParkRecord *rec = &eo_park->records[w->slot - eo_shared->slots];
 	const char *why = NULL;
@@ -200,6 +203,8 @@ eo_park_check(EoWorker *w, uint64 generation, TimestampTz now)
 			  TimestampDifferenceExceeds(eo_park->heartbeat, now, EO_PARK_HEARTBEAT_MS)))
 		why = "the watcher is gone";
 	LWLockRelease(eo_shared->lock);
+	*watcher_failed = why != NULL && rec->state != EO_PARK_WOKEN &&
+		rec->state != EO_PARK_NONE && rec->generation == generation;
 	return why;
 }
 
@@ -232,6 +237,7 @@ eo_worker_park(EoWorker *w, bool idle)
 	EoParkRecord *rec;
 	uint64		generation;
 	const char *why = NULL;
+	bool		watcher_failed = false;
 
 	if (!idle || eo_park_after <= 0 || !eo_park_caught_up(w, now))
 	{
@@ -287,7 +293,7 @@ eo_worker_park(EoWorker *w, bool idle)
 		else if (eo_park_after <= 0)
 			why = "eo_ingest.park_after is 0";
 		else
-			why = eo_park_check(w, generation, GetCurrentTimestamp());
+			why = eo_park_check(w, generation, GetCurrentTimestamp(), &watcher_failed);
 		if (why != NULL)
 			break;
 		/* pg_stat_activity.query; again after each look at the pipeline's row */
@@ -300,8 +306,7 @@ eo_worker_park(EoWorker *w, bool idle)
 	pgstat_report_activity(STATE_IDLE, NULL);
 	ereport(DEBUG1, (errmsg("eo_ingest worker unparked: %s", why)));
 	/* a watcher that failed this worker: not again for a while */
-	if (strcmp(why, "the watcher did not take it in") == 0 ||
-		strcmp(why, "the watcher is gone") == 0)
+	if (watcher_failed)
 		w->park_retry_at = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), eo_park_after);
 	w->idle_since = 0;
 	return EO_RESTART_SETUP;
