@@ -202,9 +202,8 @@ eo_park_check(EoWorker *w, uint64 generation, TimestampTz now, bool *watcher_fai
 			 (eo_park->watcher_pid != rec->watcher_pid ||
 			  TimestampDifferenceExceeds(eo_park->heartbeat, now, EO_PARK_HEARTBEAT_MS)))
 		why = "the watcher is gone";
+	*watcher_failed = why != NULL && (rec->state == EO_PARK_ASKED || rec->state == EO_PARK_WATCHED);
 	LWLockRelease(eo_shared->lock);
-	*watcher_failed = why != NULL && rec->state != EO_PARK_WOKEN &&
-		rec->state != EO_PARK_NONE && rec->generation == generation;
 	return why;
 }
 
