@@ -379,6 +379,10 @@ eo_worker_setup(EoWorker *w)
 	r = eo_setup_partitions(w, &all, &n);
 	if (r != EO_RESTART_NONE)
 		return r;
+	if (w->topic_partitions > 0 && n > w->topic_partitions)
+		ereport(LOG,
+				(errmsg("topic \"%s\" grew from %d to %d partitions",
+						cfg->topic, w->topic_partitions, n)));
 	w->topic_partitions = n;
 
 	MemoryContextSwitchTo(w->setup_cxt);

@@ -82,13 +82,9 @@ eo_check_brokers(EoWorker *w)
 		return EO_RESTART_NONE;
 	}
 	pfree(all);
+	/* the setup logs it (so does the one that ends a park, park.c) */
 	if (n > w->topic_partitions)
-	{
-		ereport(LOG,
-				(errmsg("topic \"%s\" grew from %d to %d partitions",
-						w->cfg->topic, w->topic_partitions, n)));
 		return EO_RESTART_SETUP;
-	}
 	/* the brokers answer: errors noted meanwhile are over */
 	(void) eo_kafka_take_error(err, sizeof(err));
 	if (w->kafka_trouble)
