@@ -277,11 +277,14 @@ eo_worker_park(EoWorker *w, bool idle)
 		w->recs = NULL;
 		w->recs_cap = 0;
 	}
-	MemoryContextReset(w->batch_cxt);
-	MemoryContextReset(w->attempt_cxt);
+	/* their kept blocks too: deleted, given back, made anew untouched */
+	MemoryContextSwitchTo(w->worker_cxt);
+	MemoryContextDelete(w->batch_cxt);
+	MemoryContextDelete(w->attempt_cxt);
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif
+	eo_worker_batch_contexts(w);
 	ereport(DEBUG1, (errmsg("eo_ingest worker parked")));
 
 	for (;;)

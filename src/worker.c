@@ -569,6 +569,21 @@ eo_run(EoWorker *w)
 	}
 }
 
+/*
+ * The batch's and the attempt's contexts, made anew (park.c deletes them to
+ * give their kept blocks back).
+ */
+void
+eo_worker_batch_contexts(EoWorker *w)
+{
+	/* large kept blocks: a batch's memory is reused, not returned to the kernel */
+	w->batch_cxt = AllocSetContextCreate(w->worker_cxt, "eo_ingest batch",
+										 1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
+	/* not under batch_cxt: eo_poll resets that, which would delete this one */
+	w->attempt_cxt = AllocSetContextCreate(w->worker_cxt, "eo_ingest attempt",
+										   8 * 1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
+}
+
 static void
 eo_worker_exit(int code, Datum arg)
 {
@@ -614,12 +629,7 @@ eo_worker_main(Datum main_arg)
 	w->worker_cxt = AllocSetContextCreate(TopMemoryContext, "eo_ingest worker", ALLOCSET_DEFAULT_SIZES);
 	w->config_cxt = AllocSetContextCreate(w->worker_cxt, "eo_ingest config", ALLOCSET_DEFAULT_SIZES);
 	w->setup_cxt = AllocSetContextCreate(w->worker_cxt, "eo_ingest setup", ALLOCSET_SMALL_SIZES);
-	/* large kept blocks: a batch's memory is reused, not returned to the kernel */
-	w->batch_cxt = AllocSetContextCreate(w->worker_cxt, "eo_ingest batch",
-										 1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
-	/* not under batch_cxt: eo_poll resets that, which would delete this one */
-	w->attempt_cxt = AllocSetContextCreate(w->worker_cxt, "eo_ingest attempt",
-										   8 * 1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
+	eo_worker_batch_contexts(w);
 	MemoryContextSwitchTo(w->worker_cxt);
 
 	errcb.callback = eo_worker_errcontext;

@@ -107,6 +107,7 @@ extern bool eo_worker_try_xact(EoWorker *w, const char *activity, EoWorkerStep s
 extern void eo_worker_report(EoWorker *w, EoState state, const char *fmt,...) pg_attribute_printf(3, 4);
 extern bool eo_worker_changed(EoWorker *w);
 extern bool eo_worker_wait(EoWorker *w, long ms);
+extern void eo_worker_batch_contexts(EoWorker *w);
 
 /* worker_idle.c */
 extern void eo_worker_publish(EoWorker *w, bool idle);
