@@ -237,6 +237,7 @@ eo_worker_park(EoWorker *w, bool idle)
 	uint64		generation;
 	const char *why = NULL;
 	bool		watcher_failed = false;
+	EoRestart	r;
 
 	if (!idle || eo_park_after <= 0 || !eo_park_caught_up(w, now))
 	{
@@ -247,6 +248,16 @@ eo_worker_park(EoWorker *w, bool idle)
 		w->idle_since = now;
 	if (!TimestampDifferenceExceeds(w->idle_since, now, eo_park_after) || now < w->park_retry_at)
 		return EO_RESTART_NONE;
+
+	/*
+	 * The topic's partition count as of now: the watcher asks again only
+	 * every 30 s, which must not add up with the worker's own 30 s to a
+	 * minute before a grown topic is seen.
+	 */
+	w->metadata_at = 0;
+	r = eo_worker_check_brokers(w, true);
+	if (r != EO_RESTART_NONE || w->kafka_trouble)
+		return r;
 
 	rec = palloc(sizeof(EoParkRecord));
 	if (!eo_park_record(w, rec))
