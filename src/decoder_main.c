@@ -237,6 +237,9 @@ eo_decoder_main(Datum main_arg)
 	MemoryContext batch_cxt;
 	EoMapping  *map;
 	TimestampTz last = GetCurrentTimestamp();
+	int64		batches = 0;
+	int64		records = 0;
+	const char *why = "its worker left";
 
 	memcpy(&dargs, MyBgworkerEntry->bgw_extra, sizeof(EoDecoderArgs));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -294,8 +297,16 @@ eo_decoder_main(Datum main_arg)
 			long		left = EO_DECODER_LINGER_MS -
 				TimestampDifferenceMilliseconds(last, GetCurrentTimestamp());
 
-			if (left <= 0 || eo_decoder_should_yield())
+			if (left <= 0)
+			{
+				why = "no backlog";
 				break;
+			}
+			if (eo_decoder_should_yield())
+			{
+				why = "a pipeline waits for a background worker slot";
+				break;
+			}
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 							 Min(left, 1000L), PG_WAIT_EXTENSION);
 			ResetLatch(MyLatch);
@@ -332,6 +343,11 @@ eo_decoder_main(Datum main_arg)
 			break;
 		MemoryContextSwitchTo(old);
 		last = GetCurrentTimestamp();
+		batches++;
+		records += n;
 	}
+	ereport(LOG,
+			(errmsg("eo_ingest decoder for pipeline %d/%d exiting after " INT64_FORMAT " batches of " INT64_FORMAT " records: %s",
+					dargs.worker.pipeline_id, dargs.worker.worker, batches, records, why)));
 	proc_exit(0);
 }
