@@ -48,11 +48,18 @@
 
 static EoDecoderArgs dargs;
 
+typedef struct EoDecoderLoad
+{
+	MemoryContext cxt;
+	EoMapping  *map;
+} EoDecoderLoad;
+
 /* The pipeline's mapping, built as setup.c builds the worker's. */
 static void
 eo_decoder_mapping_step(void *arg)
 {
-	EoMapping **map = arg;
+	EoDecoderLoad *load = arg;
+	MemoryContext old;
 	Datum		argv[1] = {Int32GetDatum(dargs.worker.pipeline_id)};
 	Oid			argt[1] = {INT4OID};
 	HeapTuple	tup;
@@ -80,30 +87,30 @@ eo_decoder_mapping_step(void *arg)
 	if (key_format != NULL && strcmp(key_format, "none") == 0)
 		key_format = NULL;
 	columns = SPI_getbinval(tup, desc, 6, &columns_null);
-	*map = eo_mapping_build(DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)),
+	/* not in SPI's context, which SPI_finish deletes */
+	old = MemoryContextSwitchTo(load->cxt);
+	load->map = eo_mapping_build(DatumGetObjectId(SPI_getbinval(tup, desc, 1, &isnull)),
 							SPI_getvalue(tup, desc, 2), key_format, SPI_getvalue(tup, desc, 4),
 							SPI_getvalue(tup, desc, 5), columns, columns_null,
 							SPI_getvalue(tup, desc, 7), EO_ENV_NONE);
+	MemoryContextSwitchTo(old);
 }
 
 static EoMapping *
 eo_decoder_mapping(MemoryContext cxt)
 {
-	EoMapping  *map = NULL;
-	MemoryContext old;
+	EoDecoderLoad load = {cxt, NULL};
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	PushActiveSnapshot(GetTransactionSnapshot());
-	old = MemoryContextSwitchTo(cxt);
-	eo_catalog_run_pinned(eo_decoder_mapping_step, &map, false);
-	MemoryContextSwitchTo(old);
+	eo_catalog_run_pinned(eo_decoder_mapping_step, &load, false);
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
-	return map;
+	return load.map;
 }
 
 /* The raw records of a batch message: recs[i].msg point into data. */

@@ -142,7 +142,7 @@ unlike($log, qr/terminated by signal|server process .* was terminated/, 'no proc
 
 # --- kills mid-drain: a slow target (a statement trigger) keeps the drain long
 
-my $mk = $kafka->produce(topic => 't014k', count => 150_000, start_id => 1, dup_ratio => 0.1,
+my $mk = $kafka->produce(topic => 't014k', count => 60_000, start_id => 1, dup_ratio => 0.1,
 	seed => 16, timestamp_base => EoTest::ts_base(2), timeout => 300);
 EoTest::create_orders_table($node, 'public.orders_kill');
 $node->safe_psql('postgres', <<'EOS');
