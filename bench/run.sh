@@ -592,6 +592,7 @@ EOF
 }
 # copy_try I: COPY try I (the first loads copy_ref, the drains' row-by-row
 # reference; later ones a scratch table); the fastest try is the reference
+declare -a COPY_ROUND=()
 copy_try() {
 	local t=copy_ref
 	if [ "$1" -gt 1 ]; then
@@ -601,6 +602,7 @@ copy_try() {
 	fi
 	copy_once "$t"
 	[ "$REPEAT" -gt 1 ] && note "  COPY try $1: $C_SECS s"
+	COPY_ROUND[$1]=$C_SECS
 	if [ "$1" = 1 ] || awk "BEGIN { exit !($C_SECS < $COPY_SECS) }"; then
 		COPY_SECS=$C_SECS; COPY_C0=$C_C0; COPY_C1=$C_C1
 	fi
@@ -629,7 +631,7 @@ check_rows() {
 # each method's fastest try counts.
 declare -a CASES=()
 add_case() { CASES+=("$1"$'\x1f'"$2"$'\x1f'"$3"$'\x1f'"$4"$'\x1f'"$5"); }
-declare -A BEST=()
+declare -A BEST=() ROUND_RATIOS=()
 # try_case NAME LABEL EXTRA TOPIC WORKERS ROUND
 try_case() {
 	local name="$1" label="$2" extra="$3" topic="$4" nwork="$5" round="$6" v
@@ -642,6 +644,8 @@ try_case() {
 	check_rows "$name"
 	finish_drain "$name"
 	[ "$REPEAT" -gt 1 ] && note "  try $round: $R_SECS s"
+	# this round's COPY time over this try's: its ratio in rows/s
+	ROUND_RATIOS[$name]+="$(calc "${COPY_ROUND[$round]} / $R_SECS" 3) "
 	if [ -z "${BEST[$name.R_SECS]:-}" ] || awk "BEGIN { exit !($R_SECS < ${BEST[$name.R_SECS]}) }"; then
 		for v in $R_VARS; do BEST[$name.$v]="${!v}"; done
 		BEST[$name.mism]=$mism
@@ -659,6 +663,10 @@ report_case() {
 	RES[$name.wcpu]=$R_WCPU; RES[$name.cpum]=$cpu_m; RES[$name.kcpu]=$R_KCPU; RES[$name.ocpu]=$R_OCPU
 	RES[$name.hwm]=$R_HWM; RES[$name.anon]=$R_ANON; RES[$name.start]=$R_START; RES[$name.mism]=$mism
 	note "$label: $R_SECS s (worker up after $R_START s), $rps rows/s, ratio to COPY ${RES[$name.ratio]}"
+	# each round against its own COPY: the median says how much the best-of
+	# figures owe to one lucky try of either
+	RES[$name.rmed]=$(printf '%s\n' ${ROUND_RATIOS[$name]} | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+	[ "$REPEAT" -gt 1 ] && note "  per round against that round's COPY: ${ROUND_RATIOS[$name]}(median ${RES[$name.rmed]})"
 	note "  CPU s: worker(s) $R_WCPU (main thread $R_MAIN, and $R_RQ s waiting for a core), Kafka $R_KCPU, other postgres $R_OCPU; peak VmHWM $R_HWM kB, peak RssAnon $R_ANON kB"
 	RES[$name.main]=$R_MAIN; RES[$name.rq]=$R_RQ
 	note "  status (inserted skipped dead batches): $R_STATUS; rows differing from COPY: $mism"
@@ -938,6 +946,14 @@ step "results"
 			printf '  %-44s %6s s on a core, %6s s waiting for one\n' "${RUN_LABELS[$i]}" "${RES[$n.main]}" "${RES[$n.rq]}"
 		fi
 	done
+	if [ "$REPEAT" -gt 1 ]; then
+		echo
+		echo "each round against that round's COPY (rows/s ratio), and the median:"
+		for i in "${!RUN_NAMES[@]}"; do
+			n=${RUN_NAMES[$i]}
+			printf '  %-44s %s (median %s)\n' "${RUN_LABELS[$i]}" "${ROUND_RATIOS[$n]}" "${RES[$n.rmed]}"
+		done
+	fi
 	echo
 	echo "| method | rows/s | vs COPY |"
 	echo "|---|---|---|"
@@ -968,7 +984,7 @@ step "results"
 	json="{\"events\":$RECORDS,\"distinct\":$DISTINCT,\"dup_ratio\":$DUP,\"partitions\":4,\"cores\":$(nproc),"
 	json+="\"copy\":{\"seconds\":$COPY_SECS,\"rows_per_s\":$COPY_RPS,\"backend_cpu_s\":$COPY_CPU,\"cpu_s_per_mrow\":$COPY_CPUM}"
 	for n in "${RUN_NAMES[@]}"; do
-		json+=",\"${n#drain_}\":{\"seconds\":${RES[$n.secs]},\"rows_per_s\":${RES[$n.rps]},\"records_per_s\":${RES[$n.recps]},\"ratio_to_copy\":${RES[$n.ratio]},"
+		json+=",\"${n#drain_}\":{\"seconds\":${RES[$n.secs]},\"rows_per_s\":${RES[$n.rps]},\"records_per_s\":${RES[$n.recps]},\"ratio_to_copy\":${RES[$n.ratio]},\"round_ratio_median\":${RES[$n.rmed]:-null},"
 		json+="\"worker_cpu_s\":${RES[$n.wcpu]},\"worker_cpu_s_per_mrow\":${RES[$n.cpum]},\"kafka_cpu_s\":${RES[$n.kcpu]},\"pg_other_cpu_s\":${RES[$n.ocpu]},"
 		json+="\"worker_main_thread_cpu_s\":${RES[$n.main]:-null},\"worker_main_thread_runqueue_s\":${RES[$n.rq]:-null},"
 		json+="\"peak_vmhwm_kb\":${RES[$n.hwm]},\"peak_rss_anon_kb\":${RES[$n.anon]},\"worker_start_s\":${RES[$n.start]},"

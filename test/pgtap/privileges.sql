@@ -142,7 +142,7 @@ RESET ROLE;
 
 -- nothing bob did touched alice's rows
 SELECT results_eq(format($$SELECT enabled, batch_size, config_version FROM eo_ingest.pipelines WHERE id = %s$$, :alice_id),
-                  $$VALUES (false, 50000, 2::bigint)$$, 'alice''s pipeline is unchanged');
+                  $$VALUES (false, 200000, 2::bigint)$$, 'alice''s pipeline is unchanged');
 SELECT results_eq(format($$SELECT partition, next_offset FROM eo_ingest.offsets WHERE pipeline_id = %s ORDER BY 1$$, :alice_id),
                   $$VALUES (0, 10::bigint), (1, 20::bigint)$$, 'alice''s offsets are unchanged');
 SELECT results_eq(format($$SELECT count(*)::int FROM eo_ingest.dead_letters WHERE pipeline_id = %s$$, :alice_id),
