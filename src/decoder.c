@@ -138,6 +138,34 @@ eo_decoder_start(EoWorker *w)
 	MemoryContextSwitchTo(old);
 }
 
+/* The current batch and the one polled ahead trade places. */
+void
+eo_batch_swap(EoWorker *w)
+{
+	MemoryContext cxt = w->batch_cxt;
+	EoRecord   *recs = w->recs;
+	int			nrecs = w->nrecs;
+	int			cap = w->recs_cap;
+	int64	   *next = w->next;
+	bool		full = w->full;
+	bool		sent = w->sent;
+
+	w->batch_cxt = w->ahead.cxt;
+	w->recs = w->ahead.recs;
+	w->nrecs = w->ahead.nrecs;
+	w->recs_cap = w->ahead.recs_cap;
+	w->next = w->ahead.next;
+	w->full = w->ahead.full;
+	w->sent = w->ahead.sent;
+	w->ahead.cxt = cxt;
+	w->ahead.recs = recs;
+	w->ahead.nrecs = nrecs;
+	w->ahead.recs_cap = cap;
+	w->ahead.next = next;
+	w->ahead.full = full;
+	w->ahead.sent = sent;
+}
+
 /*
  * After the current batch is polled: a full batch means a backlog, which
  * starts a decoder unless one runs, the last one failed lately, or any

@@ -545,34 +545,6 @@ eo_commit_batch(EoWorker *w)
 	return EO_RESTART_NONE;
 }
 
-/* The current batch and the one polled ahead trade places. */
-static void
-eo_batch_swap(EoWorker *w)
-{
-	MemoryContext cxt = w->batch_cxt;
-	EoRecord   *recs = w->recs;
-	int			nrecs = w->nrecs;
-	int			cap = w->recs_cap;
-	int64	   *next = w->next;
-	bool		full = w->full;
-	bool		sent = w->sent;
-
-	w->batch_cxt = w->ahead.cxt;
-	w->recs = w->ahead.recs;
-	w->nrecs = w->ahead.nrecs;
-	w->recs_cap = w->ahead.recs_cap;
-	w->next = w->ahead.next;
-	w->full = w->ahead.full;
-	w->sent = w->ahead.sent;
-	w->ahead.cxt = cxt;
-	w->ahead.recs = recs;
-	w->ahead.nrecs = nrecs;
-	w->ahead.recs_cap = cap;
-	w->ahead.next = next;
-	w->ahead.full = full;
-	w->ahead.sent = sent;
-}
-
 /*
  * The parallel decoder (decoder.c), under a backlog: take the current
  * batch's results if it was sent, then poll the next batch at once (never

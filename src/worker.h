@@ -117,6 +117,7 @@ typedef struct EoWorker
 typedef void (*EoWorkerStep) (EoWorker *w, void *arg);
 
 /* decoder.c */
+extern void eo_batch_swap(EoWorker *w);
 extern void eo_decoder_backlog(EoWorker *w);
 extern bool eo_decoder_usable(EoWorker *w);
 extern bool eo_decoder_send(EoWorker *w);
