@@ -167,11 +167,11 @@ eo_batch_swap(EoWorker *w)
 }
 
 /*
- * After the current batch is polled: a full batch means a backlog, which
- * starts a decoder unless one runs, the last one failed lately, or any
- * eo_ingest worker waits for a background worker slot (the decoder would
- * take it).  Without a backlog the decoder exits by itself
- * (decoder_main.c).
+ * After the current batch is polled: a backlog (EoWorker.full) of at least
+ * EO_DECODER_MIN_RECORDS starts a decoder unless one runs, the last one
+ * failed lately, or any eo_ingest worker waits for a background worker slot
+ * (the decoder would take it).  Without a backlog the decoder exits by
+ * itself (decoder_main.c).
  */
 void
 eo_decoder_backlog(EoWorker *w)

@@ -56,6 +56,15 @@
  */
 #define EO_IDLE_WAKE_MS 3000
 
+/*
+ * A poll that finds this many records ready at once is behind: a backlog
+ * (eo_decode_ahead), as is one that stops at batch_size or queue_kbytes.
+ * With batch_size at its default a batch rarely stops at a limit, as it
+ * takes what librdkafka's queue holds; a worker that keeps up polls tens
+ * or hundreds.
+ */
+#define EO_BACKLOG_RECORDS 10000
+
 /* A retrying worker repeats an unchanged status in the log this often */
 #define EO_REPEAT_LOG_MS 10000
 
@@ -397,7 +406,7 @@ eo_poll(EoWorker *w, bool wait)
 		else if ((w->nrecs & 255) == 0 && GetCurrentTimestamp() >= deadline)
 			break;
 	}
-	w->full = w->nrecs == cap || bytes >= max_bytes;
+	w->full = w->nrecs == cap || bytes >= max_bytes || w->nrecs >= EO_BACKLOG_RECORDS;
 	eo_next_offsets(w);
 	return EO_RESTART_NONE;
 }

@@ -90,7 +90,8 @@ typedef struct EoWorker
 	int			recs_cap;		/* recs has room for this many */
 	int64	   *next;			/* each partition's next offset after the
 								 * batch, as its poll left the consumer */
-	bool		full;			/* the poll stopped at a limit: a backlog */
+	bool		full;			/* the poll stopped at a limit, or found
+								 * many records ready: a backlog */
 	bool		sent;			/* the batch went to the parallel decoder */
 	/*
 	 * The batch polled ahead of this one while the decoder decodes it
