@@ -12,15 +12,22 @@
 #   --out DIR       where the callgrind files and result.txt go
 #                   (default /var/tmp/eo_callgrind.<time>)
 #   --keep          leave the work directory in place
+#   --batch-size N  the pipeline's batch_size (default: the extension's);
+#                   under valgrind librdkafka's threads share one core with
+#                   the worker, so batches stay small: a small batch_size
+#                   makes them full, which starts the parallel decoder
+#   --set 'GUC = V' a line for postgresql.conf, e.g.
+#                   --set 'eo_ingest.parallel_decode = off' (repeatable)
 #
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
 # EO_TEST_USER (eo_test).  Needs test/producer/eo_producer (make producer).
 #
 # One cluster (the bench's settings) runs under callgrind, collecting only
-# inside eo_worker_main and DoCopy: a default pipeline drains the topic into
-# an empty target, then a backend COPYs the distinct rows (first occurrence
-# of each id, as bench/run.sh does) into another.  Prints the instructions
-# of each, per record and per row, and their ratio; callgrind_annotate reads
+# inside eo_worker_main, DoCopy and eo_decoder_main (parallel decode): a
+# default pipeline drains the topic into an empty target, then a backend
+# COPYs the distinct rows (first occurrence of each id, as bench/run.sh
+# does) into another.  Prints the instructions of each, per record and per
+# row, and their ratio, and the decoders' apart; callgrind_annotate reads
 # the files kept in --out.
 
 set -euo pipefail
@@ -31,6 +38,8 @@ BUSER="${EO_TEST_USER:-eo_test}"
 EVENTS=100000
 OUT=""
 KEEP=0
+BATCH=""
+SETTINGS=""
 
 die() { echo "callgrind: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -38,7 +47,9 @@ while [ $# -gt 0 ]; do
 		--events) EVENTS="$2"; shift 2 ;;
 		--out) OUT="$2"; shift 2 ;;
 		--keep) KEEP=1; shift ;;
-		-h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		--batch-size) BATCH=", batch_size => $2"; shift 2 ;;
+		--set) SETTINGS="$SETTINGS$2"$'\n'; shift 2 ;;
+		-h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) die "unknown option $1 (--help)" ;;
 	esac
 done
@@ -106,11 +117,12 @@ shared_preload_libraries = 'eo_ingest'
 shared_buffers = 1GB
 max_wal_size = 4GB
 checkpoint_timeout = 30min
+$SETTINGS
 EOF
 cat >"$WORK/postgres-callgrind" <<EOF
 #!/bin/sh
 exec valgrind --tool=callgrind --quiet --collect-atstart=no \\
-	--toggle-collect=eo_worker_main --toggle-collect=DoCopy \\
+	--toggle-collect=eo_worker_main --toggle-collect=DoCopy --toggle-collect=eo_decoder_main \\
 	--callgrind-out-file=$WORK/cg/callgrind.out.%p $PGBIN/postgres "\$@"
 EOF
 chmod 755 "$WORK/postgres-callgrind"
@@ -120,7 +132,7 @@ PG_STARTED=1
 pq() { as_user "$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$WORK" -p "$PGPORT" -d postgres "$@"; }
 COLS="event_id uuid PRIMARY KEY, seq integer, customer_id integer, amount numeric, note text, created_at timestamptz"
 pq -c "CREATE EXTENSION eo_ingest" -c "CREATE TABLE public.drained ($COLS)" -c "CREATE TABLE public.copied ($COLS)"
-pq -c "SELECT eo_ingest.create_pipeline(name => 'cg', brokers => '$BROKERS', topic => 'cg', target => 'public.drained')" >/dev/null
+pq -c "SELECT eo_ingest.create_pipeline(name => 'cg', brokers => '$BROKERS', topic => 'cg', target => 'public.drained'$BATCH)" >/dev/null
 for ((i = 0; ; i++)); do
 	n=$(pq -c "SELECT rows_inserted + duplicates_skipped + dead_letters FROM eo_ingest.pipeline_status WHERE name = 'cg'")
 	[ "$n" = "$RECORDS" ] && break
@@ -151,5 +163,10 @@ C=$(total "$CFILE")
 	echo "worker (eo_worker_main): $W instructions, $((W / RECORDS)) per record"
 	echo "COPY (DoCopy):            $C instructions, $((C / ROWS)) per row"
 	awk -v w="$W" -v c="$C" 'BEGIN { printf "worker / COPY: %.3f\n", w / c }'
+	D=0
+	for f in $(grep -l 'eo_decoder_main' "$WORK"/cg/callgrind.out.* || true); do
+		D=$((D + $(total "$f")))
+	done
+	echo "parallel decoders (eo_decoder_main): $D instructions, $((D / RECORDS)) per record"
 	echo "files: $OUT/callgrind.worker, $OUT/callgrind.copy (callgrind_annotate)"
 } | tee "$OUT/result.txt"
