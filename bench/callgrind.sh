@@ -16,6 +16,12 @@
 #                   format, Apicurio Registry, confluent-kafka's
 #                   AvroSerializer: bench/avro_topic.sh, as bench/run.sh
 #                   --format avro) and count that worker too
+#   --batch-size N  the pipeline's batch_size (default: the extension's);
+#                   under valgrind librdkafka's threads share one core with
+#                   the worker, so batches stay small: a small batch_size
+#                   makes them full, which starts the parallel decoder
+#   --set 'GUC = V' a line for postgresql.conf, e.g.
+#                   --set 'eo_ingest.parallel_decode = off' (repeatable)
 #
 # Environment: PG_CONFIG (default /usr/lib/postgresql/15/bin/pg_config),
 # EO_TEST_USER (eo_test), EO_AVRO_PYTHON (--format avro).  Needs
@@ -24,8 +30,8 @@
 # (scripts/install-deps.sh installs both).
 #
 # One cluster (the bench's settings) runs under callgrind, collecting only
-# inside eo_worker_main and DoCopy: a default pipeline drains the topic into
-# an empty target (with --format avro, then a second pipeline the Avro topic
+# inside eo_worker_main, DoCopy and eo_decoder_main (parallel decode): a
+# default pipeline drains the topic into an empty target (with --format avro, then a second pipeline the Avro topic
 # into another), then a backend COPYs the distinct rows (first occurrence of
 # each id, as bench/run.sh does) into another.  Every drain is checked row
 # by row against COPY's table.  Prints the instructions of each worker per
@@ -36,6 +42,7 @@
 # also shown apart: its count per record is the same from run to run,
 # where the rest moves by a few percent with where batches end (the worker
 # closes one when librdkafka's queue is empty, which depends on timing).
+# The parallel decoders' instructions (eo_decoder_main) are shown apart.
 
 set -euo pipefail
 
@@ -46,6 +53,8 @@ EVENTS=100000
 OUT=""
 KEEP=0
 FORMAT=json
+BATCH=""
+SETTINGS=""
 
 die() { echo "callgrind: $*" >&2; exit 1; }
 while [ $# -gt 0 ]; do
@@ -54,7 +63,9 @@ while [ $# -gt 0 ]; do
 		--out) OUT="$2"; shift 2 ;;
 		--keep) KEEP=1; shift ;;
 		--format) FORMAT="$2"; shift 2 ;;
-		-h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+		--batch-size) BATCH=", batch_size => $2"; shift 2 ;;
+		--set) SETTINGS="$SETTINGS$2"$'\n'; shift 2 ;;
+		-h|--help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 		*) die "unknown option $1 (--help)" ;;
 	esac
 done
@@ -137,11 +148,12 @@ shared_preload_libraries = 'eo_ingest'
 shared_buffers = 1GB
 max_wal_size = 4GB
 checkpoint_timeout = 30min
+$SETTINGS
 EOF
 cat >"$WORK/postgres-callgrind" <<EOF
 #!/bin/sh
 exec valgrind --tool=callgrind --quiet --collect-atstart=no \\
-	--toggle-collect=eo_worker_main --toggle-collect=DoCopy \\
+	--toggle-collect=eo_worker_main --toggle-collect=DoCopy --toggle-collect=eo_decoder_main \\
 	--callgrind-out-file=$WORK/cg/callgrind.out.%p $PGBIN/postgres "\$@"
 EOF
 chmod 755 "$WORK/postgres-callgrind"
@@ -155,7 +167,7 @@ pq -c "CREATE EXTENSION eo_ingest" -c "CREATE TABLE public.copied ($COLS)"
 drain() {
 	local n i p
 	pq -c "CREATE TABLE public.$3 ($COLS)"
-	pq -c "SELECT eo_ingest.create_pipeline(name => '$1', brokers => '$BROKERS', topic => '$2', target => 'public.$3'${4:-})" >/dev/null
+	pq -c "SELECT eo_ingest.create_pipeline(name => '$1', brokers => '$BROKERS', topic => '$2', target => 'public.$3'$BATCH${4:-})" >/dev/null
 	WPID=""
 	for ((i = 0; ; i++)); do
 		IFS='|' read -r n p < <(pq -c "SELECT rows_inserted + duplicates_skipped + dead_letters, worker_pid
@@ -223,5 +235,10 @@ C=$(total "$CFILE")
 		awk -v a="$A" -v w="$W" 'BEGIN { printf "Avro worker / JSON worker: %.3f\n", a / w }'
 		awk -v a="$AD" -v w="$WD" 'BEGIN { printf "Avro decoding / JSON decoding: %.3f\n", a / w }'
 	fi
+	D=0
+	for f in $(grep -l 'eo_decoder_main' "$WORK"/cg/callgrind.out.* || true); do
+		D=$((D + $(total "$f")))
+	done
+	echo "parallel decoders (eo_decoder_main): $D instructions, $((D / RECORDS)) per record"
 	echo "files: $OUT/callgrind.worker${AFILE:+, $OUT/callgrind.worker_avro}, $OUT/callgrind.copy (callgrind_annotate)"
 } | tee "$OUT/result.txt"

@@ -25,6 +25,7 @@ int			eo_retry_max_delay = 30000;
 int			eo_queue_kbytes = 32768;
 bool		eo_direct_insert = true;
 int			eo_grace_period = 60000;
+bool		eo_parallel_decode = true;
 
 void		_PG_init(void);
 
@@ -104,6 +105,16 @@ _PG_init(void)
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("eo_ingest.parallel_decode",
+							 "Decode a worker's next batch in a second process while it writes the current one.",
+							 "Only under a backlog, for json, text and bytea without an envelope or $headers; "
+							 "the decoder takes a background worker slot and yields it to any waiting pipeline.",
+							 &eo_parallel_decode,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("eo_ingest");
 

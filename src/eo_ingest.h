@@ -25,6 +25,7 @@ extern int	eo_retry_max_delay;
 extern int	eo_queue_kbytes;
 extern bool eo_direct_insert;
 extern int	eo_grace_period;
+extern bool eo_parallel_decode;
 
 /* Worker states, as shown in pipeline_status.state */
 typedef enum EoState

@@ -288,10 +288,19 @@ eo_worker_park(EoWorker *w, bool idle)
 		w->recs = NULL;
 		w->recs_cap = 0;
 	}
+	if (w->ahead.recs != NULL)
+	{
+		pfree(w->ahead.recs);
+		w->ahead.recs = NULL;
+		w->ahead.recs_cap = 0;
+	}
 	/* their kept blocks too: deleted, given back, made anew untouched */
 	MemoryContextSwitchTo(w->worker_cxt);
 	MemoryContextDelete(w->batch_cxt);
 	MemoryContextDelete(w->attempt_cxt);
+	MemoryContextDelete(w->ahead.cxt);
+	w->next = NULL;
+	w->ahead.next = NULL;
 #ifdef __GLIBC__
 	malloc_trim(0);
 #endif

@@ -50,6 +50,9 @@ static char *decoded_signature;
 static MemoryContext decoded_cxt;
 static EoRecord *decoded_recs;
 static int	decoded_n;
+static int	decoded_subxacts;	/* spent by the parallel decoder: reported once */
+static MemoryContext decoded_watched;	/* the last context told to forget
+										 * them when reset */
 
 /*
  * Which of a record's sources besides the value a mapping reads, found once
@@ -326,7 +329,7 @@ eo_record_json_string(const char **text, int *len)
  * an id that came as text and one that came as a Datum (Avro schema
  * versions with different types) compare alike.
  */
-static void
+void
 eo_record_event_id(EoMapping *map, EoRecord *rec, MemoryContext cxt)
 {
 	int			c = map->id_column;
@@ -463,8 +466,28 @@ eo_error_text(ErrorData *edata)
 static void
 eo_decoded_forget(void *arg)
 {
-	decoded_signature = NULL;
-	decoded_cxt = NULL;
+	if (decoded_cxt == (MemoryContext) arg)
+	{
+		decoded_signature = NULL;
+		decoded_cxt = NULL;
+	}
+	if (decoded_watched == (MemoryContext) arg)
+		decoded_watched = NULL;
+}
+
+/* forget the decoded records when cxt is reset */
+static void
+eo_decoded_watch(MemoryContext cxt)
+{
+	MemoryContextCallback *cb;
+
+	if (decoded_watched == cxt)
+		return;
+	cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
+	cb->func = eo_decoded_forget;
+	cb->arg = cxt;
+	MemoryContextRegisterResetCallback(cxt, cb);
+	decoded_watched = cxt;
 }
 
 /*
@@ -548,14 +571,12 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 
 	if (decoded_signature != NULL && decoded_cxt == cxt && decoded_recs == recs &&
 		decoded_n == n && strcmp(decoded_signature, map->signature) == 0)
-		return 0;
-	if (decoded_signature == NULL || decoded_cxt != cxt)
 	{
-		MemoryContextCallback *cb = MemoryContextAllocZero(cxt, sizeof(MemoryContextCallback));
-
-		cb->func = eo_decoded_forget;
-		MemoryContextRegisterResetCallback(cxt, cb);
+		subxacts = decoded_subxacts;
+		decoded_subxacts = 0;
+		return subxacts;
 	}
+	eo_decoded_watch(cxt);
 	decoded_signature = NULL;
 
 	memset(&run.needs, 0, sizeof(run.needs));
@@ -626,11 +647,25 @@ eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt)
 		run.next++;
 	}
 	MemoryContextDelete(run.scratch);
+	eo_record_decoded_by(map, recs, n, cxt, 0);
+	return subxacts;
+}
+
+/*
+ * Remember that recs[0..n) were decoded into cxt for map, here or by the
+ * parallel decoder (decoder.c), which spent subxacts subtransactions on
+ * them: eo_record_decode_batch then returns at once, with subxacts the
+ * first time.
+ */
+void
+eo_record_decoded_by(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt, int subxacts)
+{
+	eo_decoded_watch(cxt);
 	decoded_signature = MemoryContextStrdup(cxt, map->signature);
 	decoded_cxt = cxt;
 	decoded_recs = recs;
 	decoded_n = n;
-	return subxacts;
+	decoded_subxacts = subxacts;
 }
 
 /*

@@ -282,6 +282,9 @@ extern bool eo_fields_fail(EoFields *f, int sqlerrcode, const char *error);
 extern const EoFormat *eo_format_find(const char *name);
 extern int	eo_record_decode_batch(EoMapping *map, EoRecord *recs, int n,
 								   MemoryContext cxt);
+extern void eo_record_decoded_by(EoMapping *map, EoRecord *recs, int n, MemoryContext cxt,
+								 int subxacts);
+extern void eo_record_event_id(EoMapping *map, EoRecord *rec, MemoryContext cxt);
 extern char *eo_error_text(ErrorData *edata);
 extern ErrorData *eo_subxact_run(void (*fn) (void *arg), void *arg);
 extern bool eo_record_error_is_records(int sqlerrcode);

@@ -195,9 +195,14 @@ eo_worker_load_config(EoWorker *w)
 void
 eo_worker_close(EoWorker *w)
 {
+	/* the decoder may hold a batch polled ahead: it is polled again */
+	eo_decoder_stop();
 	for (int i = 0; i < w->nrecs; i++)
 		rd_kafka_message_destroy(w->recs[i].msg);
 	w->nrecs = 0;
+	for (int i = 0; i < w->ahead.nrecs; i++)
+		rd_kafka_message_destroy(w->ahead.recs[i].msg);
+	w->ahead.nrecs = 0;
 	if (w->assignment != NULL)
 	{
 		rd_kafka_topic_partition_list_destroy(w->assignment);
@@ -336,6 +341,7 @@ eo_worker_setup(EoWorker *w)
 
 	eo_worker_close(w);
 	MemoryContextReset(w->batch_cxt);
+	MemoryContextReset(w->ahead.cxt);
 	MemoryContextReset(w->setup_cxt);
 	l->parts = NULL;
 	l->nparts = 0;

@@ -56,10 +56,21 @@
  */
 #define EO_IDLE_WAKE_MS 3000
 
+/*
+ * A poll that finds this many records ready at once is behind: a backlog
+ * (eo_decode_ahead), as is one that stops at batch_size or queue_kbytes.
+ * With batch_size at its default a batch rarely stops at a limit, as it
+ * takes what librdkafka's queue holds; a worker that keeps up polls tens
+ * or hundreds.
+ */
+#define EO_BACKLOG_RECORDS 10000
+
 /* A retrying worker repeats an unchanged status in the log this often */
 #define EO_REPEAT_LOG_MS 10000
 
 static EoWorker worker;
+
+static void eo_next_offsets(EoWorker *w);
 
 /* CONTEXT of everything the worker logs: which pipeline, doing what. */
 static void
@@ -291,12 +302,13 @@ eo_consumer_error(EoWorker *w, rd_kafka_message_t *msg)
  * of payload.  The batch closes as soon as the queue is empty: a trickle is
  * committed at once, a backlog (a full queue) still fills whole batches, and
  * batch_timeout bounds a batch whose records keep coming.  With nothing
- * ready, sleep on the latch and the queue (kafka_ready.c) until the fetch
- * clock moves or EO_IDLE_WAKE_MS passed, then return an empty batch for
- * eo_run's housekeeping.
+ * ready, sleep (if wait) on the latch and the queue (kafka_ready.c) until
+ * the fetch clock moves or EO_IDLE_WAKE_MS passed, then return an empty
+ * batch for eo_run's housekeeping.  The batch's next offsets are taken as
+ * the poll leaves the consumer, before any batch is polled ahead.
  */
 static EoRestart
-eo_poll(EoWorker *w)
+eo_poll(EoWorker *w, bool wait)
 {
 	TimestampTz deadline = 0;
 	TimestampTz wake = 0;
@@ -305,6 +317,9 @@ eo_poll(EoWorker *w)
 	int64		max_bytes = (int64) eo_queue_kbytes * 1024;
 
 	MemoryContextReset(w->batch_cxt);
+	w->next = NULL;
+	w->full = false;
+	w->sent = false;
 
 	/*
 	 * The array of records (6.4 MB for 50,000) is kept from batch to batch:
@@ -340,7 +355,7 @@ eo_poll(EoWorker *w)
 			bool		ready;
 
 			/* nothing more ready: commit what there is, or sleep */
-			if (w->nrecs > 0)
+			if (w->nrecs > 0 || !wait)
 				break;
 			/* in all, however many errors wake the wait; sooner in an outage */
 			if (wake == 0)
@@ -391,19 +406,23 @@ eo_poll(EoWorker *w)
 		else if ((w->nrecs & 255) == 0 && GetCurrentTimestamp() >= deadline)
 			break;
 	}
+	w->full = w->nrecs == cap || bytes >= max_bytes || w->nrecs >= EO_BACKLOG_RECORDS;
+	eo_next_offsets(w);
 	return EO_RESTART_NONE;
 }
 
 /*
- * The next offset of each partition after this batch: past its last record,
- * and past whatever the consumer skipped (aborted transactions, transaction
- * markers, compacted gaps), which librdkafka reports as its position.
+ * The next offset of each partition after this batch (w->next): past its
+ * last record, and past whatever the consumer skipped (aborted
+ * transactions, transaction markers, compacted gaps), which librdkafka
+ * reports as its position.  Taken right after the batch's poll: a batch
+ * polled ahead moves the position on.
  */
-static bool
-eo_next_offsets(EoWorker *w, int64 *next)
+static void
+eo_next_offsets(EoWorker *w)
 {
 	EoLedger   *l = &w->ledger;
-	bool		moved = false;
+	int64	   *next = MemoryContextAlloc(w->batch_cxt, sizeof(int64) * Max(l->nparts, 1));
 	rd_kafka_topic_partition_list_t *pos = rd_kafka_topic_partition_list_copy(w->assignment);
 
 	for (int i = 0; i < l->nparts; i++)
@@ -425,9 +444,7 @@ eo_next_offsets(EoWorker *w, int64 *next)
 		}
 	}
 	rd_kafka_topic_partition_list_destroy(pos);
-	for (int i = 0; i < l->nparts; i++)
-		moved |= next[i] != l->parts[i].next;
-	return moved;
+	w->next = next;
 }
 
 /*
@@ -479,11 +496,22 @@ eo_batch_step(EoWorker *w, void *arg)
 static EoRestart
 eo_commit_batch(EoWorker *w)
 {
-	int64	   *next = MemoryContextAlloc(w->batch_cxt, sizeof(int64) * Max(w->ledger.nparts, 1));
+	int64	   *next = w->next;
 	long		delay = 1000;
 	EoRestart	r;
+	bool		moved = false;
 
-	if (!eo_next_offsets(w, next) && w->nrecs == 0)
+	/*
+	 * A batch polled ahead took its offsets before the one before it
+	 * committed: a partition it has no record of may still hold the older
+	 * offset.  Offsets never go back.
+	 */
+	for (int i = 0; i < w->ledger.nparts; i++)
+	{
+		next[i] = Max(next[i], w->ledger.parts[i].next);
+		moved |= next[i] != w->ledger.parts[i].next;
+	}
+	if (!moved && w->nrecs == 0)
 		return EO_RESTART_NONE;
 	/* Avro: every writer schema of the batch, before its transaction */
 	r = eo_worker_avro_schemas(w);
@@ -526,6 +554,30 @@ eo_commit_batch(EoWorker *w)
 	return EO_RESTART_NONE;
 }
 
+/*
+ * The parallel decoder (decoder.c), under a backlog: take the current
+ * batch's results if it was sent, then poll the next batch at once (never
+ * waiting) and send it, to be decoded while this one is written.  A batch
+ * whose results never came is decoded in-process by eo_batch_step.
+ */
+static EoRestart
+eo_decode_ahead(EoWorker *w)
+{
+	EoRestart	r;
+
+	if (w->sent)
+		eo_decoder_collect(w);
+	eo_decoder_backlog(w);
+	if (!w->full || !eo_decoder_usable(w))
+		return EO_RESTART_NONE;
+	eo_batch_swap(w);
+	r = eo_poll(w, false);
+	if (r == EO_RESTART_NONE && w->nrecs > 0)
+		w->sent = eo_decoder_send(w);
+	eo_batch_swap(w);
+	return r;
+}
+
 static EoRestart
 eo_run(EoWorker *w)
 {
@@ -556,8 +608,16 @@ eo_run(EoWorker *w)
 			continue;
 		}
 
-		r = eo_poll(w);
+		if (w->ahead.nrecs > 0)
+		{
+			eo_batch_swap(w);
+			r = EO_RESTART_NONE;
+		}
+		else
+			r = eo_poll(w, true);
 		idle = w->nrecs == 0;
+		if (r == EO_RESTART_NONE)
+			r = eo_decode_ahead(w);
 		if (r == EO_RESTART_NONE)
 			r = eo_commit_batch(w);
 		if (r != EO_RESTART_NONE)
@@ -582,6 +642,9 @@ eo_worker_batch_contexts(EoWorker *w)
 	/* not under batch_cxt: eo_poll resets that, which would delete this one */
 	w->attempt_cxt = AllocSetContextCreate(w->worker_cxt, "eo_ingest attempt",
 										   8 * 1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
+	/* the batch polled ahead while the decoder decodes it (decoder.c) */
+	w->ahead.cxt = AllocSetContextCreate(w->worker_cxt, "eo_ingest batch ahead",
+										 1024 * 1024, 1024 * 1024, 8 * 1024 * 1024);
 }
 
 static void

@@ -88,6 +88,26 @@ typedef struct EoWorker
 	EoRecord   *recs;			/* in worker_cxt, kept from batch to batch */
 	int			nrecs;
 	int			recs_cap;		/* recs has room for this many */
+	int64	   *next;			/* each partition's next offset after the
+								 * batch, as its poll left the consumer */
+	bool		full;			/* the poll stopped at a limit, or found
+								 * many records ready: a backlog */
+	bool		sent;			/* the batch went to the parallel decoder */
+	/*
+	 * The batch polled ahead of this one while the decoder decodes it
+	 * (decoder.c): the fields above and batch_cxt trade places with these
+	 * (eo_batch_swap).
+	 */
+	struct
+	{
+		MemoryContext cxt;
+		EoRecord   *recs;
+		int			nrecs;
+		int			recs_cap;
+		int64	   *next;
+		bool		full;
+		bool		sent;
+	}			ahead;
 
 	uint64		wake_seq;		/* slot->wake_seq when last checked */
 	TimestampTz checked_at;		/* last look at the pipeline's row */
@@ -98,6 +118,14 @@ typedef struct EoWorker
 } EoWorker;
 
 typedef void (*EoWorkerStep) (EoWorker *w, void *arg);
+
+/* decoder.c */
+extern void eo_batch_swap(EoWorker *w);
+extern void eo_decoder_backlog(EoWorker *w);
+extern bool eo_decoder_usable(EoWorker *w);
+extern bool eo_decoder_send(EoWorker *w);
+extern void eo_decoder_collect(EoWorker *w);
+extern void eo_decoder_stop(void);
 
 /* worker.c */
 extern bool eo_worker_xact(EoWorker *w, const char *activity, EoWorkerStep step,
