@@ -30,6 +30,8 @@
 #                       JSON one; the profiling run then profiles the Avro drain
 #   --case 'LABEL=ARGS' also drain with ARGS appended to create_pipeline
 #                       (e.g. --case 'batch 100k=, batch_size => 100000'),
+#                       or with a server setting for that drain only
+#                       (--case 'no decoder=SET eo_ingest.parallel_decode = off'),
 #                       measured in the same rounds; may be given several times
 #   --sql-path          also drain with eo_ingest.direct_insert = off (the
 #                       INSERT ... ON CONFLICT path), for comparison
@@ -635,11 +637,16 @@ declare -A BEST=() ROUND_RATIOS=()
 try_case() {
 	local name="$1" label="$2" extra="$3" topic="$4" nwork="$5" round="$6" v
 	if [ "$REPEAT" -gt 1 ]; then step "eo_ingest drain: $label (round $round)"; else step "eo_ingest drain: $label"; fi
-	[ "$name" = drain_sql ] &&
-		pq -c "ALTER SYSTEM SET eo_ingest.direct_insert = off" -c "SELECT pg_reload_conf()" >/dev/null
+	local guc=""
+	[ "$name" = drain_sql ] && extra="SET eo_ingest.direct_insert = off"
+	# a server setting for this drain only (--case 'LABEL=SET name = value')
+	if [[ "$extra" =~ ^SET\ +([a-z_.]+)\ *=\ *(.+)$ ]]; then
+		guc="${BASH_REMATCH[1]}"
+		pq -c "ALTER SYSTEM SET $guc = ${BASH_REMATCH[2]}" -c "SELECT pg_reload_conf()" >/dev/null
+		extra=""
+	fi
 	NWORK=$nwork drain "$name" "$topic" "$RECORDS" "$DISTINCT" "$extra"
-	[ "$name" = drain_sql ] &&
-		pq -c "ALTER SYSTEM RESET eo_ingest.direct_insert" -c "SELECT pg_reload_conf()" >/dev/null
+	[ -n "$guc" ] && pq -c "ALTER SYSTEM RESET $guc" -c "SELECT pg_reload_conf()" >/dev/null
 	check_rows "$name"
 	finish_drain "$name"
 	[ "$REPEAT" -gt 1 ] && note "  try $round: $R_SECS s"
