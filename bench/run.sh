@@ -379,7 +379,8 @@ worker_pids() {
 # counters account for every record, checks count(*), and sets R_* results.
 drain() {
 	local name="$1" topic="$2" want_recs="$3" want_rows="$4" extra="${5:-}"
-	local t0 t1 tl tw="" pids row state lag done_recs p k0 o0 k1 o1 c v allpids=""
+	local t0 t1 tl tw="" pids row state lag done_recs p k0 o0 k1 o1 c v allpids="" dpids decpids=""
+	local -A dcpu=()
 	local peak_anon=0 peak_hwm=0 perf_started=0
 	local -A wcpu=() wmain=() wrq=()
 	local ms rq
@@ -394,14 +395,25 @@ drain() {
 	        target => 'public.$name'${BATCH_ARG:-}${EXTRA_ARGS:-}$extra)" >/dev/null
 	while :; do
 		row="$(pq -c "SELECT state, coalesce(lag, -1), rows_inserted + rows_updated + rows_deleted + duplicates_skipped + dead_letters,
-		                     (SELECT string_agg(s.pid::text, ',') FROM eo_ingest._worker_status() s
+		                     (SELECT coalesce(string_agg(s.pid::text, ','), '-') FROM eo_ingest._worker_status() s
 		                       WHERE s.pipeline_id = (SELECT id FROM eo_ingest.pipelines WHERE name = '$name')
 		                         AND s.pid IS NOT NULL
-		                         AND s.database = (SELECT oid FROM pg_database WHERE datname = current_database()))
+		                         AND s.database = (SELECT oid FROM pg_database WHERE datname = current_database())),
+		                     (SELECT coalesce(string_agg(a.pid::text, ','), '-') FROM pg_stat_activity a
+		                       WHERE a.backend_type = 'eo_ingest decoder' AND a.datname = current_database())
 		              FROM eo_ingest.pipeline_status WHERE name = '$name'")"
 		t1=$(now)
-		read -r state lag done_recs pids <<<"$row"
+		read -r state lag done_recs pids dpids <<<"$row"
+		pids="${pids//-/}"
 		pids="${pids//,/ }"
+		dpids="${dpids//-/}"
+		# parallel decoders (eo_ingest.parallel_decode): their CPU is the
+		# pipeline's too, kept apart from the workers' main threads
+		for p in ${dpids//,/ }; do
+			c=$(cpu_ticks "$p")
+			[ "$c" -gt "${dcpu[$p]:-0}" ] && dcpu[$p]=$c
+			case " $decpids " in *" $p "*) ;; *) decpids="$decpids $p" ;; esac
+		done
 		[ -n "$pids" ] && [ -z "$tw" ] && tw=$t1
 		# Workers may restart (retries, fencing): keep the last CPU reading and
 		# the peak memory of every worker process seen.
@@ -435,9 +447,13 @@ drain() {
 		if [ -z "$tw" ]; then sleep 0.05; else sleep 0.5; fi
 	done
 	k1=$(cpu_ticks "$KAFKA_PID")
-	o1=$(cpu_ticks $(pg_other_pids $allpids))
+	o1=$(cpu_ticks $(pg_other_pids $allpids $decpids))
 	c=0
 	for p in $allpids; do c=$((c + wcpu[$p])); done
+	R_DCPU=0
+	for p in $decpids; do R_DCPU=$((R_DCPU + dcpu[$p])); c=$((c + dcpu[$p])); done
+	R_DCPU=$(calc "$R_DCPU / $TCK" 2)
+	R_NDEC=$(echo $decpids | wc -w)
 	R_MAIN=0; R_RQ=0
 	for p in $allpids; do
 		R_MAIN=$(calc "$R_MAIN + ${wmain[$p]:-0} / 1e9" 2); R_RQ=$(calc "$R_RQ + ${wrq[$p]:-0} / 1e9" 2)
@@ -615,7 +631,7 @@ COPY_ROWS=$(pq -c "SELECT count(*) FROM public.copy_ref")
 # ---------------------------------------------------------------- 2./3. drains
 declare -a RUN_NAMES=() RUN_LABELS=()
 declare -A RES=()
-R_VARS="R_SECS R_WCPU R_KCPU R_OCPU R_HWM R_ANON R_START R_STATUS R_NPIDS R_LOAD0 R_LOAD1 R_MAIN R_RQ"
+R_VARS="R_SECS R_WCPU R_KCPU R_OCPU R_HWM R_ANON R_START R_STATUS R_NPIDS R_LOAD0 R_LOAD1 R_MAIN R_RQ R_DCPU R_NDEC"
 # check_rows TABLE: row by row against the COPY reference (same distinct ids;
 # a duplicate carries the same event number, so customer_id, amount and note
 # agree, but its seq and created_at are its own and either copy may win)
@@ -673,7 +689,8 @@ report_case() {
 	# figures owe to one lucky try of either
 	RES[$name.rmed]=$(printf '%s\n' ${ROUND_RATIOS[$name]} | sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 	[ "$REPEAT" -gt 1 ] && note "  per round against that round's COPY: ${ROUND_RATIOS[$name]}(median ${RES[$name.rmed]})"
-	note "  CPU s: worker(s) $R_WCPU (main thread $R_MAIN, and $R_RQ s waiting for a core), Kafka $R_KCPU, other postgres $R_OCPU; peak VmHWM $R_HWM kB, peak RssAnon $R_ANON kB"
+	note "  CPU s: worker(s) $R_WCPU (main thread $R_MAIN, and $R_RQ s waiting for a core; parallel decoders $R_DCPU in $R_NDEC processes), Kafka $R_KCPU, other postgres $R_OCPU; peak VmHWM $R_HWM kB, peak RssAnon $R_ANON kB"
+	RES[$name.dcpu]=$R_DCPU; RES[$name.ndec]=$R_NDEC
 	RES[$name.main]=$R_MAIN; RES[$name.rq]=$R_RQ
 	note "  status (inserted skipped dead batches): $R_STATUS; rows differing from COPY: $mism"
 	note "  worker processes seen: $R_NPIDS; load average before/after: $R_LOAD0 / $R_LOAD1"
@@ -945,11 +962,12 @@ step "results"
 			"$(calc "${RES[$n.hwm]} / 1024" 1)" "$(calc "${RES[$n.anon]} / 1024" 1)" "${RES[$n.nproc]}" "${RES[$n.load]}"
 	done
 	echo
-	echo "worker main threads (decoding and writing; their librdkafka threads are in wCPU), against COPY's backend $COPY_CPU CPU s:"
+	echo "worker main threads (decoding and writing; their librdkafka threads and parallel decoders are in wCPU), against COPY's backend $COPY_CPU CPU s:"
 	for i in "${!RUN_NAMES[@]}"; do
 		n=${RUN_NAMES[$i]}
 		if [ -n "${RES[$n.main]:-}" ]; then
-			printf '  %-44s %6s s on a core, %6s s waiting for one\n' "${RUN_LABELS[$i]}" "${RES[$n.main]}" "${RES[$n.rq]}"
+			printf '  %-44s %6s s on a core, %6s s waiting for one; parallel decoders %s s (%s processes)\n' \
+				"${RUN_LABELS[$i]}" "${RES[$n.main]}" "${RES[$n.rq]}" "${RES[$n.dcpu]:-0}" "${RES[$n.ndec]:-0}"
 		fi
 	done
 	if [ "$REPEAT" -gt 1 ]; then
@@ -992,7 +1010,7 @@ step "results"
 	for n in "${RUN_NAMES[@]}"; do
 		json+=",\"${n#drain_}\":{\"seconds\":${RES[$n.secs]},\"rows_per_s\":${RES[$n.rps]},\"records_per_s\":${RES[$n.recps]},\"ratio_to_copy\":${RES[$n.ratio]},\"round_ratio_median\":${RES[$n.rmed]:-null},"
 		json+="\"worker_cpu_s\":${RES[$n.wcpu]},\"worker_cpu_s_per_mrow\":${RES[$n.cpum]},\"kafka_cpu_s\":${RES[$n.kcpu]},\"pg_other_cpu_s\":${RES[$n.ocpu]},"
-		json+="\"worker_main_thread_cpu_s\":${RES[$n.main]:-null},\"worker_main_thread_runqueue_s\":${RES[$n.rq]:-null},"
+		json+="\"worker_main_thread_cpu_s\":${RES[$n.main]:-null},\"worker_main_thread_runqueue_s\":${RES[$n.rq]:-null},\"decoder_cpu_s\":${RES[$n.dcpu]:-0},\"decoders\":${RES[$n.ndec]:-0},"
 		json+="\"peak_vmhwm_kb\":${RES[$n.hwm]},\"peak_rss_anon_kb\":${RES[$n.anon]},\"worker_start_s\":${RES[$n.start]},"
 		json+="\"worker_processes\":${RES[$n.nproc]},\"loadavg\":\"${RES[$n.load]}\"}"
 	done
