@@ -20,7 +20,9 @@
 # SASL_SSL listener with PLAIN users and SCRAM enabled; scram_format_args()
 # adds SCRAM users when the storage is formatted (no JVM tool run later):
 #
-#   my $certs = EoKafka::make_certs("$tmp_check/certs");
+#   # a directory of each test file's own: TAP files run two at a time, and
+#   # make-certs writes new keys, which a broker restarted later must match
+#   my $certs = EoKafka::make_certs("$tmp_check/certs_NNN");
 #   my $port = EoKafka::free_port();
 #   my $kafka = EoKafka->new(extra_listeners => "SASL_SSL://127.0.0.1:$port",
 #       extra_config => EoKafka::sasl_ssl_config($certs, alice => 'pw1'),

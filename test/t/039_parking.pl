@@ -26,7 +26,7 @@ use EoKafka;
 use EoTest;
 
 my $PLAIN_PW = 'plain-Pw-39a6e2c1';
-my $certs = EoKafka::make_certs("$PostgreSQL::Test::Utils::tmp_check/certs");
+my $certs = EoKafka::make_certs("$PostgreSQL::Test::Utils::tmp_check/certs_039");
 my $ssl_port = EoKafka::free_port();
 my $kafka = EoKafka->new(
 	extra_listeners => "SASL_SSL://127.0.0.1:$ssl_port",

@@ -24,7 +24,7 @@ my $PLAIN_PW = 'plain-Pw-c02e55b8';
 my $WRONG_PW = 'wrong-Pw-5d8e12aa';
 my @SECRETS = ($SCRAM_PW, $PLAIN_PW, $WRONG_PW);
 
-my $certs = EoKafka::make_certs("$PostgreSQL::Test::Utils::tmp_check/certs");
+my $certs = EoKafka::make_certs("$PostgreSQL::Test::Utils::tmp_check/certs_040");
 my $ssl_port = EoKafka::free_port();
 my $kafka = EoKafka->new(
 	extra_listeners => "SASL_SSL://127.0.0.1:$ssl_port",
