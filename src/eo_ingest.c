@@ -111,7 +111,7 @@ _PG_init(void)
 							 "Only under a backlog, for json, text and bytea without an envelope or $headers; "
 							 "the decoder takes a background worker slot and yields it to any waiting pipeline.",
 							 &eo_parallel_decode,
-							 true,
+							 false,
 							 PGC_SIGHUP,
 							 0,
 							 NULL, NULL, NULL);
