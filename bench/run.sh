@@ -975,6 +975,8 @@ step "results"
 		echo "each round against that round's COPY (rows/s ratio), and the median:"
 		for i in "${!RUN_NAMES[@]}"; do
 			n=${RUN_NAMES[$i]}
+			# the peers run once, outside the rounds
+			[ -n "${ROUND_RATIOS[$n]:-}" ] || continue
 			printf '  %-44s %s (median %s)\n' "${RUN_LABELS[$i]}" "${ROUND_RATIOS[$n]}" "${RES[$n.rmed]}"
 		done
 	fi
